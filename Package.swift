@@ -1,0 +1,43 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+/// Settings every Veil Swift target shares: Swift 6 mode with strict concurrency (the default in
+/// Swift 6 mode), plus the upcoming features our style guide asks for.
+let strictSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "Veil",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "VeilCrypto", targets: ["VeilCrypto"]),
+        .executable(name: "veil-bench", targets: ["VeilBench"]),
+    ],
+    dependencies: [],
+    targets: [
+        // C libraries enter through system-library targets; only VeilCrypto imports them.
+        .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
+        .systemLibrary(name: "COpenSSLCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+
+        .target(
+            name: "VeilCrypto",
+            dependencies: ["CSodium", "COpenSSLCrypto"],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "VeilBench",
+            dependencies: ["VeilCrypto"],
+            swiftSettings: strictSettings
+        ),
+
+        .testTarget(
+            name: "VeilCryptoTests",
+            dependencies: ["VeilCrypto"],
+            swiftSettings: strictSettings
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

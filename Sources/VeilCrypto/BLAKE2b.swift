@@ -1,0 +1,69 @@
+import CSodium
+
+/// BLAKE2b hashing and key derivation (libsodium's `crypto_generichash`), always with an explicit
+/// domain-separation label.
+///
+/// Every input is encoded as `len(label) (1 byte) || label (UTF-8) || message`, so two different
+/// (label, message) pairs never hash the same input. Labels are short ASCII strings of at most
+/// 255 bytes, by convention `veil/v1/<purpose>`.
+public enum BLAKE2b {
+    /// Unkeyed BLAKE2b of `label` and `message`, `outputByteCount` in 16...64.
+    public static func hash(label: String, message: [UInt8], outputByteCount: Int = 32) -> [UInt8] {
+        precondition((16...64).contains(outputByteCount), "BLAKE2b output must be 16...64 bytes")
+        SodiumRuntime.ensureInitialized()
+        let input = encode(label: label, message: message)
+        var out = [UInt8](repeating: 0, count: outputByteCount)
+        out.withUnsafeMutableBytes { o in
+            input.withUnsafeBytes { i in
+                _ = crypto_generichash(
+                    o.baseAddress!.assumingMemoryBound(to: UInt8.self), outputByteCount,
+                    i.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt64(input.count),
+                    nil, 0)
+            }
+        }
+        return out
+    }
+
+    /// Encodes the hash input: one length byte, the label's UTF-8 bytes, then the message.
+    static func encode(label: String, message: [UInt8]) -> [UInt8] {
+        let labelBytes = Array(label.utf8)
+        precondition(!labelBytes.isEmpty && labelBytes.count <= 255, "domain label must be 1...255 bytes")
+        var input = [UInt8]()
+        input.reserveCapacity(1 + labelBytes.count + message.count)
+        input.append(UInt8(labelBytes.count))
+        input.append(contentsOf: labelBytes)
+        input.append(contentsOf: message)
+        return input
+    }
+}
+
+/// Key derivation from a secret with BLAKE2b in keyed mode:
+/// `output = BLAKE2b(key: secret, outlen, message: len(label) || label || context)`.
+///
+/// The secret must be 16...64 bytes (libsodium's key limits) and the output 16...64 bytes.
+/// Distinct labels give independent keys from one secret; the context binds the output to a
+/// round, a sender and a recipient.
+public enum KeyDerivation {
+    /// Derives `outputByteCount` secret bytes from `secret` for the purpose named by `label`.
+    public static func derive(
+        from secret: SecretBytes, label: String, context: [UInt8], outputByteCount: Int
+    ) throws(CryptoError) -> SecretBytes {
+        guard (Int(crypto_generichash_BYTES_MIN)...Int(crypto_generichash_BYTES_MAX)).contains(outputByteCount) else {
+            throw .invalidOutputLength(outputByteCount)
+        }
+        guard (Int(crypto_generichash_KEYBYTES_MIN)...Int(crypto_generichash_KEYBYTES_MAX)).contains(secret.count) else {
+            throw .invalidLength(what: "KDF input secret", expected: 32, actual: secret.count)
+        }
+        let input = BLAKE2b.encode(label: label, message: context)
+        return SecretBytes(count: outputByteCount) { out in
+            secret.withUnsafeBytes { key in
+                input.withUnsafeBytes { i in
+                    _ = crypto_generichash(
+                        out.baseAddress!.assumingMemoryBound(to: UInt8.self), outputByteCount,
+                        i.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt64(input.count),
+                        key.baseAddress!.assumingMemoryBound(to: UInt8.self), key.count)
+                }
+            }
+        }
+    }
+}
