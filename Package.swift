@@ -14,6 +14,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "VeilCrypto", targets: ["VeilCrypto"]),
+        .library(name: "VeilProtocol", targets: ["VeilProtocol"]),
         .executable(name: "veil-bench", targets: ["VeilBench"]),
     ],
     dependencies: [],
@@ -27,12 +28,22 @@ let package = Package(
             dependencies: ["CSodium", "COpenSSLCrypto"],
             swiftSettings: strictSettings
         ),
+        .target(
+            name: "VeilProtocol",
+            dependencies: ["VeilCrypto"],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "VeilBench",
             dependencies: ["VeilCrypto"],
             swiftSettings: strictSettings
         ),
 
+        .testTarget(
+            name: "VeilProtocolTests",
+            dependencies: ["VeilProtocol", "VeilCrypto"],
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "VeilCryptoTests",
             dependencies: ["VeilCrypto"],

@@ -1,0 +1,163 @@
+import Dispatch
+import VeilCrypto
+
+extension AggregationSession {
+    /// A secret the server must reconstruct: a survivor's self-mask seed or a dropped device's
+    /// masking key.
+    struct Reconstruction: Sendable {
+        let owner: UInt32
+        let isSelfMask: Bool
+        let shares: [ShamirShare]
+    }
+
+    /// One mask to remove from the sum.
+    enum MaskJob: Sendable {
+        case selfMask(owner: UInt32, seed: SecretBytes)
+        case pairwise(dropped: UInt32, survivor: UInt32, droppedKey: X25519.PrivateKey)
+    }
+
+    /// Reconstructs every needed secret and removes every mask, on `workers` threads.
+    mutating func finishUnmasking(using random: inout some RandomSource) -> AggregationOutcome? {
+        let t = configuration.threshold
+        var reconstructions = [Reconstruction]()
+        for d in 0..<UInt32(configuration.cohortSize) where inShareSet[Int(d)] {
+            let neighbours = graph.neighbours(of: d)
+            let isSurvivor = inSurvivors[Int(d)]
+            guard isSurvivor || neighbours.contains(where: { inSurvivors[Int($0)] }) else { continue }
+            var shares = [ShamirShare]()
+            let commitment = (isSurvivor ? records[Int(d)].selfMaskCommitment : records[Int(d)].maskingKeyCommitment)!
+            for holder in neighbours where misbehaving[holder] == nil {
+                guard let list = isSurvivor ? records[Int(holder)].selfMaskShares : records[Int(holder)].maskingKeyShares else { continue }
+                let position = list.partitioningIndex { $0.owner >= d }
+                guard position < list.count, list[position].owner == d else { continue }
+                if let share = try? ShamirShare(
+                    x: ProtocolEncoding.shareXCoordinate(holder: holder), values: list[position].values, commitment: commitment) {
+                    shares.append(share)
+                }
+            }
+            guard shares.count >= t else { return abort(.notEnoughShares(device: d, have: shares.count, need: t)) }
+            reconstructions.append(Reconstruction(owner: d, isSelfMask: isSurvivor, shares: shares))
+        }
+
+        // Phase A: reconstruct secrets in parallel. Each worker has its own random source for the
+        // robust path, seeded from the caller's.
+        let seeds = (0..<workers).map { _ in SecretBytes(randomCount: 32, using: &random) }
+        let items = reconstructions
+        let maskingKeys = records.map(\.maskingKey)
+        let results = ParallelMap.run(count: items.count, workers: workers, seeds: seeds) { index, rng, cache in
+            Self.reconstruct(items[index], threshold: t, maskingKey: maskingKeys[Int(items[index].owner)]!, rng: &rng, cache: &cache)
+        }
+        var jobs = [MaskJob]()
+        for (item, result) in zip(reconstructions, results) {
+            statistics.reconstructions += 1
+            switch result {
+            case let .failure(reason):
+                return abort(reason)
+            case let .success(outcome):
+                if outcome.usedRobustPath { statistics.robustReconstructions += 1 }
+                for bad in outcome.badHolders where misbehaving[bad] == nil {
+                    misbehaving[bad] = .wrongShareSet("revealed a share for device \(item.owner) that does not match its commitment")
+                }
+                if item.isSelfMask {
+                    jobs.append(.selfMask(owner: item.owner, seed: outcome.secret))
+                } else {
+                    let key = try! X25519.PrivateKey(rawRepresentation: outcome.secret)
+                    for survivor in graph.neighbours(of: item.owner) where inSurvivors[Int(survivor)] {
+                        jobs.append(.pairwise(dropped: item.owner, survivor: survivor, droppedKey: key))
+                    }
+                }
+            }
+        }
+
+        // Phase B: expand and remove masks in parallel, one partial sum per worker.
+        let configuration = self.configuration
+        let survivorKeys = maskingKeys
+        let allJobs = jobs
+        let partials = ParallelReduce.run(
+            count: jobs.count, workers: workers, algorithm: configuration.prg,
+            makePartial: { ModularVector(zerosOfCount: configuration.dimension, bitWidth: configuration.bitWidth) }
+        ) { index, partial, generator in
+            Self.remove(allJobs[index], from: &partial, configuration: configuration, survivorKeys: survivorKeys, generator: generator)
+        }
+        statistics.maskExpansions += jobs.count
+        for partial in partials {
+            switch partial {
+            case let .success(vector): accumulator.add(vector)
+            case let .failure(reason): return abort(reason)
+            }
+        }
+        let result = AggregationResult(
+            roundID: configuration.roundID, sum: accumulator, survivors: survivors,
+            droppedInPhase: droppedInPhase, misbehaving: misbehaving)
+        phase = nil
+        recipients = []
+        outcome = .finished(result)
+        return outcome
+    }
+
+    /// A verified reconstruction.
+    struct ReconstructedSecret: Sendable {
+        let secret: SecretBytes
+        let usedRobustPath: Bool
+        let badHolders: [UInt32]
+    }
+
+    /// Reconstructs from the first t shares (reusing cached Lagrange bases), falling back to the
+    /// subset search when a share is wrong. Masking keys are also checked against the advertised
+    /// public key.
+    static func reconstruct(
+        _ item: Reconstruction, threshold t: Int, maskingKey: X25519.PublicKey,
+        rng: inout SeededRandomSource, cache: inout [[UInt32]: LagrangeBasis]
+    ) -> Result<ReconstructedSecret, RoundAbortReason> {
+        func acceptable(_ secret: SecretBytes) -> Bool {
+            item.isSelfMask || (try? X25519.PrivateKey(rawRepresentation: secret))?.publicKey == maskingKey
+        }
+        let first = Array(item.shares.prefix(t))
+        let xs = first.map(\.x)
+        let basis: LagrangeBasis
+        if let cached = cache[xs] {
+            basis = cached
+        } else {
+            basis = try! LagrangeBasis(xCoordinates: xs)
+            cache[xs] = basis
+        }
+        if let secret = try? ShamirSecretSharing.reconstruct(first, basis: basis), acceptable(secret) {
+            return .success(ReconstructedSecret(secret: secret, usedRobustPath: false, badHolders: []))
+        }
+        let suspects = item.shares.map { $0.x - 1 }
+        guard let robust = try? ShamirSecretSharing.reconstructIdentifyingBadShares(item.shares, threshold: t, using: &rng),
+              acceptable(robust.secret) else {
+            return .failure(.reconstructionFailed(device: item.owner, suspects: suspects))
+        }
+        return .success(ReconstructedSecret(secret: robust.secret, usedRobustPath: true, badHolders: robust.badShares.map { $0 - 1 }))
+    }
+
+    /// Removes one mask from `partial`, which accumulates corrections to add to the sum.
+    static func remove(
+        _ job: MaskJob, from partial: inout ModularVector, configuration: RoundConfiguration,
+        survivorKeys: [X25519.PublicKey?], generator: MaskGenerator
+    ) -> RoundAbortReason? {
+        let round = configuration.roundID
+        do {
+            switch job {
+            case let .selfMask(owner, seed):
+                try partial.applyMask(seed: seed, label: ProtocolEncoding.selfMaskLabel(round: round, device: owner), generator: generator, subtracting: true)
+            case let .pairwise(dropped, survivor, droppedKey):
+                let shared = try droppedKey.sharedSecret(with: survivorKeys[Int(survivor)]!)
+                let seed = try ProtocolEncoding.pairwiseSeed(sharedSecret: shared, round: round, dropped, survivor)
+                // The survivor added the mask if it has the lower index; undo exactly that.
+                try partial.applyMask(
+                    seed: seed, label: ProtocolEncoding.pairwiseMaskLabel(round: round, dropped, survivor), generator: generator,
+                    subtracting: ProtocolEncoding.addsPairwiseMask(survivor, with: dropped))
+            }
+            return nil
+        } catch {
+            let owner: UInt32
+            switch job {
+            case let .selfMask(o, _): owner = o
+            case let .pairwise(d, _, _): owner = d
+            }
+            return .reconstructionFailed(device: owner, suspects: [])
+        }
+    }
+}

@@ -1,0 +1,204 @@
+import VeilCrypto
+
+extension DeviceSession {
+    /// Round 1: validate the neighbours' keys, split both secrets among them, seal each pair.
+    mutating func shareKeys(
+        input: ModularVector, secrets: RoundSecrets, entries: [AdvertisedKeys], using random: inout some RandomSource
+    ) throws(ProtocolViolation) -> DeviceMessage {
+        let phase = Phase.shareKeys
+        let t = configuration.threshold
+        try requireAscending(entries.map(\.device), phase)
+        var seenKeys: Set<[UInt8]> = [secrets.encryption.publicKey.rawRepresentation, secrets.masking.publicKey.rawRepresentation]
+        var neighbours: [UInt32: NeighbourRecord] = [:]
+        for entry in entries {
+            guard graph.areNeighbours(device, entry.device) else { throw violation(phase, .notANeighbour(entry.device)) }
+            guard seenKeys.insert(entry.encryptionKey.rawRepresentation).inserted,
+                  seenKeys.insert(entry.maskingKey.rawRepresentation).inserted else {
+                throw violation(phase, .reusedKey(device: entry.device))
+            }
+            if configuration.threatModel == .active {
+                guard let identityKey = entry.identityKey, let signature = entry.signature,
+                      identityKey.isValidSignature(signature, for: ProtocolEncoding.advertiseStatement(
+                        round: configuration.roundID, device: entry.device,
+                        encryptionKey: entry.encryptionKey, maskingKey: entry.maskingKey)) else {
+                    throw violation(phase, .invalidSignature(signer: entry.device))
+                }
+            }
+            neighbours[entry.device] = NeighbourRecord(encryptionKey: entry.encryptionKey, maskingKey: entry.maskingKey, identityKey: entry.identityKey)
+        }
+        guard entries.count >= t else { throw violation(phase, .tooFewNeighbours(have: entries.count, need: t)) }
+
+        let xs = entries.map { ProtocolEncoding.shareXCoordinate(holder: $0.device) }
+        let maskingShares: [ShamirShare]
+        let seedShares: [ShamirShare]
+        do {
+            maskingShares = try ShamirSecretSharing.split(secrets.masking.rawRepresentation, threshold: t, xCoordinates: xs, using: &random)
+            seedShares = try ShamirSecretSharing.split(secrets.selfMaskSeed, threshold: t, xCoordinates: xs, using: &random)
+        } catch {
+            preconditionFailure("validated share parameters were refused: \(error)")
+        }
+        var sealed = [SealedShares]()
+        sealed.reserveCapacity(entries.count)
+        for (index, entry) in entries.enumerated() {
+            let plaintext = SecretBytes(count: 2 * ShamirSecretSharing.shareValueByteCount) { out in
+                maskingShares[index].values.withUnsafeBytes { out.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                seedShares[index].values.withUnsafeBytes {
+                    (out.baseAddress! + ShamirSecretSharing.shareValueByteCount).copyMemory(from: $0.baseAddress!, byteCount: $0.count)
+                }
+            }
+            do {
+                let shared = try secrets.encryption.sharedSecret(with: entry.encryptionKey)
+                let (key, nonce) = try ProtocolEncoding.shareEncryptionKey(
+                    sharedSecret: shared, round: configuration.roundID, sender: device, recipient: entry.device)
+                let ciphertext = XChaCha20Poly1305.seal(
+                    plaintext, key: key, nonce: nonce,
+                    associatedData: ProtocolEncoding.shareAssociatedData(round: configuration.roundID, sender: device, recipient: entry.device))
+                sealed.append(SealedShares(sender: device, recipient: entry.device, ciphertext: ciphertext))
+            } catch {
+                throw violation(phase, .malformed("neighbour \(entry.device) advertised an unusable encryption key (\(error))"))
+            }
+        }
+        state = .sharedKeys(input: input, secrets: secrets, neighbours: neighbours)
+        return .shareKeys(maskingKeyCommitment: maskingShares[0].commitment, selfMaskCommitment: seedShares[0].commitment, shares: sealed)
+    }
+
+    /// Round 2: open the shares sealed to this device, then mask the input.
+    ///
+    /// A share pair that fails to open is not held (this device will reveal nothing for that
+    /// sender), but the pairwise mask with the sender is still applied, because the sender applies
+    /// it too.
+    mutating func maskInput(
+        input: ModularVector, secrets: RoundSecrets, neighbours: [UInt32: NeighbourRecord], sealed: [SealedShares]
+    ) throws(ProtocolViolation) -> DeviceMessage {
+        let phase = Phase.maskedInputCollection
+        let t = configuration.threshold
+        try requireAscending(sealed.map(\.sender), phase)
+        var held: [UInt32: HeldShares] = [:]
+        for item in sealed {
+            guard item.recipient == device else { throw violation(phase, .malformed("share addressed to device \(item.recipient)")) }
+            guard neighbours[item.sender] != nil else { throw violation(phase, .notANeighbour(item.sender)) }
+            guard item.ciphertext.count == SealedShares.ciphertextByteCount else {
+                throw violation(phase, .malformed("sealed shares from \(item.sender) are \(item.ciphertext.count) bytes, expected \(SealedShares.ciphertextByteCount)"))
+            }
+        }
+        guard sealed.count >= t else { throw violation(phase, .tooFewNeighbours(have: sealed.count, need: t)) }
+        for item in sealed {
+            if let pair = try? openShares(item, from: neighbours[item.sender]!, secrets: secrets) { held[item.sender] = pair }
+        }
+
+        var masked = input
+        let generator = MaskGenerator(algorithm: configuration.prg)
+        do {
+            try masked.applyMask(
+                seed: secrets.selfMaskSeed, label: ProtocolEncoding.selfMaskLabel(round: configuration.roundID, device: device),
+                generator: generator)
+            for item in sealed {
+                let peer = item.sender
+                let shared = try secrets.masking.sharedSecret(with: neighbours[peer]!.maskingKey)
+                let seed = try ProtocolEncoding.pairwiseSeed(sharedSecret: shared, round: configuration.roundID, device, peer)
+                try masked.applyMask(
+                    seed: seed, label: ProtocolEncoding.pairwiseMaskLabel(round: configuration.roundID, device, peer),
+                    generator: generator, subtracting: !ProtocolEncoding.addsPairwiseMask(device, with: peer))
+            }
+        } catch {
+            throw violation(phase, .malformed("mask derivation failed: \(error)"))
+        }
+        state = .maskedInputSent(held: held, sharers: sealed.map(\.sender), neighbours: neighbours)
+        return .maskedInput(masked)
+    }
+
+    /// Opens one sealed share pair; throws if the sender's key is unusable or the AEAD fails.
+    func openShares(_ item: SealedShares, from sender: NeighbourRecord, secrets: RoundSecrets) throws -> HeldShares {
+        let shared = try secrets.encryption.sharedSecret(with: sender.encryptionKey)
+        let (key, nonce) = try ProtocolEncoding.shareEncryptionKey(
+            sharedSecret: shared, round: configuration.roundID, sender: item.sender, recipient: device)
+        let plaintext = try XChaCha20Poly1305.open(
+            item.ciphertext, key: key, nonce: nonce,
+            associatedData: ProtocolEncoding.shareAssociatedData(round: configuration.roundID, sender: item.sender, recipient: device))
+        let half = ShamirSecretSharing.shareValueByteCount
+        return plaintext.withUnsafeBytes { raw in
+            HeldShares(
+                maskingKey: SecretBytes(copying: UnsafeRawBufferPointer(rebasing: raw[0..<half])),
+                selfMask: SecretBytes(copying: UnsafeRawBufferPointer(rebasing: raw[half..<(2 * half)])))
+        }
+    }
+
+    /// Round 3 (active): check the survivor set against this device's view and sign it.
+    mutating func signConsistency(
+        held: [UInt32: HeldShares], sharers: [UInt32], neighbours: [UInt32: NeighbourRecord], survivors: [UInt32]
+    ) throws(ProtocolViolation) -> DeviceMessage {
+        let phase = Phase.consistencyCheck
+        try requireAscending(survivors, phase)
+        guard let last = survivors.last, Int(last) < configuration.cohortSize else {
+            throw violation(phase, .malformed("survivor index outside the cohort"))
+        }
+        guard survivors.contains(device) else {
+            throw violation(phase, .inconsistentSurvivorSet("this device sent its masked input but is not listed"))
+        }
+        let sharerSet = Set(sharers)
+        let survivingNeighbours = survivors.filter { graph.areNeighbours(device, $0) }
+        if let stranger = survivingNeighbours.first(where: { !sharerSet.contains($0) }) {
+            throw violation(phase, .inconsistentSurvivorSet("neighbour \(stranger) is listed as a survivor but never shared keys"))
+        }
+        guard survivingNeighbours.count >= configuration.threshold else {
+            throw violation(phase, .tooFewNeighbours(have: survivingNeighbours.count, need: configuration.threshold))
+        }
+        let signature = identity!.signature(for: ProtocolEncoding.consistencyStatement(round: configuration.roundID, device: device, survivors: survivors))
+        state = .consistencySigned(held: held, sharers: sharers, neighbours: neighbours, survivors: survivors)
+        return .consistencySignature(signature)
+    }
+
+    /// Round 4: reveal the self-mask share of each surviving neighbour and the masking-key share
+    /// of each dropped one, after checking the request (and, in the active model, the signatures).
+    mutating func unmask(
+        held: [UInt32: HeldShares], sharers: [UInt32], surviving: [UInt32], dropped: [UInt32],
+        check: (neighbours: [UInt32: NeighbourRecord], survivors: [UInt32], signatures: [UInt32: Ed25519.Signature])?
+    ) throws(ProtocolViolation) -> DeviceMessage {
+        let phase = Phase.unmasking
+        try requireAscending(surviving, phase)
+        try requireAscending(dropped, phase)
+        let survivingSet = Set(surviving)
+        if let both = dropped.first(where: { survivingSet.contains($0) }) {
+            throw violation(phase, .requestedBothShares(neighbour: both))
+        }
+        let sharerSet = Set(sharers)
+        if let stranger = (surviving + dropped).first(where: { !sharerSet.contains($0) }) {
+            throw violation(phase, .notANeighbour(stranger))
+        }
+        if let (neighbours, survivors, signatures) = check {
+            let u3 = Set(survivors)
+            let expectedSurviving = sharers.filter { u3.contains($0) }
+            let expectedDropped = sharers.filter { !u3.contains($0) }
+            guard surviving == expectedSurviving, dropped == expectedDropped else {
+                throw violation(phase, .inconsistentSurvivorSet("request disagrees with the signed survivor set"))
+            }
+            for (signer, signature) in signatures.sorted(by: { $0.key < $1.key }) {
+                guard survivingSet.contains(signer), let identityKey = neighbours[signer]?.identityKey else {
+                    throw violation(phase, .notANeighbour(signer))
+                }
+                let statement = ProtocolEncoding.consistencyStatement(round: configuration.roundID, device: signer, survivors: survivors)
+                guard identityKey.isValidSignature(signature, for: statement) else {
+                    throw violation(phase, .invalidSignature(signer: signer))
+                }
+            }
+            guard signatures.count >= configuration.threshold else {
+                throw violation(phase, .tooFewNeighbours(have: signatures.count, need: configuration.threshold))
+            }
+        } else {
+            guard surviving.count >= configuration.threshold else {
+                throw violation(phase, .tooFewNeighbours(have: surviving.count, need: configuration.threshold))
+            }
+        }
+        let selfMaskShares = surviving.compactMap { owner in held[owner].map { RevealedShare(owner: owner, values: $0.selfMask) } }
+        let maskingKeyShares = dropped.compactMap { owner in held[owner].map { RevealedShare(owner: owner, values: $0.maskingKey) } }
+        state = .finished
+        return .unmaskingShares(selfMaskShares: selfMaskShares, maskingKeyShares: maskingKeyShares)
+    }
+
+    /// Throws unless `indices` is strictly increasing (sorted, no repeats).
+    func requireAscending(_ indices: [UInt32], _ phase: Phase) throws(ProtocolViolation) {
+        for i in indices.indices.dropFirst() where indices[i - 1] >= indices[i] {
+            throw violation(phase, .malformed("device list is not strictly increasing at position \(i)"))
+        }
+    }
+}

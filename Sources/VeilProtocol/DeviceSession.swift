@@ -1,0 +1,150 @@
+public import VeilCrypto
+
+/// The device side of one secure-aggregation round: a value-type state machine.
+///
+/// The driver (the network client, or the simulator) calls ``start(using:)`` once, then
+/// ``handle(_:using:)`` with each message from the server, and sends back the message each call
+/// returns. The session performs no I/O and reads no clock; randomness comes from the caller.
+///
+/// A message that breaks the protocol moves the session to a terminal aborted state and throws a
+/// ``ProtocolViolation`` naming the round, this device and what was wrong. A device answers each
+/// phase at most once, and never reveals both shares it holds for one neighbour.
+///
+/// - warning: Not thread-safe (it is a value; do not share one instance across tasks).
+public struct DeviceSession: Sendable {
+    /// The round configuration, as received from the server.
+    public let configuration: RoundConfiguration
+    /// This device's index in the cohort.
+    public let device: UInt32
+    let graph: NeighbourGraph
+    let identity: Ed25519.PrivateKey?
+    var state: State
+
+    /// The round's secrets: two X25519 key pairs and the self-mask seed.
+    struct RoundSecrets: Sendable {
+        let encryption: X25519.PrivateKey
+        let masking: X25519.PrivateKey
+        let selfMaskSeed: SecretBytes
+    }
+
+    /// The two shares this device holds for one neighbour.
+    struct HeldShares: Sendable {
+        let maskingKey: SecretBytes
+        let selfMask: SecretBytes
+    }
+
+    /// What a neighbour advertised, kept after round 0.
+    struct NeighbourRecord: Sendable {
+        let encryptionKey: X25519.PublicKey
+        let maskingKey: X25519.PublicKey
+        let identityKey: Ed25519.PublicKey?
+    }
+
+    enum State: Sendable {
+        case ready(input: ModularVector)
+        case advertised(input: ModularVector, secrets: RoundSecrets)
+        case sharedKeys(input: ModularVector, secrets: RoundSecrets, neighbours: [UInt32: NeighbourRecord])
+        case maskedInputSent(held: [UInt32: HeldShares], sharers: [UInt32], neighbours: [UInt32: NeighbourRecord])
+        case consistencySigned(held: [UInt32: HeldShares], sharers: [UInt32], neighbours: [UInt32: NeighbourRecord], survivors: [UInt32])
+        case finished
+        case aborted(ProtocolViolation)
+    }
+
+    /// Creates a session for `device` with its private `input`.
+    ///
+    /// - Parameters:
+    ///   - graph: the graph built from `configuration` (``NeighbourGraph/init(configuration:)``);
+    ///     passed in so that simulations can share one instance among many devices.
+    ///   - identity: the device's long-term signing key; required in the active threat model.
+    public init(
+        configuration: RoundConfiguration, graph: NeighbourGraph, device: UInt32,
+        identity: Ed25519.PrivateKey?, input: ModularVector
+    ) throws(ConfigurationError) {
+        guard Int(device) < configuration.cohortSize else {
+            throw .invalid(field: "device", reason: "index \(device) is outside the cohort of \(configuration.cohortSize)")
+        }
+        guard graph.cohortSize == configuration.cohortSize, graph.degree == configuration.degree else {
+            throw .invalid(field: "graph", reason: "graph was built for another configuration")
+        }
+        guard input.count == configuration.dimension, input.bitWidth == configuration.bitWidth else {
+            throw .invalid(field: "input", reason: "input has \(input.count) elements of \(input.bitWidth) bits, the round needs \(configuration.dimension) of \(configuration.bitWidth)")
+        }
+        if configuration.threatModel == .active && identity == nil {
+            throw .invalid(field: "identity", reason: "the active threat model needs the device's identity key")
+        }
+        self.configuration = configuration
+        self.graph = graph
+        self.device = device
+        self.identity = identity
+        self.state = .ready(input: input)
+    }
+
+    /// The phase whose server message the session waits for next; nil once finished or aborted.
+    public var awaiting: Phase? {
+        switch state {
+        case .ready: return .advertiseKeys
+        case .advertised: return .shareKeys
+        case .sharedKeys: return .maskedInputCollection
+        case .maskedInputSent: return configuration.threatModel == .active ? .consistencyCheck : .unmasking
+        case .consistencySigned: return .unmasking
+        case .finished, .aborted: return nil
+        }
+    }
+
+    /// Whether the device has answered the unmasking request (its part of the round is done).
+    public var isFinished: Bool { if case .finished = state { return true } else { return false } }
+
+    /// Why the session aborted, if it did.
+    public var abortReason: ProtocolViolation? { if case let .aborted(v) = state { return v } else { return nil } }
+
+    /// Round 0: generates the round's key pairs and self-mask seed and returns AdvertiseKeys.
+    public mutating func start(using random: inout some RandomSource) throws(ProtocolViolation) -> DeviceMessage {
+        guard case let .ready(input) = state else { throw violation(.advertiseKeys, .unexpectedMessage(received: .advertiseKeys)) }
+        let secrets = RoundSecrets(
+            encryption: X25519.PrivateKey(using: &random),
+            masking: X25519.PrivateKey(using: &random),
+            selfMaskSeed: SecretBytes(randomCount: 32, using: &random))
+        let signature = identity.map {
+            $0.signature(for: ProtocolEncoding.advertiseStatement(
+                round: configuration.roundID, device: device,
+                encryptionKey: secrets.encryption.publicKey, maskingKey: secrets.masking.publicKey))
+        }
+        state = .advertised(input: input, secrets: secrets)
+        return .advertiseKeys(encryptionKey: secrets.encryption.publicKey, maskingKey: secrets.masking.publicKey, signature: signature)
+    }
+
+    /// Handles one server message and returns this device's answer.
+    public mutating func handle(_ message: ServerMessage, using random: inout some RandomSource) throws(ProtocolViolation) -> DeviceMessage {
+        do throws(ProtocolViolation) {
+            switch (state, message) {
+            case let (.advertised(input, secrets), .neighbourKeys(entries)):
+                return try shareKeys(input: input, secrets: secrets, entries: entries, using: &random)
+            case let (.sharedKeys(input, secrets, neighbours), .sealedShares(sealed)):
+                return try maskInput(input: input, secrets: secrets, neighbours: neighbours, sealed: sealed)
+            case let (.maskedInputSent(held, sharers, neighbours), .consistencyCheck(survivors))
+                where configuration.threatModel == .active:
+                return try signConsistency(held: held, sharers: sharers, neighbours: neighbours, survivors: survivors)
+            case let (.maskedInputSent(held, sharers, _), .unmaskingRequest(surviving, dropped, _))
+                where configuration.threatModel == .honestButCurious:
+                return try unmask(held: held, sharers: sharers, surviving: surviving, dropped: dropped, check: nil)
+            case let (.consistencySigned(held, sharers, neighbours, survivors), .unmaskingRequest(surviving, dropped, signatures)):
+                return try unmask(
+                    held: held, sharers: sharers, surviving: surviving, dropped: dropped,
+                    check: (neighbours, survivors, signatures))
+            default:
+                throw violation(message.phase, .unexpectedMessage(received: message.phase))
+            }
+        } catch {
+            // A finished or aborted session stays as it is; any other state aborts.
+            switch state {
+            case .finished, .aborted: break
+            default: state = .aborted(error)
+            }
+            throw error
+        }
+    }
+
+    func violation(_ phase: Phase, _ kind: ProtocolViolation.Kind) -> ProtocolViolation {
+        ProtocolViolation(round: configuration.roundID, device: device, phase: phase, kind: kind)
+    }
+}

@@ -1,0 +1,108 @@
+public import VeilCrypto
+
+/// One device's public round keys, as the server relays them to the device's neighbours.
+public struct AdvertisedKeys: Sendable, Equatable {
+    /// The device's index in the cohort.
+    public let device: UInt32
+    /// c_pk: the key shares are sealed to.
+    public let encryptionKey: X25519.PublicKey
+    /// s_pk: the key pairwise masks are agreed with.
+    public let maskingKey: X25519.PublicKey
+    /// Signature over ``ProtocolEncoding/advertiseStatement(round:device:encryptionKey:maskingKey:)``
+    /// with the device's identity key (active threat model), else nil.
+    public let signature: Ed25519.Signature?
+    /// The device's long-term identity key as enrolled with the server (active threat model).
+    public let identityKey: Ed25519.PublicKey?
+
+    /// Creates an entry.
+    public init(device: UInt32, encryptionKey: X25519.PublicKey, maskingKey: X25519.PublicKey, signature: Ed25519.Signature?, identityKey: Ed25519.PublicKey?) {
+        self.device = device
+        self.encryptionKey = encryptionKey
+        self.maskingKey = maskingKey
+        self.signature = signature
+        self.identityKey = identityKey
+    }
+}
+
+/// A share pair sealed from `sender` to `recipient`: XChaCha20-Poly1305 of
+/// masking-key share values (40 bytes) || self-seed share values (40 bytes), plus the tag.
+public struct SealedShares: Sendable, Equatable {
+    /// The dealer.
+    public let sender: UInt32
+    /// The holder.
+    public let recipient: UInt32
+    /// 96 bytes: 80 bytes of ciphertext and a 16-byte tag.
+    public let ciphertext: [UInt8]
+
+    /// The exact ciphertext size.
+    public static let ciphertextByteCount = 2 * ShamirSecretSharing.shareValueByteCount + XChaCha20Poly1305.tagByteCount
+
+    /// Creates a sealed share pair.
+    public init(sender: UInt32, recipient: UInt32, ciphertext: [UInt8]) {
+        self.sender = sender
+        self.recipient = recipient
+        self.ciphertext = ciphertext
+    }
+}
+
+/// A revealed share: the values of the share that the responding device holds for `owner`.
+public struct RevealedShare: Sendable, Equatable {
+    /// The device whose secret this is a share of.
+    public let owner: UInt32
+    /// The 40-byte share values.
+    public let values: SecretBytes
+
+    /// Creates a revealed share.
+    public init(owner: UInt32, values: SecretBytes) {
+        self.owner = owner
+        self.values = values
+    }
+}
+
+/// A message a device sends to the server.
+public enum DeviceMessage: Sendable, Equatable {
+    /// Round 0: the device's two fresh public keys, signed in the active threat model.
+    case advertiseKeys(encryptionKey: X25519.PublicKey, maskingKey: X25519.PublicKey, signature: Ed25519.Signature?)
+    /// Round 1: commitments to both secrets and one sealed share pair per live neighbour.
+    case shareKeys(maskingKeyCommitment: ShamirCommitment, selfMaskCommitment: ShamirCommitment, shares: [SealedShares])
+    /// Round 2: y = x + PRG(b) + sum of signed pairwise masks, modulo 2^b.
+    case maskedInput(ModularVector)
+    /// Round 3 (active only): the signature of the consistency statement.
+    case consistencySignature(Ed25519.Signature)
+    /// Round 4: self-mask shares of surviving neighbours and masking-key shares of dropped ones.
+    case unmaskingShares(selfMaskShares: [RevealedShare], maskingKeyShares: [RevealedShare])
+
+    /// The phase in which the server expects this message.
+    public var phase: Phase {
+        switch self {
+        case .advertiseKeys: return .advertiseKeys
+        case .shareKeys: return .shareKeys
+        case .maskedInput: return .maskedInputCollection
+        case .consistencySignature: return .consistencyCheck
+        case .unmaskingShares: return .unmasking
+        }
+    }
+}
+
+/// A message the server sends to one device.
+public enum ServerMessage: Sendable, Equatable {
+    /// After round 0: the keys of the device's neighbours that advertised.
+    case neighbourKeys([AdvertisedKeys])
+    /// After round 1: the share pairs sealed to this device by neighbours that shared keys.
+    case sealedShares([SealedShares])
+    /// After round 2 (active only): the survivor set U3, every device whose masked input arrived.
+    case consistencyCheck(survivors: [UInt32])
+    /// After round 2 or 3: which neighbours survived and which dropped, with the consistency
+    /// signatures of neighbours that signed (active threat model).
+    case unmaskingRequest(survivingNeighbours: [UInt32], droppedNeighbours: [UInt32], signatures: [UInt32: Ed25519.Signature])
+
+    /// The phase the device enters when it receives this message.
+    public var phase: Phase {
+        switch self {
+        case .neighbourKeys: return .shareKeys
+        case .sealedShares: return .maskedInputCollection
+        case .consistencyCheck: return .consistencyCheck
+        case .unmaskingRequest: return .unmasking
+        }
+    }
+}

@@ -1,0 +1,70 @@
+import Dispatch
+import VeilCrypto
+
+/// Runs independent reconstructions on several threads; results come back in input order.
+enum ParallelMap {
+    static func run<T: Sendable>(
+        count: Int, workers: Int, seeds: [SecretBytes],
+        _ body: @Sendable (Int, inout SeededRandomSource, inout [[UInt32]: LagrangeBasis]) -> T
+    ) -> [T] {
+        let slots = UnsafeSlots<T>(count: count)
+        defer { slots.deallocate() }
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            var rng = try! SeededRandomSource(seed: seeds[worker])
+            var cache: [[UInt32]: LagrangeBasis] = [:]
+            var index = worker
+            while index < count {
+                slots.store(body(index, &rng, &cache), at: index)
+                index += workers
+            }
+        }
+        return slots.collect()
+    }
+}
+
+/// Runs mask jobs on several threads, each worker folding its jobs into its own partial sum with
+/// its own mask generator.
+enum ParallelReduce {
+    static func run(
+        count: Int, workers: Int, algorithm: PRGAlgorithm, makePartial: @Sendable () -> ModularVector,
+        _ body: @Sendable (Int, inout ModularVector, MaskGenerator) -> RoundAbortReason?
+    ) -> [Result<ModularVector, RoundAbortReason>] {
+        let slots = UnsafeSlots<Result<ModularVector, RoundAbortReason>>(count: workers)
+        defer { slots.deallocate() }
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            var partial = makePartial()
+            var failure: RoundAbortReason?
+            let generator = MaskGenerator(algorithm: algorithm)
+            var index = worker
+            while index < count, failure == nil {
+                failure = body(index, &partial, generator)
+                index += workers
+            }
+            slots.store(failure.map { .failure($0) } ?? .success(partial), at: worker)
+        }
+        return slots.collect()
+    }
+}
+
+/// Fixed slots written by distinct threads at distinct indices, read after all writers finished.
+final class UnsafeSlots<T>: @unchecked Sendable {
+    private let buffer: UnsafeMutablePointer<T?>
+    private let count: Int
+
+    init(count: Int) {
+        self.count = count
+        buffer = .allocate(capacity: max(count, 1))
+        buffer.initialize(repeating: nil, count: max(count, 1))
+    }
+
+    /// Stores `value` at `index`; each index must be written by one thread only.
+    func store(_ value: T, at index: Int) { buffer[index] = value }
+
+    /// Every slot's value; call after all writers have finished.
+    func collect() -> [T] { (0..<count).map { buffer[$0]! } }
+
+    func deallocate() {
+        buffer.deinitialize(count: max(count, 1))
+        buffer.deallocate()
+    }
+}
