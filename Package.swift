@@ -15,9 +15,12 @@ let package = Package(
     products: [
         .library(name: "VeilCrypto", targets: ["VeilCrypto"]),
         .library(name: "VeilProtocol", targets: ["VeilProtocol"]),
+        .library(name: "VeilWire", targets: ["VeilWire"]),
         .executable(name: "veil-bench", targets: ["VeilBench"]),
     ],
-    dependencies: [],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+    ],
     targets: [
         // C libraries enter through system-library targets; only VeilCrypto imports them.
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
@@ -33,6 +36,12 @@ let package = Package(
             dependencies: ["VeilCrypto"],
             swiftSettings: strictSettings
         ),
+        .target(
+            name: "VeilWire",
+            dependencies: ["VeilProtocol", "VeilCrypto", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            exclude: ["Generated/README.md"],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "VeilBench",
             dependencies: ["VeilCrypto"],
@@ -42,6 +51,11 @@ let package = Package(
         .testTarget(
             name: "VeilProtocolTests",
             dependencies: ["VeilProtocol", "VeilCrypto"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "VeilWireTests",
+            dependencies: ["VeilWire", "VeilProtocol", "VeilCrypto", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             swiftSettings: strictSettings
         ),
         .testTarget(

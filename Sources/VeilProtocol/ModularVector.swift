@@ -117,11 +117,58 @@ public enum ModularVectorError: Error, Hashable, Sendable, CustomStringConvertib
     case invalidBitWidth(Int)
     /// An element is not below 2^b.
     case valueOutOfRange(index: Int, bitWidth: Int)
+    /// A packed vector has the wrong number of bytes.
+    case wrongPackedLength(expected: Int, actual: Int)
 
     public var description: String {
         switch self {
         case let .invalidBitWidth(b): return "bit width \(b) is outside 1...64"
         case let .valueOutOfRange(i, b): return "element \(i) is not below 2^\(b)"
+        case let .wrongPackedLength(e, a): return "packed vector is \(a) bytes, expected \(e)"
         }
+    }
+}
+
+extension ModularVector {
+    /// The vector packed as `count` little-endian words of ``packedElementByteCount`` bytes each:
+    /// the wire form of a masked input (SPEC.md §6.3).
+    public func packed() -> [UInt8] {
+        let width = packedElementByteCount
+        var out = [UInt8](repeating: 0, count: count * width)
+        out.withUnsafeMutableBytes { raw in
+            func write<T: FixedWidthInteger>(_ values: [T]) {
+                var offset = 0
+                for v in values {
+                    var value = v
+                    for _ in 0..<width {
+                        raw[offset] = UInt8(truncatingIfNeeded: value)
+                        value >>= 8
+                        offset += 1
+                    }
+                }
+            }
+            switch storage {
+            case let .narrow(a): write(a)
+            case let .wide(a): write(a)
+            }
+        }
+        return out
+    }
+
+    /// Unpacks `count` elements of b bits from their packed form, refusing a wrong length or an
+    /// element not below 2^b.
+    public init(packed bytes: [UInt8], count: Int, bitWidth: Int) throws(ModularVectorError) {
+        guard (1...64).contains(bitWidth) else { throw .invalidBitWidth(bitWidth) }
+        let width = (bitWidth + 7) / 8
+        guard bytes.count == count * width else { throw .wrongPackedLength(expected: count * width, actual: bytes.count) }
+        let limit = ModularVector.modulusMask(bitWidth)
+        var values = [UInt64](repeating: 0, count: count)
+        for i in 0..<count {
+            var value: UInt64 = 0
+            for j in 0..<width { value |= UInt64(bytes[i * width + j]) << UInt64(8 * j) }
+            guard value <= limit else { throw .valueOutOfRange(index: i, bitWidth: bitWidth) }
+            values[i] = value
+        }
+        try self.init(values: values, bitWidth: bitWidth)
     }
 }
