@@ -11,17 +11,21 @@ public enum BLAKE2b {
     public static func hash(label: String, message: [UInt8], outputByteCount: Int = 32) -> [UInt8] {
         precondition((16...64).contains(outputByteCount), "BLAKE2b output must be 16...64 bytes")
         SodiumRuntime.ensureInitialized()
-        let input = encode(label: label, message: message)
         var out = [UInt8](repeating: 0, count: outputByteCount)
-        out.withUnsafeMutableBytes { o in
-            input.withUnsafeBytes { i in
-                _ = crypto_generichash(
-                    o.baseAddress!.assumingMemoryBound(to: UInt8.self), outputByteCount,
-                    i.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt64(input.count),
-                    nil, 0)
-            }
-        }
+        out.withUnsafeMutableBytes { compute(into: $0, input: encode(label: label, message: message), key: nil) }
         return out
+    }
+
+    /// Raw BLAKE2b (`crypto_generichash`) of `input` into all of `out` (16...64 bytes), keyed when
+    /// `key` is given. The single call site of the C function.
+    static func compute(into out: UnsafeMutableRawBufferPointer, input: [UInt8], key: UnsafeRawBufferPointer?) {
+        SodiumRuntime.ensureInitialized()
+        input.withUnsafeBytes { i in
+            _ = crypto_generichash(
+                out.baseAddress!.assumingMemoryBound(to: UInt8.self), out.count,
+                i.baseAddress?.assumingMemoryBound(to: UInt8.self), UInt64(input.count),
+                key?.baseAddress?.assumingMemoryBound(to: UInt8.self), key?.count ?? 0)
+        }
     }
 
     /// Encodes the hash input: one length byte, the label's UTF-8 bytes, then the message.
@@ -56,14 +60,7 @@ public enum KeyDerivation {
         }
         let input = BLAKE2b.encode(label: label, message: context)
         return SecretBytes(count: outputByteCount) { out in
-            secret.withUnsafeBytes { key in
-                input.withUnsafeBytes { i in
-                    _ = crypto_generichash(
-                        out.baseAddress!.assumingMemoryBound(to: UInt8.self), outputByteCount,
-                        i.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt64(input.count),
-                        key.baseAddress!.assumingMemoryBound(to: UInt8.self), key.count)
-                }
-            }
+            secret.withUnsafeBytes { key in BLAKE2b.compute(into: out, input: input, key: key) }
         }
     }
 }

@@ -151,9 +151,16 @@ public final class MaskGenerator {
         let material: SecretBytes
 
         init(generator: MaskGenerator, seed: SecretBytes, label: [UInt8]) throws(CryptoError) {
+            try self.init(generator: generator, material: KeyDerivation.derive(
+                from: seed, label: "veil/v1/prg/" + generator.algorithm.rawValue, context: label, outputByteCount: 48))
+        }
+
+        /// Positions a keystream on raw cipher material (48 bytes laid out as in the type's
+        /// documentation), bypassing the KDF; used by the seed path and by known-answer tests.
+        init(generator: MaskGenerator, material: SecretBytes) throws(CryptoError) {
+            precondition(material.count == 48, "keystream material is 48 bytes")
             self.generator = generator
-            material = try KeyDerivation.derive(
-                from: seed, label: "veil/v1/prg/" + generator.algorithm.rawValue, context: label, outputByteCount: 48)
+            self.material = material
             if generator.algorithm == .aes128CTR {
                 let ok = material.withUnsafeBytes { m in
                     EVP_EncryptInit_ex(
@@ -198,6 +205,33 @@ public final class MaskGenerator {
 
         func finish() {
             generator.chachaCounter = 0
+        }
+    }
+
+    /// The raw keystream of `algorithm` for a cipher key and IV/nonce, without the KDF: AES-128-CTR
+    /// takes a 16-byte key and 16-byte initial counter block, ChaCha20 a 32-byte key and 8-byte
+    /// nonce. Exists so that tests can check the cipher path against published vectors and the
+    /// benchmark can measure the raw primitive through the same calls.
+    static func rawKeystream(algorithm: PRGAlgorithm, key: [UInt8], iv: [UInt8], into output: UnsafeMutableRawBufferPointer) {
+        var material = [UInt8](repeating: 0, count: 48)
+        switch algorithm {
+        case .aes128CTR:
+            precondition(key.count == 16 && iv.count == 16, "AES-128-CTR takes a 16-byte key and IV")
+            material.replaceSubrange(0..<16, with: key)
+            material.replaceSubrange(16..<32, with: iv)
+        case .chacha20:
+            precondition(key.count == 32 && iv.count == 8, "ChaCha20 takes a 32-byte key and 8-byte nonce")
+            material.replaceSubrange(0..<32, with: key)
+            material.replaceSubrange(32..<40, with: iv)
+        }
+        let generator = MaskGenerator(algorithm: algorithm)
+        let keystream = try! Keystream(generator: generator, material: SecretBytes(copying: material))
+        defer { keystream.finish() }
+        var offset = 0
+        while offset < output.count {
+            let n = min(chunkByteCount, output.count - offset)
+            keystream.write(into: UnsafeMutableRawBufferPointer(rebasing: output[offset..<(offset + n)]))
+            offset += n
         }
     }
 
