@@ -235,6 +235,16 @@ public final class MaskGenerator {
         }
     }
 
+    /// Writes the raw cipher keystream for a fixed all-zero key into `output`, through exactly the
+    /// calls mask expansion uses but without the KDF and the reduction. Benchmarks use it as the
+    /// physical limit that mask expansion is compared against.
+    public static func writeBaselineKeystream(algorithm: PRGAlgorithm, into output: UnsafeMutableRawBufferPointer) {
+        switch algorithm {
+        case .aes128CTR: rawKeystream(algorithm: algorithm, key: [UInt8](repeating: 0, count: 16), iv: [UInt8](repeating: 0, count: 16), into: output)
+        case .chacha20: rawKeystream(algorithm: algorithm, key: [UInt8](repeating: 0, count: 32), iv: [UInt8](repeating: 0, count: 8), into: output)
+        }
+    }
+
     /// ChaCha20 block counter of the keystream in progress (64-byte blocks written so far).
     private var chachaCounter: UInt64 = 0
 }
