@@ -16,10 +16,13 @@ let package = Package(
         .library(name: "VeilCrypto", targets: ["VeilCrypto"]),
         .library(name: "VeilProtocol", targets: ["VeilProtocol"]),
         .library(name: "VeilWire", targets: ["VeilWire"]),
+        .library(name: "VeilSimulation", targets: ["VeilSimulation"]),
+        .executable(name: "veil-sim", targets: ["VeilSim"]),
         .executable(name: "veil-bench", targets: ["VeilBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
         // C libraries enter through system-library targets; only VeilCrypto imports them.
@@ -42,6 +45,16 @@ let package = Package(
             exclude: ["Generated/README.md"],
             swiftSettings: strictSettings
         ),
+        .target(
+            name: "VeilSimulation",
+            dependencies: ["VeilProtocol", "VeilCrypto", "VeilWire", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "VeilSim",
+            dependencies: ["VeilSimulation", "VeilProtocol", "VeilCrypto", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "VeilBench",
             dependencies: ["VeilCrypto"],
@@ -56,6 +69,11 @@ let package = Package(
         .testTarget(
             name: "VeilWireTests",
             dependencies: ["VeilWire", "VeilProtocol", "VeilCrypto", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "VeilSimulationTests",
+            dependencies: ["VeilSimulation", "VeilProtocol", "VeilCrypto"],
             swiftSettings: strictSettings
         ),
         .testTarget(

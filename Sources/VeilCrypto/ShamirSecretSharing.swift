@@ -240,30 +240,67 @@ public enum ShamirSecretSharing {
         return secret
     }
 
-    /// Reconstructs when some shares may be wrong: tries the first `threshold` shares, then other
-    /// subsets (drawn from `random`) up to `maximumAttempts`, and reports which supplied shares
-    /// disagree with the polynomial that matched the commitment.
+    /// Reconstructs when some shares may be wrong, and names them.
+    ///
+    /// Decodes with Berlekamp-Welch, which corrects up to floor((s' - t) / 2) wrong shares among
+    /// the s' = min(s, t + 2 * `maximumCorrectableErrors`) shares it uses (the bound keeps the
+    /// linear algebra small); then tries up to `maximumAttempts` random t-subsets from `random`.
+    /// The secret is always checked against the commitment; the shares that disagree with the
+    /// verified polynomial are reported.
     public static func reconstructIdentifyingBadShares(
-        _ shares: [ShamirShare], threshold: Int, using random: inout some RandomSource, maximumAttempts: Int = 64
+        _ shares: [ShamirShare], threshold: Int, using random: inout some RandomSource,
+        maximumAttempts: Int = 64, maximumCorrectableErrors: Int = 64
     ) throws(ShamirError) -> RobustReconstruction {
         try validate(shares, threshold: threshold)
+        let t = threshold
+        // Berlekamp-Welch on a bounded prefix of the shares, limb by limb.
+        let used = Array(shares.prefix(t + 2 * max(0, maximumCorrectableErrors)))
+        let xs = used.map { UInt64($0.x) }
+        var polynomials: [[UInt64]] = []
+        for limb in 0..<limbCount {
+            guard let p = BerlekampWelch.decode(xs: xs, ys: used.map { $0.limb(limb) }, threshold: t) else { break }
+            polynomials.append(p)
+        }
+        if polynomials.count == limbCount, let secret = secret(fromConstantTerms: polynomials.map { $0[0] }),
+           ShamirCommitment(committingTo: secret) == shares[0].commitment {
+            let bad = shares.filter { share in
+                (0..<limbCount).contains { BerlekampWelch.evaluate(polynomials[$0], at: UInt64(share.x)) != share.limb($0) }
+            }.map(\.x)
+            return RobustReconstruction(secret: secret, badShares: bad)
+        }
+        // Fall back to random subsets (useful when errors cluster beyond the decoded prefix).
         var order = Array(shares.indices)
         for attempt in 0..<maximumAttempts {
             if attempt > 0 {
-                if shares.count == threshold { break }
-                // Fisher-Yates shuffle of the first `threshold` positions.
-                for i in 0..<threshold {
+                if shares.count == t { break }
+                for i in 0..<t {
                     let j = i + Int(random.nextUInt64(below: UInt64(order.count - i)))
                     order.swapAt(i, j)
                 }
             }
-            let subset = order.prefix(threshold).map { shares[$0] }
+            let subset = order.prefix(t).map { shares[$0] }
             guard let basis = try? LagrangeBasis(xCoordinates: subset.map(\.x)),
                   let secret = try? reconstruct(subset, basis: basis) else { continue }
             let bad = shares.filter { !subset.contains($0) && !agrees($0, with: subset) }.map(\.x)
             return RobustReconstruction(secret: secret, badShares: bad)
         }
         throw .noConsistentSubset(shareCount: shares.count, attempts: maximumAttempts)
+    }
+
+    /// Packs five limbs (each below its byte width) into the 32-byte secret, or nil if a limb
+    /// is too large to be a secret limb.
+    static func secret(fromConstantTerms limbs: [UInt64]) -> SecretBytes? {
+        var overflow = false
+        let secret = SecretBytes(count: secretByteCount) { out in
+            var offset = 0
+            for limb in 0..<limbCount {
+                let width = limbByteCounts[limb]
+                if limbs[limb] >> UInt64(8 * width) != 0 { overflow = true }
+                for b in 0..<width { out[offset + b] = UInt8(truncatingIfNeeded: limbs[limb] >> UInt64(8 * b)) }
+                offset += width
+            }
+        }
+        return overflow ? nil : secret
     }
 
     // MARK: - Internals

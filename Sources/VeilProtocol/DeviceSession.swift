@@ -91,6 +91,9 @@ public struct DeviceSession: Sendable {
         }
     }
 
+    /// The device's identity verification key (active threat model), as the server must enrol it.
+    public var identityPublicKey: Ed25519.PublicKey? { identity?.publicKey }
+
     /// Whether the device has answered the unmasking request (its part of the round is done).
     public var isFinished: Bool { if case .finished = state { return true } else { return false } }
 

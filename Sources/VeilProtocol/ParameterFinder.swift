@@ -79,6 +79,19 @@ public enum ParameterFinder {
         throw .unsafe(field: "cohortSize", reason: "no degree and threshold meet 2^-\(Int(assumptions.securityBits)) security and 2^-\(Int(assumptions.correctnessBits)) failure for n = \(n), dropout \(assumptions.dropoutFraction), corrupt \(assumptions.corruptFraction); lower the dropout or corruption assumption or enlarge the cohort")
     }
 
+    /// Picks the threshold for a fixed degree (k = n - 1 for the complete graph), or throws when
+    /// no threshold meets the targets at that degree.
+    public static func find(degree k: Int, for assumptions: CohortAssumptions) throws(ConfigurationError) -> GraphParameters {
+        try checkRanges(assumptions)
+        let n = assumptions.cohortSize
+        guard k >= 2, k <= n - 1 else { throw .invalid(field: "degree", reason: "must be in 2...\(n - 1)") }
+        guard let result = bestThreshold(degree: k, assumptions) else {
+            throw .unsafe(field: "degree", reason: "no threshold meets 2^-\(oneDecimal(assumptions.securityBits)) security and 2^-\(oneDecimal(assumptions.correctnessBits)) failure with k = \(k), n = \(n), dropout \(assumptions.dropoutFraction), corrupt \(assumptions.corruptFraction)")
+        }
+        return GraphParameters(graph: k == n - 1 ? .complete : .harary(degree: k), degree: k, threshold: result.t,
+                               securityBits: result.security, correctnessBits: result.correctness)
+    }
+
     /// Checks explicit k and t against the security conditions; returns the achieved parameters
     /// (correctness may be weaker than asked: the round is then more likely to abort, not leak).
     public static func validate(degree k: Int, threshold t: Int, for assumptions: CohortAssumptions) throws(ConfigurationError) -> GraphParameters {

@@ -101,3 +101,27 @@ import Testing
         #expect(PrimeField.multiply(p - 1, p - 1) == 1)
     }
 }
+
+@Suite struct BerlekampWelchTests {
+    /// Up to floor((s - t) / 2) wrong shares, anywhere, are corrected and named.
+    @Test(arguments: 1...40)
+    func correctsAsManyErrorsAsTheRedundancyAllows(seed: Int) throws {
+        var random = SeededRandomSource(seed: UInt64(seed), label: "bw")
+        let t = 2 + Int(random.nextUInt64(below: 30))
+        let s = t + Int(random.nextUInt64(below: 20))
+        let secret = SecretBytes(randomCount: 32, using: &random)
+        var shares = try ShamirSecretSharing.split(secret, threshold: t, shareCount: s, using: &random)
+        let errors = (s - t) / 2
+        var corrupted = Set<Int>()
+        while corrupted.count < errors { corrupted.insert(Int(random.nextUInt64(below: UInt64(s)))) }
+        for i in corrupted {
+            var values = shares[i].values.unprotectedCopy()
+            values[8 * Int(random.nextUInt64(below: 5))] ^= 0x04
+            shares[i] = try ShamirShare(x: shares[i].x, values: SecretBytes(copying: values), commitment: shares[i].commitment)
+        }
+        // No random subsets: decoding alone must succeed.
+        let result = try ShamirSecretSharing.reconstructIdentifyingBadShares(shares, threshold: t, using: &random, maximumAttempts: 0)
+        #expect(result.secret == secret)
+        #expect(Set(result.badShares) == Set(corrupted.map { shares[$0].x }))
+    }
+}

@@ -1,0 +1,120 @@
+import Foundation
+
+/// A self-contained HTML page with inline SVG charts of a report: per-phase time, the per-device
+/// compute distribution, bytes per phase, and devices answering per phase.
+public enum HTMLReport {
+    /// The page for `report`.
+    public static func page(_ r: SimulationReport) -> String {
+        let phases = r.phases.map(\.phase)
+        let summary: [(String, String)] = [
+            ("Result", r.correct ? "correct: output equals the plaintext sum of \(r.survivors) counted devices" : "NOT correct: \(escape(r.outcome))"),
+            ("Protocol", "\(r.protocol), \(r.threatModel), \(r.prg)"),
+            ("Devices / survivors", "\(r.devices) / \(r.survivors)"),
+            ("Vector", "\(r.dimension) elements of \(r.bitWidth) bits"),
+            ("Neighbours k / threshold t", "\(r.neighbors) / \(r.threshold)"),
+            ("Total wall time", "\(fixed(r.totalSeconds, 2)) s"),
+            ("Server compute", "\(fixed(r.serverSeconds, 3)) s (\(fixed(r.serverLimitRatio, 2)) × the machine limit of \(fixed(r.serverLimitSeconds, 3)) s)"),
+            ("Device compute, mean / max", "\(fixed(r.deviceSecondsMean * 1000, 2)) / \(fixed(r.deviceSecondsMax * 1000, 2)) ms (\(fixed(r.deviceLimitRatio, 2)) × limit)"),
+            ("Bytes up / down per device", "\(Int(r.bytesUpPerDevice)) / \(Int(r.bytesDownPerDevice)) (plaintext vector \(r.plaintextBytes) B)"),
+            ("Peak RSS", "\(fixed(Double(r.peakRSSBytes) / 1_048_576, 1)) MiB"),
+        ]
+        var html = """
+            <!DOCTYPE html>
+            <html lang="en"><head><meta charset="utf-8"><title>Veil simulation: \(escape(r.scenario))</title>
+            <style>
+            body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 60em; color: #222; }
+            h1 { font-size: 1.5em; } h2 { font-size: 1.1em; margin-top: 2em; }
+            table { border-collapse: collapse; } td, th { padding: 0.25em 0.8em; text-align: left; border-bottom: 1px solid #ddd; }
+            .ok { color: #176f2c; font-weight: bold; } .bad { color: #b00020; font-weight: bold; }
+            svg text { font-size: 11px; fill: #333; }
+            </style></head><body>
+            <h1>Veil simulation: \(escape(r.scenario))</h1>
+            <table>
+            """
+        for (i, (k, v)) in summary.enumerated() {
+            let cls = i == 0 ? (r.correct ? " class=\"ok\"" : " class=\"bad\"") : ""
+            html += "<tr><th>\(k)</th><td\(cls)>\(escape(v))</td></tr>\n"
+        }
+        html += "</table>\n"
+        html += "<h2>Time per phase (seconds): wall, and server compute</h2>\n"
+        html += groupedBars(labels: phases, series: [("wall", r.phases.map(\.wallSeconds), "#4e79a7"), ("server", r.phases.map(\.serverSeconds), "#f28e2b")], unit: "s")
+        html += "<h2>Per-device compute over the round (milliseconds, sorted)</h2>\n"
+        html += distribution(r.deviceSecondsSample.map { $0 * 1000 })
+        html += "<h2>Bytes per phase</h2>\n"
+        html += groupedBars(labels: phases, series: [("up", r.phases.map { Double($0.bytesUp) }, "#59a14f"), ("down", r.phases.map { Double($0.bytesDown) }, "#e15759")], unit: "B")
+        html += "<h2>Devices per phase</h2>\n"
+        html += groupedBars(labels: phases, series: [
+            ("answered", r.phases.map { Double($0.answered) }, "#4e79a7"),
+            ("dropped", r.phases.map { Double($0.dropped) }, "#bab0ac"),
+            ("rejected or refused", r.phases.map { Double($0.rejectedByServer + $0.refusedByDevices) }, "#e15759"),
+        ], unit: "")
+        html += "</body></html>\n"
+        return html
+    }
+
+    /// Vertical grouped bars, one group per label, with a legend.
+    static func groupedBars(labels: [String], series: [(String, [Double], String)], unit: String) -> String {
+        let width = 720.0, height = 260.0, left = 70.0, bottom = 40.0, top = 20.0
+        let maxValue = max(series.flatMap(\.1).max() ?? 1, 1e-12)
+        let groupWidth = (width - left - 10) / Double(max(1, labels.count))
+        let barWidth = groupWidth * 0.8 / Double(max(1, series.count))
+        var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height + 20))\" role=\"img\">\n"
+        svg += "<line x1=\"\(left)\" y1=\"\(top)\" x2=\"\(left)\" y2=\"\(height - bottom)\" stroke=\"#888\"/>"
+        svg += "<line x1=\"\(left)\" y1=\"\(height - bottom)\" x2=\"\(width)\" y2=\"\(height - bottom)\" stroke=\"#888\"/>\n"
+        for tick in 0...4 {
+            let v = maxValue * Double(tick) / 4
+            let y = height - bottom - (height - bottom - top) * Double(tick) / 4
+            svg += "<text x=\"\(left - 6)\" y=\"\(fixed(y + 4, 1))\" text-anchor=\"end\">\(short(v))\(unit)</text>\n"
+        }
+        for (g, label) in labels.enumerated() {
+            let x0 = left + Double(g) * groupWidth + groupWidth * 0.1
+            for (s, (name, values, colour)) in series.enumerated() {
+                let v = g < values.count ? values[g] : 0
+                let h = (height - bottom - top) * v / maxValue
+                svg += "<rect x=\"\(fixed(x0 + Double(s) * barWidth, 1))\" y=\"\(fixed(height - bottom - h, 1))\" width=\"\(fixed(barWidth - 2, 1))\" height=\"\(fixed(h, 1))\" fill=\"\(colour)\"><title>\(escape(name)) \(escape(label)): \(short(v))\(unit)</title></rect>\n"
+            }
+            svg += "<text x=\"\(fixed(x0 + groupWidth * 0.4, 1))\" y=\"\(height - bottom + 16)\" text-anchor=\"middle\">\(escape(label))</text>\n"
+        }
+        for (s, (name, _, colour)) in series.enumerated() {
+            let x = left + 10 + Double(s) * 150
+            svg += "<rect x=\"\(x)\" y=\"\(height)\" width=\"10\" height=\"10\" fill=\"\(colour)\"/><text x=\"\(x + 14)\" y=\"\(height + 9)\">\(escape(name))</text>\n"
+        }
+        return svg + "</svg>\n"
+    }
+
+    /// Sorted per-device values drawn as a line (a quantile plot).
+    static func distribution(_ values: [Double]) -> String {
+        let width = 720.0, height = 240.0, left = 70.0, bottom = 30.0, top = 15.0
+        guard values.count > 1, let maxValue = values.max(), maxValue > 0 else { return "<p>Not enough devices to plot.</p>\n" }
+        let points = values.enumerated().map { i, v in
+            let x = left + (width - left - 10) * Double(i) / Double(values.count - 1)
+            let y = height - bottom - (height - bottom - top) * v / maxValue
+            return "\(fixed(x, 1)),\(fixed(y, 1))"
+        }.joined(separator: " ")
+        var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" role=\"img\">\n"
+        svg += "<polyline fill=\"none\" stroke=\"#4e79a7\" stroke-width=\"2\" points=\"\(points)\"/>\n"
+        svg += "<line x1=\"\(left)\" y1=\"\(height - bottom)\" x2=\"\(width)\" y2=\"\(height - bottom)\" stroke=\"#888\"/>\n"
+        svg += "<text x=\"\(left - 6)\" y=\"\(top + 4)\" text-anchor=\"end\">\(short(maxValue)) ms</text>"
+        svg += "<text x=\"\(left - 6)\" y=\"\(height - bottom)\" text-anchor=\"end\">0</text>\n"
+        svg += "<text x=\"\(left)\" y=\"\(height - 10)\">fastest device</text><text x=\"\(width - 10)\" y=\"\(height - 10)\" text-anchor=\"end\">slowest device</text>\n"
+        return svg + "</svg>\n"
+    }
+
+    static func escape(_ s: String) -> String {
+        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+    }
+
+    static func fixed(_ x: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", x) }
+
+    static func short(_ v: Double) -> String {
+        switch abs(v) {
+        case 1e9...: return fixed(v / 1e9, 1) + "G"
+        case 1e6...: return fixed(v / 1e6, 1) + "M"
+        case 1e3...: return fixed(v / 1e3, 1) + "k"
+        case 1...: return fixed(v, 1)
+        case 0: return "0"
+        default: return fixed(v, 3)
+        }
+    }
+}

@@ -1,0 +1,57 @@
+public import VeilProtocol
+
+/// Command-line changes to a scenario.
+public struct ScenarioOverrides: Sendable {
+    public var devices: Int?
+    public var dimension: Int?
+    public var bitWidth: Int?
+    /// Total dropout fraction, spread evenly over the phases of the threat model.
+    public var dropout: Double?
+    /// "secagg" (complete graph) or "secagg+" (Harary graph, parameters chosen automatically).
+    public var protocolName: String?
+    public var threatModel: ThreatModel?
+    public var seed: UInt64?
+
+    /// No changes.
+    public init() {}
+}
+
+extension Scenario {
+    /// The scenario with `overrides` applied, validated again.
+    public func applying(_ overrides: ScenarioOverrides) throws(ScenarioError) -> Scenario {
+        var s = self
+        if let v = overrides.devices { s.devices = v }
+        if let v = overrides.dimension {
+            s.dimension = v
+            // Keep generators inside the new dimension.
+            s.data = s.data.compactMap { g in
+                var g = g
+                g.end = min(g.end, v)
+                return g.start < g.end ? g : nil
+            }
+        }
+        if let v = overrides.bitWidth { s.bitWidth = v }
+        if let v = overrides.threatModel {
+            s.threatModel = v
+            if v == .honestButCurious { s.dropout.consistencyCheck = 0 }
+        }
+        if let v = overrides.dropout {
+            guard (0..<1).contains(v) else { throw ScenarioError(field: "--dropout", reason: "must be in [0, 1), got \(v)") }
+            let phases = Phase.allCases.filter { s.threatModel == .active || $0 != .consistencyCheck }
+            s.dropout = .spread(v, over: phases)
+        }
+        if let v = overrides.protocolName {
+            switch v {
+            case "secagg": s.graph = GraphSpec(kind: "complete", degree: nil, threshold: nil, corruptFraction: s.graph.corruptFraction)
+            case "secagg+": s.graph = GraphSpec(kind: "auto", degree: nil, threshold: nil, corruptFraction: s.graph.corruptFraction)
+            default: throw ScenarioError(field: "--protocol", reason: "must be secagg or secagg+, got \(v)")
+            }
+        } else if overrides.devices != nil || overrides.dropout != nil, s.graph.kind == "harary" || s.graph.threshold != nil {
+            // Explicit k and t were chosen for the file's cohort and dropout: choose again.
+            s.graph = GraphSpec(kind: s.graph.kind == "complete" ? "complete" : "auto", degree: nil, threshold: nil, corruptFraction: s.graph.corruptFraction)
+        }
+        if let v = overrides.seed { s.seed = v }
+        try s.validate()
+        return s
+    }
+}

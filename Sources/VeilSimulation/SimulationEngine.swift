@@ -1,0 +1,81 @@
+import Dispatch
+public import Foundation
+import VeilCrypto
+public import VeilProtocol
+import VeilWire
+
+/// Progress of a run, reported after each batch of devices.
+public struct SimulationProgress: Sendable {
+    /// The phase whose answers are being collected.
+    public let phase: Phase
+    /// Devices handled so far in this phase.
+    public let done: Int
+    /// Devices to handle in this phase.
+    public let total: Int
+    /// Seconds since the round started.
+    public let elapsed: Double
+}
+
+/// Drives a whole cohort of real `DeviceSession`s and one real `AggregationSession` through a
+/// round in this process. Every message crosses the real wire codec (so byte counts are exact),
+/// device work runs on all cores in batches, and the server is fed answers one at a time as the
+/// network server would be.
+public struct SimulationEngine: Sendable {
+    /// The scenario to run.
+    public let scenario: Scenario
+    /// Worker threads for device work and for the server's unmasking.
+    public let workers: Int
+    /// Devices processed per parallel batch (bounds the memory of in-flight messages).
+    public let batchSize: Int
+
+    /// Creates an engine.
+    public init(scenario: Scenario, workers: Int = ProcessInfo.processInfo.activeProcessorCount, batchSize: Int = 1024) {
+        self.scenario = scenario
+        self.workers = max(1, workers)
+        self.batchSize = max(1, batchSize)
+    }
+
+    /// The graph parameters the scenario asks for (explicit, fixed-degree, or chosen by the finder).
+    public func graphParameters() throws(ScenarioError) -> GraphParameters {
+        let n = scenario.devices
+        let misbehavingFraction = Double(scenario.misbehaving.reduce(0) { $0 + $1.count }) / Double(n)
+        let assumptions = CohortAssumptions(
+            cohortSize: n, dropoutFraction: min(scenario.dropout.total, 0.99),
+            corruptFraction: max(scenario.graph.corruptFraction ?? 0, misbehavingFraction),
+            threatModel: scenario.threatModel)
+        do {
+            switch scenario.graph.kind {
+            case "auto":
+                return try ParameterFinder.find(for: assumptions)
+            default:
+                let k = scenario.graph.kind == "complete" ? n - 1 : scenario.graph.degree!
+                if let t = scenario.graph.threshold {
+                    return try ParameterFinder.validate(degree: k, threshold: t, for: assumptions)
+                }
+                return try ParameterFinder.find(degree: k, for: assumptions)
+            }
+        } catch {
+            throw ScenarioError(field: "graph", reason: error.description)
+        }
+    }
+
+    /// Runs the scenario and returns its report; `progress` is called from the driving thread.
+    public func run(progress: ((SimulationProgress) -> Void)? = nil) throws(ScenarioError) -> SimulationReport {
+        let parameters = try graphParameters()
+        let limits = PhysicalLimits.measure(algorithm: scenario.prg, cores: workers)
+        var random = SeededRandomSource(seed: scenario.seed, label: "round")
+        let configuration: RoundConfiguration
+        do {
+            configuration = try RoundConfiguration(
+                roundID: RoundID(using: &random), roundSeed: random.bytes(count: 32), cohortSize: scenario.devices,
+                dimension: scenario.dimension, bitWidth: scenario.bitWidth, prg: scenario.prg, graph: parameters.graph,
+                threshold: parameters.threshold, threatModel: scenario.threatModel)
+        } catch {
+            throw ScenarioError(field: "graph", reason: error.description)
+        }
+        var cohort = Cohort(scenario: scenario, configuration: configuration, workers: workers, random: &random)
+        var round = RoundRun(configuration: configuration, cohort: cohort, limits: limits, workers: workers, batchSize: batchSize)
+        let outcome = round.drive(cohort: &cohort, random: &random, progress: progress)
+        return SimulationReport(scenario: scenario, parameters: parameters, run: round, cohort: cohort, outcome: outcome)
+    }
+}
