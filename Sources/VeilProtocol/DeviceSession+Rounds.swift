@@ -24,7 +24,7 @@ extension DeviceSession {
                     throw violation(phase, .invalidSignature(signer: entry.device))
                 }
             }
-            neighbours[entry.device] = NeighbourRecord(encryptionKey: entry.encryptionKey, maskingKey: entry.maskingKey, identityKey: entry.identityKey)
+            neighbours[entry.device] = NeighbourRecord(maskingKey: entry.maskingKey, identityKey: entry.identityKey, opening: nil)
         }
         guard entries.count >= t else { throw violation(phase, .tooFewNeighbours(have: entries.count, need: t)) }
 
@@ -50,6 +50,8 @@ extension DeviceSession {
                 let shared = try secrets.encryption.sharedSecret(with: entry.encryptionKey)
                 let (key, nonce) = try ProtocolEncoding.shareEncryptionKey(
                     sharedSecret: shared, round: configuration.roundID, sender: device, recipient: entry.device)
+                neighbours[entry.device]!.opening = try ProtocolEncoding.shareEncryptionKey(
+                    sharedSecret: shared, round: configuration.roundID, sender: entry.device, recipient: device)
                 let ciphertext = XChaCha20Poly1305.seal(
                     plaintext, key: key, nonce: nonce,
                     associatedData: ProtocolEncoding.shareAssociatedData(round: configuration.roundID, sender: device, recipient: entry.device))
@@ -83,7 +85,7 @@ extension DeviceSession {
         }
         guard sealed.count >= t else { throw violation(phase, .tooFewNeighbours(have: sealed.count, need: t)) }
         for item in sealed {
-            if let pair = try? openShares(item, from: neighbours[item.sender]!, secrets: secrets) { held[item.sender] = pair }
+            if let pair = try? openShares(item, from: neighbours[item.sender]!) { held[item.sender] = pair }
         }
 
         var masked = input
@@ -107,11 +109,9 @@ extension DeviceSession {
         return .maskedInput(masked)
     }
 
-    /// Opens one sealed share pair; throws if the sender's key is unusable or the AEAD fails.
-    func openShares(_ item: SealedShares, from sender: NeighbourRecord, secrets: RoundSecrets) throws -> HeldShares {
-        let shared = try secrets.encryption.sharedSecret(with: sender.encryptionKey)
-        let (key, nonce) = try ProtocolEncoding.shareEncryptionKey(
-            sharedSecret: shared, round: configuration.roundID, sender: item.sender, recipient: device)
+    /// Opens one sealed share pair with the key derived in ShareKeys; throws if the AEAD fails.
+    func openShares(_ item: SealedShares, from sender: NeighbourRecord) throws -> HeldShares {
+        let (key, nonce) = sender.opening!
         let plaintext = try XChaCha20Poly1305.open(
             item.ciphertext, key: key, nonce: nonce,
             associatedData: ProtocolEncoding.shareAssociatedData(round: configuration.roundID, sender: item.sender, recipient: device))

@@ -35,9 +35,11 @@ public struct DeviceSession: Sendable {
 
     /// What a neighbour advertised, kept after round 0.
     struct NeighbourRecord: Sendable {
-        let encryptionKey: X25519.PublicKey
         let maskingKey: X25519.PublicKey
         let identityKey: Ed25519.PublicKey?
+        /// The key and nonce that open what this neighbour seals to us, derived in ShareKeys from
+        /// the same X25519 secret we sealed with (so round 2 needs no second key agreement).
+        var opening: (key: XChaCha20Poly1305.Key, nonce: XChaCha20Poly1305.Nonce)?
     }
 
     enum State: Sendable {

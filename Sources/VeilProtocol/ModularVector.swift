@@ -14,6 +14,12 @@ public struct ModularVector: Sendable, Equatable {
     public let bitWidth: Int
     var storage: Storage
 
+    /// Wraps storage whose elements are already below 2^b.
+    init(bitWidth: Int, storage: Storage) {
+        self.bitWidth = bitWidth
+        self.storage = storage
+    }
+
     /// The zero vector of `count` elements.
     public init(zerosOfCount count: Int, bitWidth: Int) {
         precondition((1...64).contains(bitWidth), "bit width must be in 1...64")
@@ -134,6 +140,14 @@ extension ModularVector {
     /// the wire form of a masked input (SPEC.md §6.3).
     public func packed() -> [UInt8] {
         let width = packedElementByteCount
+        #if _endian(little)
+        // Full-width words are already in wire order in memory.
+        switch storage {
+        case let .narrow(a) where width == 4: return a.withUnsafeBytes { Array($0) }
+        case let .wide(a) where width == 8: return a.withUnsafeBytes { Array($0) }
+        default: break
+        }
+        #endif
         var out = [UInt8](repeating: 0, count: count * width)
         out.withUnsafeMutableBytes { raw in
             func write<T: FixedWidthInteger>(_ values: [T]) {
@@ -162,6 +176,19 @@ extension ModularVector {
         let width = (bitWidth + 7) / 8
         guard bytes.count == count * width else { throw .wrongPackedLength(expected: count * width, actual: bytes.count) }
         let limit = ModularVector.modulusMask(bitWidth)
+        #if _endian(little)
+        // Full-width words need no range check: every 32- or 64-bit word is below 2^b.
+        if width == 4 && bitWidth == 32 {
+            let words = bytes.withUnsafeBytes { raw in (0..<count).map { raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self) } }
+            self.init(bitWidth: bitWidth, storage: .narrow(words))
+            return
+        }
+        if width == 8 && bitWidth == 64 {
+            let words = bytes.withUnsafeBytes { raw in (0..<count).map { raw.loadUnaligned(fromByteOffset: 8 * $0, as: UInt64.self) } }
+            self.init(bitWidth: bitWidth, storage: .wide(words))
+            return
+        }
+        #endif
         var values = [UInt64](repeating: 0, count: count)
         for i in 0..<count {
             var value: UInt64 = 0

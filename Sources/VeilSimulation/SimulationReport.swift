@@ -163,6 +163,8 @@ public struct SimulationReport: Codable, Sendable {
     public func json() -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        // A probability of exactly zero has infinitely many bits of security: write it as "inf".
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         return try! encoder.encode(self)
     }
 }
