@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "VeilSimulation", targets: ["VeilSimulation"]),
         .executable(name: "veil-sim", targets: ["VeilSim"]),
         .executable(name: "veil-bench", targets: ["VeilBench"]),
+        .executable(name: "veil-vectors", targets: ["VeilVectors"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
@@ -53,6 +54,11 @@ let package = Package(
         .executableTarget(
             name: "VeilSim",
             dependencies: ["VeilSimulation", "VeilProtocol", "VeilCrypto", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "VeilVectors",
+            dependencies: ["VeilProtocol", "VeilCrypto"],
             swiftSettings: strictSettings
         ),
         .executableTarget(
