@@ -56,13 +56,20 @@ public struct GraphParameters: Sendable, Hashable {
 ///   honest survivor whose neighbours all dropped or collude has all its masks removed;
 /// - *correctness*: P[live neighbours < t] <= 2^-η / n, where corrupt devices count as dropped in
 ///   the active model.
+/// Dropout below ``minimumPlannedDropout`` is planned as that minimum.
 /// It returns the smallest even k with a valid t, choosing the smallest valid t that is also above
 /// k/2, and falls back to the complete graph. ``validate(degree:threshold:for:)`` refuses explicit
 /// choices that fail a security condition and explains which.
 public enum ParameterFinder {
+    /// The least dropout fraction the finder plans for: a real cohort always loses some devices,
+    /// and planning for none would choose degenerate graphs (k = 2) that one dropout aborts.
+    public static let minimumPlannedDropout = 0.01
+
     /// Picks k and t for `assumptions`, or throws when even the complete graph cannot meet them.
-    public static func find(for assumptions: CohortAssumptions) throws(ConfigurationError) -> GraphParameters {
-        try checkRanges(assumptions)
+    public static func find(for requested: CohortAssumptions) throws(ConfigurationError) -> GraphParameters {
+        try checkRanges(requested)
+        var assumptions = requested
+        assumptions.dropoutFraction = max(requested.dropoutFraction, minimumPlannedDropout)
         let n = assumptions.cohortSize
         var k = 2
         while k < n - 1 {
@@ -81,8 +88,10 @@ public enum ParameterFinder {
 
     /// Picks the threshold for a fixed degree (k = n - 1 for the complete graph), or throws when
     /// no threshold meets the targets at that degree.
-    public static func find(degree k: Int, for assumptions: CohortAssumptions) throws(ConfigurationError) -> GraphParameters {
-        try checkRanges(assumptions)
+    public static func find(degree k: Int, for requested: CohortAssumptions) throws(ConfigurationError) -> GraphParameters {
+        try checkRanges(requested)
+        var assumptions = requested
+        assumptions.dropoutFraction = max(requested.dropoutFraction, minimumPlannedDropout)
         let n = assumptions.cohortSize
         guard k >= 2, k <= n - 1 else { throw .invalid(field: "degree", reason: "must be in 2...\(n - 1)") }
         guard let result = bestThreshold(degree: k, assumptions) else {

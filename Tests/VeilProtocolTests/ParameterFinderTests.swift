@@ -85,3 +85,13 @@ import VeilCrypto
         }
     }
 }
+
+extension ParameterFinderTests {
+    /// Planning for no dropout at all would pick a ring (k = 2) that a single dropout aborts.
+    @Test func noDropoutIsPlannedAsTheMinimum() throws {
+        let none = try ParameterFinder.find(for: CohortAssumptions(cohortSize: 1000, dropoutFraction: 0))
+        let minimum = try ParameterFinder.find(for: CohortAssumptions(cohortSize: 1000, dropoutFraction: ParameterFinder.minimumPlannedDropout))
+        #expect(none == minimum)
+        #expect(none.degree > 2)
+    }
+}
