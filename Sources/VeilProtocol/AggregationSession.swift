@@ -75,6 +75,10 @@ public struct AggregationSession: Sendable {
         recipients = (0..<UInt32(n)).map { $0 }
     }
 
+    /// U3, ascending: the devices whose masked input is in the sum, once MaskedInputCollection
+    /// closed; empty before.
+    public var survivorSet: [UInt32] { survivors }
+
     /// Whether every device expected in the current phase has answered or been removed.
     public var isPhaseComplete: Bool { expectedRemaining == 0 }
 

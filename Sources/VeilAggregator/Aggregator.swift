@@ -1,0 +1,140 @@
+import Foundation
+import CoreMetrics
+import GRPCCore
+import GRPCNIOTransportHTTP2Posix
+public import Logging
+public import ServiceLifecycle
+import Synchronization
+import VeilProtocol
+import VeilWire
+
+/// The aggregator server: the device-facing gRPC service over HTTP/2 (TLS unless explicitly
+/// disabled), the round coordinator, the SQLite store and the `/metrics` endpoint, run as one
+/// swift-service-lifecycle `Service`.
+///
+/// On graceful shutdown (SIGTERM/SIGINT in a `ServiceGroup`, or ``shutDown()``) it refuses new
+/// devices, tells waiting devices to come back, aborts running rounds (nothing is released from an
+/// aborted round), lets the streams finish and stops.
+public final class Aggregator: Service, Sendable {
+    /// The validated configuration.
+    public let configuration: AggregatorConfiguration
+    /// The durable store (enrolments and round history).
+    public let store: AggregatorStore
+    /// The metrics `/metrics` renders.
+    public let metrics: AggregatorMetrics
+    private let coordinator: RoundCoordinator
+    private let server: GRPCServer<HTTP2ServerTransport.Posix>
+    private let logger: Logger
+    private let ports = Mutex<(grpc: Int?, metrics: Int?)>((nil, nil))
+    private let metricsServerBox = Mutex<MetricsHTTPServer?>(nil)
+    private let stopping = Atomic<Bool>(false)
+
+    /// Validates the configuration, opens (and migrates) the store and prepares the servers.
+    public init(configuration: AggregatorConfiguration, logger: Logger) throws {
+        try configuration.validate()
+        self.configuration = configuration
+        self.logger = logger
+        store = try AggregatorStore(path: configuration.databasePath)
+        metrics = AggregatorMetrics()
+        coordinator = RoundCoordinator(
+            policy: configuration.rounds, maximumWaiting: configuration.maximumWaitingDevices,
+            store: store, metrics: metrics, logger: logger)
+        let security: HTTP2ServerTransport.Posix.TransportSecurity
+        if configuration.insecurePlaintext {
+            logger.warning("serving gRPC WITHOUT TLS (insecurePlaintext): device traffic and enrolment tokens are readable on the network")
+            security = .plaintext
+        } else {
+            security = .tls(
+                certificateChain: [.file(path: configuration.tlsCertificatePath!, format: .pem)],
+                privateKey: .file(path: configuration.tlsPrivateKeyPath!, format: .pem))
+        }
+        // The transport's limit is the largest message any round of this policy accepts; each
+        // round then enforces its own exact limit before parsing.
+        let largest = try RoundConfiguration(
+            roundID: RoundID(bytes: [UInt8](repeating: 0, count: 16)), roundSeed: [UInt8](repeating: 0, count: 32),
+            cohortSize: max(configuration.rounds.maximumCohort, 3), dimension: configuration.rounds.dimension,
+            bitWidth: configuration.rounds.bitWidth, prg: configuration.rounds.prg, graph: .complete, threshold: 1,
+            threatModel: configuration.rounds.threatModel)
+        let limit = WireCodec.maximumDeviceMessageByteCount(largest) + 4096
+        let service = AggregatorService(
+            store: store, coordinator: coordinator, metrics: metrics, logger: logger,
+            checkInTimeout: .milliseconds(Int64(configuration.checkInTimeoutSeconds * 1000)))
+        server = GRPCServer(
+            transport: .http2NIOPosix(
+                address: .ipv4(host: configuration.listen.host, port: configuration.listen.port),
+                transportSecurity: security,
+                config: .defaults { $0.rpc.maxRequestPayloadSize = limit; $0.http2.maxConcurrentStreams = 4096 }),
+            services: [service])
+    }
+
+    /// Serves until cancelled or gracefully shut down.
+    public func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await withThrowingDiscardingTaskGroup { group in
+                group.addTask {
+                    do { try await self.server.serve() } catch {
+                        await self.closeMetricsServer()
+                        throw error
+                    }
+                    await self.closeMetricsServer()
+                }
+                let address = try await server.listeningAddress
+                let grpcPort = address?.ipv4?.port ?? address?.ipv6?.port
+                if let m = configuration.metricsListen {
+                    let renderer = metrics
+                    let metricsServer = try await MetricsHTTPServer(
+                        host: m.host, port: m.port, render: { renderer.exposition() }, healthy: { [weak self] in self?.isServing ?? false })
+                    metricsServerBox.withLock { $0 = metricsServer }
+                }
+                let metricsPort = metricsServerBox.withLock { $0?.port }
+                ports.withLock { $0 = (grpcPort, metricsPort) }
+                logger.info("veil-aggregator listening", metadata: [
+                    "grpc": "\(configuration.listen.host):\(grpcPort ?? 0)",
+                    "metrics": "\(metricsPort.map { "\(configuration.metricsListen!.host):\($0)" } ?? "off")",
+                    "tls": "\(!configuration.insecurePlaintext)",
+                ])
+            }
+        } onGracefulShutdown: {
+            Task { await self.shutDown() }
+        }
+    }
+
+    /// Refuses new devices, ends waiting devices and running rounds, then stops the servers.
+    public func shutDown() async {
+        guard !stopping.exchange(true, ordering: .relaxed) else { return }
+        logger.info("shutting down: ending rounds")
+        await coordinator.shutDown()
+        server.beginGracefulShutdown()
+    }
+
+    /// Whether the aggregator accepts devices (false once shutdown began).
+    public var isServing: Bool { !stopping.load(ordering: .relaxed) }
+
+    private func closeMetricsServer() async {
+        let metricsServer = metricsServerBox.withLock { box in
+            defer { box = nil }
+            return box
+        }
+        await metricsServer?.close()
+    }
+
+    /// Waits until the servers listen; then ``grpcPort`` and ``metricsPort`` are set.
+    public func waitUntilListening() async {
+        while grpcPort == nil && !Task.isCancelled { try? await Task.sleep(for: .milliseconds(10)) }
+    }
+
+    /// The port gRPC listens on, once listening.
+    public var grpcPort: Int? { ports.withLock { $0.grpc } }
+
+    /// The port `/metrics` listens on, once listening (nil when disabled).
+    public var metricsPort: Int? { ports.withLock { $0.metrics } }
+
+    /// Starts a round now with the devices waiting (at least `minimumCohort`); false otherwise.
+    public func startRoundNow() async -> Bool { await coordinator.startRoundNow() }
+
+    /// The devices waiting for a round.
+    public func waitingDeviceCount() async -> Int { await coordinator.waitingCount }
+
+    /// Every round that ends from the time of the call, with its outcome.
+    public func completedRounds() async -> AsyncStream<CompletedRound> { await coordinator.completedRounds() }
+}

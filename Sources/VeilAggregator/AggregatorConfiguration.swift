@@ -1,0 +1,210 @@
+import Foundation
+public import VeilCrypto
+public import VeilProtocol
+
+/// Everything `veil-aggregator serve` needs, read from a JSON file, then `VEIL_*` environment
+/// variables, then command-line flags (later sources win), and validated by ``validate()`` before
+/// anything starts. Every field and its default is documented in README.md ("Configuring the
+/// aggregator").
+public struct AggregatorConfiguration: Sendable, Codable, Equatable {
+    /// Where devices connect (gRPC over HTTP/2).
+    public var listen = Endpoint(host: "127.0.0.1", port: 7443)
+    /// Where `/metrics` and `/healthz` are served (plain HTTP; keep it on a private interface).
+    /// Port 0 picks a free port; nil turns the endpoint off.
+    public var metricsListen: Endpoint? = Endpoint(host: "127.0.0.1", port: 9464)
+    /// PEM server certificate chain and key. Both are required unless `insecurePlaintext` is set.
+    public var tlsCertificatePath: String?
+    /// PEM private key of the server certificate.
+    public var tlsPrivateKeyPath: String?
+    /// Serve gRPC without TLS. Only for tests and debugging; the server logs a warning.
+    public var insecurePlaintext = false
+    /// The SQLite file holding enrolments and the round history (created and migrated at start).
+    public var databasePath = "veil-aggregator.sqlite"
+    /// How rounds are formed and run.
+    public var rounds = RoundPolicy()
+    /// The most devices that may wait for a round at once; more get RESOURCE_EXHAUSTED.
+    public var maximumWaitingDevices = 100_000
+    /// How long a device may take to answer the check-in challenge, in seconds.
+    public var checkInTimeoutSeconds = 10.0
+
+    /// A host and TCP port.
+    public struct Endpoint: Sendable, Codable, Equatable {
+        /// Host name or address to bind.
+        public var host: String
+        /// TCP port; 0 lets the system pick one.
+        public var port: Int
+        /// Creates an endpoint.
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+    }
+
+    /// Creates the default configuration.
+    public init() {}
+
+    /// Decodes a configuration, filling absent keys with defaults.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = AggregatorConfiguration()
+        listen = try c.decodeIfPresent(Endpoint.self, forKey: .listen) ?? d.listen
+        metricsListen = c.contains(.metricsListen) ? try c.decodeIfPresent(Endpoint.self, forKey: .metricsListen) : d.metricsListen
+        tlsCertificatePath = try c.decodeIfPresent(String.self, forKey: .tlsCertificatePath)
+        tlsPrivateKeyPath = try c.decodeIfPresent(String.self, forKey: .tlsPrivateKeyPath)
+        insecurePlaintext = try c.decodeIfPresent(Bool.self, forKey: .insecurePlaintext) ?? d.insecurePlaintext
+        databasePath = try c.decodeIfPresent(String.self, forKey: .databasePath) ?? d.databasePath
+        rounds = try c.decodeIfPresent(RoundPolicy.self, forKey: .rounds) ?? d.rounds
+        maximumWaitingDevices = try c.decodeIfPresent(Int.self, forKey: .maximumWaitingDevices) ?? d.maximumWaitingDevices
+        checkInTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .checkInTimeoutSeconds) ?? d.checkInTimeoutSeconds
+    }
+
+    /// Refuses inconsistent settings, naming the field.
+    public func validate() throws(AggregatorConfigurationError) {
+        if !insecurePlaintext && (tlsCertificatePath == nil || tlsPrivateKeyPath == nil) {
+            throw .invalid("tlsCertificatePath/tlsPrivateKeyPath", "TLS needs a certificate and a key (run `veil-aggregator dev-certificates DIR` for local use), or set insecurePlaintext")
+        }
+        for (name, path) in [("tlsCertificatePath", tlsCertificatePath), ("tlsPrivateKeyPath", tlsPrivateKeyPath)] {
+            if let path, !insecurePlaintext, !FileManager.default.isReadableFile(atPath: path) {
+                throw .invalid(name, "cannot read \(path)")
+            }
+        }
+        guard (0...65535).contains(listen.port) else { throw .invalid("listen.port", "must be in 0...65535") }
+        if let m = metricsListen, !(0...65535).contains(m.port) { throw .invalid("metricsListen.port", "must be in 0...65535") }
+        guard !databasePath.isEmpty else { throw .invalid("databasePath", "must not be empty") }
+        guard maximumWaitingDevices >= 1 else { throw .invalid("maximumWaitingDevices", "must be at least 1") }
+        guard checkInTimeoutSeconds > 0 else { throw .invalid("checkInTimeoutSeconds", "must be positive") }
+        try rounds.validate()
+    }
+}
+
+/// How the aggregator forms and runs rounds.
+public struct RoundPolicy: Sendable, Codable, Equatable {
+    /// A name for what the rounds aggregate, sent to devices in the assignment.
+    public var task = "default"
+    /// m: elements per device vector.
+    public var dimension = 1000
+    /// b: inputs and the sum are integers modulo 2^b.
+    public var bitWidth = 32
+    /// The mask expansion cipher: "aes-128-ctr" or "chacha20".
+    public var prg = PRGAlgorithm.aes128CTR
+    /// "honest-but-curious" or "active".
+    public var threatModel = ThreatModel.honestButCurious
+    /// Fewest devices a round starts with.
+    public var minimumCohort = 10
+    /// Most devices one round takes; further devices wait for the next round.
+    public var maximumCohort = 1000
+    /// How long to gather devices after the first one waits before starting with at least
+    /// `minimumCohort`, in seconds.
+    public var gatherSeconds = 2.0
+    /// How long each phase waits for answers before continuing with those that arrived, in seconds.
+    public var phaseTimeoutSeconds = 30.0
+    /// How long a device may wait without being placed in a round before it is told to come back.
+    public var maximumWaitSeconds = 300.0
+    /// The dropout fraction the graph and threshold are planned for.
+    public var expectedDropout = 0.05
+    /// The fraction of devices assumed to collude with the server.
+    public var corruptFraction = 0.0
+    /// "auto" (SecAgg+ where it is cheaper, chosen by the parameter finder), "complete" (SecAgg) or
+    /// "harary" with explicit `degree` and `threshold`.
+    public var graph = "auto"
+    /// Explicit Harary degree when `graph` is "harary".
+    public var degree: Int?
+    /// Explicit threshold (with "complete" or "harary"); the finder picks it when absent.
+    public var threshold: Int?
+    /// Rounds that may run at once.
+    public var maximumConcurrentRounds = 4
+
+    /// Creates the default policy.
+    public init() {}
+
+    /// Decodes a policy, filling absent keys with defaults.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = RoundPolicy()
+        task = try c.decodeIfPresent(String.self, forKey: .task) ?? d.task
+        dimension = try c.decodeIfPresent(Int.self, forKey: .dimension) ?? d.dimension
+        bitWidth = try c.decodeIfPresent(Int.self, forKey: .bitWidth) ?? d.bitWidth
+        prg = try c.decodeIfPresent(PRGAlgorithm.self, forKey: .prg) ?? d.prg
+        threatModel = try c.decodeIfPresent(ThreatModel.self, forKey: .threatModel) ?? d.threatModel
+        minimumCohort = try c.decodeIfPresent(Int.self, forKey: .minimumCohort) ?? d.minimumCohort
+        maximumCohort = try c.decodeIfPresent(Int.self, forKey: .maximumCohort) ?? d.maximumCohort
+        gatherSeconds = try c.decodeIfPresent(Double.self, forKey: .gatherSeconds) ?? d.gatherSeconds
+        phaseTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .phaseTimeoutSeconds) ?? d.phaseTimeoutSeconds
+        maximumWaitSeconds = try c.decodeIfPresent(Double.self, forKey: .maximumWaitSeconds) ?? d.maximumWaitSeconds
+        expectedDropout = try c.decodeIfPresent(Double.self, forKey: .expectedDropout) ?? d.expectedDropout
+        corruptFraction = try c.decodeIfPresent(Double.self, forKey: .corruptFraction) ?? d.corruptFraction
+        graph = try c.decodeIfPresent(String.self, forKey: .graph) ?? d.graph
+        degree = try c.decodeIfPresent(Int.self, forKey: .degree)
+        threshold = try c.decodeIfPresent(Int.self, forKey: .threshold)
+        maximumConcurrentRounds = try c.decodeIfPresent(Int.self, forKey: .maximumConcurrentRounds) ?? d.maximumConcurrentRounds
+    }
+
+    /// Refuses inconsistent settings, naming the field.
+    public func validate() throws(AggregatorConfigurationError) {
+        guard !task.isEmpty, task.utf8.count <= 1024 else { throw .invalid("rounds.task", "must be 1...1024 bytes") }
+        guard dimension >= 1, dimension <= 1 << 26 else { throw .invalid("rounds.dimension", "must be in 1...\(1 << 26)") }
+        guard (1...64).contains(bitWidth) else { throw .invalid("rounds.bitWidth", "must be in 1...64") }
+        guard minimumCohort >= 3 else { throw .invalid("rounds.minimumCohort", "must be at least 3") }
+        guard maximumCohort >= minimumCohort else { throw .invalid("rounds.maximumCohort", "must be at least minimumCohort (\(minimumCohort))") }
+        guard gatherSeconds >= 0 else { throw .invalid("rounds.gatherSeconds", "must not be negative") }
+        guard phaseTimeoutSeconds > 0 else { throw .invalid("rounds.phaseTimeoutSeconds", "must be positive") }
+        guard maximumWaitSeconds > 0 else { throw .invalid("rounds.maximumWaitSeconds", "must be positive") }
+        guard (0..<1).contains(expectedDropout) else { throw .invalid("rounds.expectedDropout", "must be in [0, 1)") }
+        guard (0..<0.5).contains(corruptFraction) else { throw .invalid("rounds.corruptFraction", "must be in [0, 0.5)") }
+        guard maximumConcurrentRounds >= 1 else { throw .invalid("rounds.maximumConcurrentRounds", "must be at least 1") }
+        switch graph {
+        case "auto":
+            guard degree == nil, threshold == nil else { throw .invalid("rounds.graph", "\"auto\" chooses degree and threshold; use \"harary\" or \"complete\" to set them") }
+        case "complete":
+            guard degree == nil else { throw .invalid("rounds.degree", "the complete graph has degree n - 1") }
+        case "harary":
+            guard degree != nil else { throw .invalid("rounds.degree", "\"harary\" needs an explicit degree") }
+        default:
+            throw .invalid("rounds.graph", "must be \"auto\", \"complete\" or \"harary\", got \"\(graph)\"")
+        }
+        // The largest cohort must be plannable: this runs the same checks a round will.
+        _ = try parameters(forCohortOf: maximumCohort)
+    }
+
+    /// The graph and threshold for a round of `n` devices.
+    public func parameters(forCohortOf n: Int) throws(AggregatorConfigurationError) -> (graph: GraphKind, threshold: Int) {
+        let assumptions = CohortAssumptions(cohortSize: n, dropoutFraction: expectedDropout, corruptFraction: corruptFraction, threatModel: threatModel)
+        do {
+            switch graph {
+            case "complete":
+                if let threshold {
+                    _ = try ParameterFinder.validate(degree: n - 1, threshold: threshold, for: assumptions)
+                    return (.complete, threshold)
+                }
+                let p = try ParameterFinder.find(degree: n - 1, for: assumptions)
+                return (.complete, p.threshold)
+            case "harary":
+                let k = degree ?? 0
+                if let threshold {
+                    _ = try ParameterFinder.validate(degree: k, threshold: threshold, for: assumptions)
+                    return (k >= n - 1 ? .complete : .harary(degree: k), threshold)
+                }
+                let p = try ParameterFinder.find(degree: k, for: assumptions)
+                return (p.graph, p.threshold)
+            default:
+                let p = try ParameterFinder.find(for: assumptions)
+                return (p.graph, p.threshold)
+            }
+        } catch {
+            throw .invalid("rounds.graph", "no safe parameters for a cohort of \(n): \(error)")
+        }
+    }
+}
+
+/// A configuration the aggregator refuses to start with.
+public enum AggregatorConfigurationError: Error, Equatable, CustomStringConvertible {
+    /// `field` is wrong for `reason`.
+    case invalid(_ field: String, _ reason: String)
+
+    /// A one-line explanation naming the field.
+    public var description: String {
+        switch self {
+        case let .invalid(field, reason): return "configuration error in \(field): \(reason)"
+        }
+    }
+}

@@ -1,0 +1,181 @@
+import Foundation
+import CoreMetrics
+import GRPCCore
+import Logging
+import VeilCrypto
+import VeilProtocol
+import VeilWire
+
+/// The waiting room and the rounds in flight. Checked-in devices wait here; a round forms as soon
+/// as `maximumCohort` devices wait, or when `gatherSeconds` have passed since the first of them
+/// with at least `minimumCohort` waiting. Up to `maximumConcurrentRounds` rounds run at once;
+/// devices that waited longer than `maximumWaitSeconds` are told to come back later.
+actor RoundCoordinator {
+    private let policy: RoundPolicy
+    private let maximumWaiting: Int
+    private let metrics: AggregatorMetrics
+    private let logger: Logger
+    private let store: AggregatorStore
+    private var waiting: [DeviceLink] = []
+    private var live: [String: DeviceLink] = [:]
+    private var rounds: [RoundID: RoundDriver] = [:]
+    private var gatherTimer: Task<Void, Never>?
+    private var shuttingDown = false
+    private var listeners: [UUID: AsyncStream<CompletedRound>.Continuation] = [:]
+
+    init(policy: RoundPolicy, maximumWaiting: Int, store: AggregatorStore, metrics: AggregatorMetrics, logger: Logger) {
+        self.policy = policy
+        self.maximumWaiting = maximumWaiting
+        self.store = store
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// Admits an authenticated device to the waiting room.
+    func admit(_ link: DeviceLink, deviceID: String) throws(RPCError) {
+        guard !shuttingDown else { throw RPCError(code: .unavailable, message: "the aggregator is shutting down") }
+        if let existing = live[deviceID], !existing.isClosed {
+            metrics.rejected(reason: "duplicate-stream")
+            throw RPCError(code: .alreadyExists, message: "device \(deviceID) already has a live stream")
+        }
+        guard waiting.count < maximumWaiting else {
+            metrics.rejected(reason: "waiting-room-full")
+            throw RPCError(code: .resourceExhausted, message: "the waiting room is full (\(maximumWaiting) devices); check in later")
+        }
+        live[deviceID] = link
+        link.waitingSince = .now
+        waiting.append(link)
+        metrics.waiting.record(waiting.count)
+        formRounds(gatherDeadlinePassed: false)
+        if !waiting.isEmpty && gatherTimer == nil { scheduleGatherTimer() }
+    }
+
+    /// The stream of `deviceID` ended (for any reason).
+    func streamClosed(_ link: DeviceLink, deviceID: String?) async {
+        if let deviceID, live[deviceID] === link { live[deviceID] = nil }
+        if let index = waiting.firstIndex(where: { $0 === link }) {
+            waiting.remove(at: index)
+            metrics.waiting.record(waiting.count)
+        }
+        if let (driver, index) = link.round { await driver.deviceLeft(index) }
+    }
+
+    /// Starts a round now with the devices waiting, if there are at least `minimumCohort`.
+    /// Returns false when too few devices wait or the concurrency limit is reached.
+    func startRoundNow() -> Bool {
+        let before = rounds.count
+        formRounds(gatherDeadlinePassed: true)
+        return rounds.count > before
+    }
+
+    /// The number of devices waiting for a round.
+    var waitingCount: Int { waiting.count }
+
+    /// The number of rounds in flight.
+    var activeRoundCount: Int { rounds.count }
+
+    /// Every round that ends from now on.
+    func completedRounds() -> AsyncStream<CompletedRound> {
+        let (stream, continuation) = AsyncStream.makeStream(of: CompletedRound.self)
+        let id = UUID()
+        listeners[id] = continuation
+        continuation.onTermination = { _ in Task { await self.removeListener(id) } }
+        return stream
+    }
+
+    private func removeListener(_ id: UUID) { listeners[id] = nil }
+
+    /// Refuses new devices, tells waiting devices to come back later, and aborts running rounds.
+    func shutDown() async {
+        shuttingDown = true
+        gatherTimer?.cancel()
+        for link in waiting {
+            link.end(TransportCodec.endedFrame(.noRound, reason: "the aggregator is shutting down", retryAfterMilliseconds: 5_000))
+        }
+        waiting.removeAll()
+        for driver in rounds.values { await driver.cancel(reason: "the aggregator is shutting down") }
+        for continuation in listeners.values { continuation.finish() }
+    }
+
+    // MARK: Forming rounds
+
+    private func scheduleGatherTimer() {
+        let delay = Duration.milliseconds(Int64(policy.gatherSeconds * 1000))
+        gatherTimer = Task { [weak self] in
+            try? await Task.sleep(for: delay)
+            guard !Task.isCancelled else { return }
+            await self?.gatherDeadline()
+        }
+    }
+
+    private func gatherDeadline() {
+        gatherTimer = nil
+        formRounds(gatherDeadlinePassed: true)
+        let limit = Duration.milliseconds(Int64(policy.maximumWaitSeconds * 1000))
+        let now = ContinuousClock.now
+        waiting.removeAll { link in
+            guard let since = link.waitingSince, now - since > limit else { return link.isClosed }
+            link.end(TransportCodec.endedFrame(.noRound, reason: "no round formed while the device waited", retryAfterMilliseconds: UInt32(policy.gatherSeconds * 1000) + 1000))
+            return true
+        }
+        metrics.waiting.record(waiting.count)
+        if !waiting.isEmpty { scheduleGatherTimer() }
+    }
+
+    private func formRounds(gatherDeadlinePassed: Bool) {
+        waiting.removeAll { $0.isClosed }
+        while rounds.count < policy.maximumConcurrentRounds,
+              waiting.count >= policy.maximumCohort || (gatherDeadlinePassed && waiting.count >= policy.minimumCohort) {
+            let cohort = Array(waiting.prefix(policy.maximumCohort))
+            waiting.removeFirst(cohort.count)
+            startRound(with: cohort)
+        }
+        metrics.waiting.record(waiting.count)
+    }
+
+    private func startRound(with cohort: [DeviceLink]) {
+        var random = SystemRandomSource()
+        var generator = SystemRandomNumberGenerator()
+        let links = cohort.shuffled(using: &generator)
+        let driver: RoundDriver
+        do {
+            let (graph, threshold) = try policy.parameters(forCohortOf: links.count)
+            let configuration = try RoundConfiguration(
+                roundID: RoundID(using: &random), roundSeed: random.bytes(count: 32), cohortSize: links.count,
+                dimension: policy.dimension, bitWidth: policy.bitWidth, prg: policy.prg, graph: graph,
+                threshold: threshold, threatModel: policy.threatModel)
+            driver = try RoundDriver(
+                configuration: configuration, task: policy.task, links: links,
+                phaseTimeout: .milliseconds(Int64(policy.phaseTimeoutSeconds * 1000)), metrics: metrics, logger: logger
+            ) { [weak self] completed in await self?.roundEnded(completed) }
+            rounds[configuration.roundID] = driver
+        } catch {
+            logger.error("cannot start a round", metadata: ["cohort": "\(links.count)", "error": "\(error)"])
+            for link in links {
+                link.end(TransportCodec.endedFrame(.noRound, reason: "the aggregator could not plan a round: \(error)", retryAfterMilliseconds: 10_000))
+            }
+            return
+        }
+        metrics.activeRounds.record(rounds.count)
+        Task { await driver.start() }
+    }
+
+    private func roundEnded(_ completed: CompletedRound) {
+        rounds[completed.configuration.roundID] = nil
+        metrics.activeRounds.record(rounds.count)
+        let record: RoundRecord
+        switch completed.outcome {
+        case let .finished(result):
+            record = RoundRecord(roundID: "\(completed.configuration.roundID)", task: completed.task, startedAt: completed.startedAt,
+                                 endedAt: completed.endedAt, cohortSize: completed.configuration.cohortSize,
+                                 survivors: result.survivors.count, outcome: "finished", reason: "")
+        case let .aborted(reason):
+            record = RoundRecord(roundID: "\(completed.configuration.roundID)", task: completed.task, startedAt: completed.startedAt,
+                                 endedAt: completed.endedAt, cohortSize: completed.configuration.cohortSize,
+                                 survivors: 0, outcome: "aborted", reason: reason.description)
+        }
+        do { try store.record(record) } catch { logger.error("cannot record the round", metadata: ["error": "\(error)"]) }
+        for continuation in listeners.values { continuation.yield(completed) }
+        if !shuttingDown { formRounds(gatherDeadlinePassed: false) }
+    }
+}

@@ -1,0 +1,213 @@
+public import Foundation
+import CoreMetrics
+import GRPCCore
+import Logging
+import VeilCrypto
+public import VeilProtocol
+import VeilWire
+
+/// Drives one round's ``AggregationSession`` from network events: device messages, devices
+/// leaving, and phase deadlines. A phase closes when every expected device answered or its
+/// deadline passed; the round then continues with the devices that answered, and devices that are
+/// no longer needed are told the round moved on.
+actor RoundDriver {
+    let configuration: RoundConfiguration
+    let task: String
+    let links: [DeviceLink]
+    let phaseTimeout: Duration
+    let startedAt = Date()
+    private var session: AggregationSession
+    private var random = SystemRandomSource()
+    private var generation = 0
+    private var phaseStarted = ContinuousClock.now
+    private var deadline: Task<Void, Never>?
+    private let metrics: AggregatorMetrics
+    private let logger: Logger
+    private let onEnd: @Sendable (CompletedRound) async -> Void
+
+    init(
+        configuration: RoundConfiguration, task: String, links: [DeviceLink], phaseTimeout: Duration,
+        metrics: AggregatorMetrics, logger: Logger, onEnd: @escaping @Sendable (CompletedRound) async -> Void
+    ) throws(ConfigurationError) {
+        var identities: [UInt32: Ed25519.PublicKey] = [:]
+        for (i, link) in links.enumerated() { identities[UInt32(i)] = link.identity?.key }
+        session = try AggregationSession(
+            configuration: configuration, graph: NeighbourGraph(configuration: configuration),
+            identities: configuration.threatModel == .active ? identities : [:])
+        self.configuration = configuration
+        self.task = task
+        self.links = links
+        self.phaseTimeout = phaseTimeout
+        self.metrics = metrics
+        var logger = logger
+        logger[metadataKey: "round"] = "\(configuration.roundID)"
+        self.logger = logger
+        self.onEnd = onEnd
+    }
+
+    /// Sends every device its assignment and opens AdvertiseKeys.
+    func start() {
+        let timeout = UInt32(clamping: phaseTimeout.nanoseconds / 1_000_000)
+        for (i, link) in links.enumerated() {
+            link.round = (self, UInt32(i))
+            link.send(TransportCodec.assignmentFrame(configuration: configuration, deviceIndex: UInt32(i), task: task, phaseTimeoutMilliseconds: timeout))
+            // A device that left while being assigned is already gone.
+            if link.isClosed { session.deviceLeft(UInt32(i)) }
+        }
+        logger.info("round started", metadata: ["cohort": "\(configuration.cohortSize)", "degree": "\(configuration.degree)", "threshold": "\(configuration.threshold)"])
+        metrics.phaseOpened(.advertiseKeys, devices: links.count)
+        openPhase()
+        advanceWhileComplete()
+    }
+
+    /// A protocol message from device `index`.
+    func receive(_ bytes: [UInt8], from index: UInt32) {
+        guard session.phase != nil, !links[Int(index)].isClosed else { return }
+        metrics.bytesReceived.increment(by: bytes.count)
+        let message: DeviceMessage
+        do {
+            message = try WireCodec.decodeDeviceMessage(bytes, from: index, configuration: configuration)
+        } catch {
+            remove(index, RPCError(code: .invalidArgument, message: "malformed \(session.phase?.rawValue ?? "") message: \(error)"), reason: "malformed")
+            return
+        }
+        do {
+            try session.receive(message, from: index)
+        } catch {
+            // The session has already removed the device; tell it why and close its stream.
+            links[Int(index)].fail(RPCError(code: .failedPrecondition, message: error.description))
+            metrics.rejected(reason: "protocol-violation")
+            logger.warning("device removed", metadata: ["device": "\(index)", "violation": "\(error)"])
+        }
+        advanceWhileComplete()
+    }
+
+    /// Device `index` disconnected.
+    func deviceLeft(_ index: UInt32) {
+        guard session.phase != nil else { return }
+        session.deviceLeft(index)
+        advanceWhileComplete()
+    }
+
+    /// Ends the round now (for example on shutdown); nothing is released.
+    func cancel(reason: String) async {
+        guard session.phase != nil else { return }
+        let outcome = session.cancel(reason: reason)
+        await finish(outcome)
+    }
+
+    private func remove(_ index: UInt32, _ error: RPCError, reason: String) {
+        links[Int(index)].fail(error)
+        session.deviceLeft(index)
+        metrics.rejected(reason: reason)
+        logger.warning("device removed", metadata: ["device": "\(index)", "reason": "\(error.message)"])
+    }
+
+    private func phaseDeadline(_ expected: Int) async {
+        guard expected == generation, session.phase != nil else { return }
+        logger.info("phase deadline passed", metadata: ["phase": "\(session.phase!.rawValue)", "pending": "\(session.pendingDevices.count)"])
+        await advance()
+    }
+
+    private func advanceWhileComplete() {
+        guard session.phase != nil, session.isPhaseComplete else { return }
+        // Run the phase change outside this call so that a message handler never waits for
+        // unmasking; the actor still serialises it with every other event.
+        let expected = generation
+        Task { await self.advanceIfCurrent(expected) }
+    }
+
+    private func advanceIfCurrent(_ expected: Int) async {
+        guard expected == generation, session.phase != nil, session.isPhaseComplete else { return }
+        await advance()
+    }
+
+    private func advance() async {
+        guard let closing = session.phase else { return }
+        deadline?.cancel()
+        generation += 1
+        let clock = ContinuousClock()
+        let closeStart = clock.now
+        let outcome = session.closePhase(using: &random)
+        if closing == .unmasking { metrics.unmasked(session.statistics, duration: clock.now - closeStart) }
+        metrics.phaseClosed(closing, after: clock.now - phaseStarted)
+        if let outcome {
+            await finish(outcome)
+            return
+        }
+        let opened = session.phase!
+        let recipients = session.recipients
+        metrics.phaseOpened(opened, devices: recipients.count)
+        var isRecipient = [Bool](repeating: false, count: links.count)
+        for d in recipients {
+            isRecipient[Int(d)] = true
+            guard let message = session.outgoingMessage(for: d) else { continue }
+            let bytes = WireCodec.encode(message, round: configuration.roundID, cohortSize: configuration.cohortSize)
+            metrics.bytesSent.increment(by: bytes.count)
+            links[Int(d)].send(TransportCodec.protocolFrame(bytes))
+        }
+        let survivors = Set(session.survivorSet)
+        for (i, link) in links.enumerated() where !isRecipient[i] && !link.isClosed && !survivors.contains(UInt32(i)) {
+            link.end(TransportCodec.endedFrame(.notCounted, reason: "the round moved on to \(opened.rawValue) without this device"))
+        }
+        logger.debug("phase opened", metadata: ["phase": "\(opened.rawValue)", "devices": "\(recipients.count)"])
+        openPhase()
+        advanceWhileComplete()
+    }
+
+    private func openPhase() {
+        phaseStarted = ContinuousClock.now
+        let expected = generation
+        let timeout = phaseTimeout
+        deadline = Task { [weak self] in
+            try? await Task.sleep(for: timeout)
+            guard !Task.isCancelled else { return }
+            await self?.phaseDeadline(expected)
+        }
+    }
+
+    private func finish(_ outcome: AggregationOutcome) async {
+        deadline?.cancel()
+        generation += 1
+        let completed: CompletedRound
+        switch outcome {
+        case let .finished(result):
+            let counted = Set(result.survivors)
+            for (i, link) in links.enumerated() {
+                let isCounted = counted.contains(UInt32(i))
+                link.end(TransportCodec.endedFrame(
+                    isCounted ? .counted : .notCounted,
+                    reason: isCounted ? "the round finished with this device's input in the sum" : "the round finished without this device's input",
+                    survivors: result.survivors.count))
+            }
+            for (phase, dropped) in result.droppedInPhase { metrics.dropped(dropped.count, in: phase) }
+            metrics.roundEnded(outcome: "finished")
+            logger.info("round finished", metadata: ["survivors": "\(result.survivors.count)", "misbehaving": "\(result.misbehaving.count)"])
+            completed = CompletedRound(configuration: configuration, task: task, startedAt: startedAt, endedAt: Date(),
+                                       deviceIDs: links.map { $0.identity?.deviceID ?? "" }, outcome: outcome)
+        case let .aborted(reason):
+            for link in links { link.end(TransportCodec.endedFrame(.aborted, reason: "the round aborted: \(reason)")) }
+            metrics.roundEnded(outcome: "aborted")
+            logger.warning("round aborted", metadata: ["reason": "\(reason)"])
+            completed = CompletedRound(configuration: configuration, task: task, startedAt: startedAt, endedAt: Date(),
+                                       deviceIDs: links.map { $0.identity?.deviceID ?? "" }, outcome: outcome)
+        }
+        await onEnd(completed)
+    }
+}
+
+/// A round that ended, with its outcome (the sum when it finished).
+public struct CompletedRound: Sendable {
+    /// The round's configuration.
+    public let configuration: RoundConfiguration
+    /// The configured task.
+    public let task: String
+    /// When the cohort was assigned.
+    public let startedAt: Date
+    /// When the outcome was known.
+    public let endedAt: Date
+    /// The device id at each round index.
+    public let deviceIDs: [String]
+    /// Finished with a sum, or aborted with a reason.
+    public let outcome: AggregationOutcome
+}
