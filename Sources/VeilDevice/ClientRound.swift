@@ -1,0 +1,156 @@
+import Foundation
+import SwiftProtobuf
+import VeilCrypto
+import VeilProtocol
+import VeilTransport
+import VeilWire
+
+/// The device's side of one `Participate` stream: answers the challenge, builds a
+/// ``DeviceSession`` when assigned, and feeds it each protocol message. Frames out of order end the
+/// stream with ``DeviceError/unexpectedFrame(_:)``.
+struct ClientRound {
+    enum Step {
+        /// Write this frame.
+        case send(Veil_V1_DeviceFrame)
+        /// Nothing to send; read on.
+        case wait
+        /// Stop: the participation ended.
+        case finished(RoundParticipation)
+    }
+
+    private enum State {
+        case awaitingChallenge
+        case waitingForRound
+        case inRound(DeviceSession, RoundAssignmentContent)
+        case done
+    }
+
+    let identity: DeviceIdentity
+    let options: ParticipationOptions
+    private var state = State.awaitingChallenge
+    private var random = SystemRandomSource()
+    private var bytesSent = 0
+    private var bytesReceived = 0
+    private var computeSeconds = 0.0
+
+    init(identity: DeviceIdentity, options: ParticipationOptions) {
+        self.identity = identity
+        self.options = options
+    }
+
+    mutating func handle(_ content: ServerFrameContent, input: VeilDevice.InputProvider) async throws(DeviceError) -> Step {
+        switch (state, content) {
+        case let (.awaitingChallenge, .challenge(nonce)):
+            state = .waitingForRound
+            let signature = identity.privateKey.signature(for: TransportStatement.checkIn(nonce: nonce))
+            var frame = Veil_V1_DeviceFrame()
+            frame.checkIn = .with {
+                $0.identityKey = Data(identity.publicKey.rawRepresentation)
+                $0.signature = Data(signature.rawRepresentation)
+            }
+            return .send(frame)
+
+        case let (.waitingForRound, .assignment(assignment)):
+            let vector: ModularVector
+            do { vector = try await input(assignment) } catch { throw .input(String(describing: error)) }
+            let configuration = assignment.configuration
+            if options.disconnectBefore == .advertiseKeys { return finish(.disconnected(before: .advertiseKeys), "disconnected before advertise-keys", assignment) }
+            let started = ContinuousClock.now
+            defer { addCompute(since: started) }
+            do {
+                var session: DeviceSession
+                do {
+                    session = try DeviceSession(
+                        configuration: configuration, graph: NeighbourGraph(configuration: configuration), device: assignment.deviceIndex,
+                        identity: configuration.threatModel == .active ? identity.privateKey : nil, input: vector)
+                } catch {
+                    throw .input(String(describing: error))
+                }
+                let message: DeviceMessage
+                do { message = try session.start(using: &random) } catch { throw .protocolViolation(error) }
+                state = .inRound(session, assignment)
+                return send(message, configuration)
+            }
+
+        case (.inRound(var session, let assignment), .protocolMessage(let bytes)):
+            bytesReceived += bytes.count
+            let configuration = assignment.configuration
+            let message: ServerMessage
+            do {
+                message = try WireCodec.decodeServerMessage(bytes, for: assignment.deviceIndex, configuration: configuration)
+            } catch {
+                state = .done
+                throw .malformedServerFrame(error)
+            }
+            if options.disconnectBefore == message.phase {
+                return finish(.disconnected(before: message.phase), "disconnected before \(message.phase.rawValue)", assignment)
+            }
+            let started = ContinuousClock.now
+            defer { addCompute(since: started) }
+            do {
+                let reply: DeviceMessage
+                do { reply = try session.handle(message, using: &random) } catch {
+                    state = .done
+                    throw .protocolViolation(error)
+                }
+                state = .inRound(session, assignment)
+                return send(reply, configuration)
+            }
+
+        case let (.inRound(_, assignment), .ended(ended)):
+            return finish(outcome(ended), ended.reason, assignment, survivors: Int(ended.survivors))
+
+        case let (.waitingForRound, .ended(ended)), let (.awaitingChallenge, .ended(ended)):
+            return finish(outcome(ended), ended.reason, nil, survivors: Int(ended.survivors))
+
+        default:
+            state = .done
+            throw .unexpectedFrame("\(Self.name(content)) while \(stateName)")
+        }
+    }
+
+    private mutating func send(_ message: DeviceMessage, _ configuration: RoundConfiguration) -> Step {
+        let bytes = WireCodec.encode(message, round: configuration.roundID)
+        bytesSent += bytes.count
+        return .send(TransportCodec.protocolFrame(bytes))
+    }
+
+    private mutating func addCompute(since start: ContinuousClock.Instant) {
+        let elapsed = ContinuousClock.now - start
+        computeSeconds += Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+    }
+
+    private mutating func finish(_ outcome: RoundParticipation.Outcome, _ reason: String, _ assignment: RoundAssignmentContent?, survivors: Int = 0) -> Step {
+        state = .done
+        return .finished(RoundParticipation(
+            outcome: outcome, reason: reason, configuration: assignment?.configuration, deviceIndex: assignment?.deviceIndex,
+            survivors: survivors, bytesSent: bytesSent, bytesReceived: bytesReceived, computeSeconds: computeSeconds))
+    }
+
+    private func outcome(_ ended: RoundEndedContent) -> RoundParticipation.Outcome {
+        switch ended.outcome {
+        case .counted: return .counted
+        case .aborted: return .aborted
+        case .noRound: return .noRound(retryAfterMilliseconds: ended.retryAfterMilliseconds)
+        default: return .notCounted
+        }
+    }
+
+    private var stateName: String {
+        switch state {
+        case .awaitingChallenge: return "awaiting the challenge"
+        case .waitingForRound: return "waiting for a round"
+        case .inRound: return "in a round"
+        case .done: return "finished"
+        }
+    }
+
+    private static func name(_ content: ServerFrameContent) -> String {
+        switch content {
+        case .challenge: return "challenge"
+        case .assignment: return "assignment"
+        case .protocolMessage: return "protocol message"
+        case .ended: return "ended"
+        }
+    }
+}

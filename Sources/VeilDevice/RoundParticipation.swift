@@ -1,0 +1,97 @@
+import GRPCCore
+public import VeilProtocol
+public import VeilWire
+
+/// How one ``VeilDevice/participate(options:input:)`` call ended.
+public struct RoundParticipation: Sendable, Equatable {
+    /// The device's fate in the round.
+    public enum Outcome: Sendable, Equatable {
+        /// The round finished with this device's input in the sum.
+        case counted
+        /// The round finished or moved on without this device's input.
+        case notCounted
+        /// The round aborted; the aggregator released nothing.
+        case aborted
+        /// No round formed while the device waited; check in again after the given delay.
+        case noRound(retryAfterMilliseconds: UInt32)
+        /// The device disconnected on purpose before answering `phase` (fault injection).
+        case disconnected(before: Phase)
+    }
+
+    /// The outcome.
+    public let outcome: Outcome
+    /// The aggregator's explanation, or the device's.
+    public let reason: String
+    /// The round's configuration, when the device was assigned to one.
+    public let configuration: RoundConfiguration?
+    /// The device's index in the round, when assigned.
+    public let deviceIndex: UInt32?
+    /// |U3| as the aggregator reported it, when the round finished.
+    public let survivors: Int
+    /// Protocol message bytes sent (the serialized `DeviceToServer` envelopes).
+    public let bytesSent: Int
+    /// Protocol message bytes received (the serialized `ServerToDevice` envelopes).
+    public let bytesReceived: Int
+    /// Seconds of protocol computation on the device (keys, shares, masking, unmasking).
+    public let computeSeconds: Double
+}
+
+/// Options for one round.
+public struct ParticipationOptions: Sendable {
+    /// Fault injection for simulations and tests: close the stream instead of answering this
+    /// phase, as a device that loses power or network would.
+    public var disconnectBefore: Phase?
+
+    /// Creates options.
+    public init(disconnectBefore: Phase? = nil) {
+        self.disconnectBefore = disconnectBefore
+    }
+}
+
+/// Why a device could not take part in a round.
+public enum DeviceError: Error, Equatable, CustomStringConvertible {
+    /// The aggregator ended the stream with an error status.
+    case rejected(code: String, message: String)
+    /// A frame from the aggregator failed validation; the device left the round.
+    case malformedServerFrame(WireError)
+    /// The aggregator broke the protocol (for example asked for both shares of a neighbour); the
+    /// device aborted and revealed nothing further.
+    case protocolViolation(ProtocolViolation)
+    /// A frame arrived out of order.
+    case unexpectedFrame(String)
+    /// The stream closed without the aggregator's final frame.
+    case streamEnded
+    /// The caller's input could not be used for the round.
+    case input(String)
+    /// The connection failed.
+    case transport(String)
+
+    /// Whether trying again later may succeed. Refusals of identity (unauthenticated, revoked)
+    /// and a protocol violation by the aggregator are not retried by ``VeilDevice/run(options:input:onRound:)``.
+    public var isRetryable: Bool {
+        switch self {
+        case let .rejected(code, _): return !["unauthenticated", "permissionDenied"].contains(code)
+        case .protocolViolation: return false
+        default: return true
+        }
+    }
+
+    /// A one-line explanation.
+    public var description: String {
+        switch self {
+        case let .rejected(code, message): return "the aggregator refused (\(code)): \(message)"
+        case let .malformedServerFrame(e): return "malformed frame from the aggregator: \(e)"
+        case let .protocolViolation(v): return "the aggregator broke the protocol: \(v)"
+        case let .unexpectedFrame(why): return "unexpected frame: \(why)"
+        case .streamEnded: return "the aggregator closed the stream without a final frame"
+        case let .input(why): return "input not usable: \(why)"
+        case let .transport(why): return "transport failure: \(why)"
+        }
+    }
+
+    static func from(_ error: any Error) -> DeviceError {
+        if let e = error as? DeviceError { return e }
+        if let e = error as? RPCError { return .rejected(code: "\(e.code)", message: e.message) }
+        return .transport(String(describing: error))
+    }
+}

@@ -1,0 +1,121 @@
+import Foundation
+import GRPCCore
+public import Logging
+import VeilCrypto
+public import VeilProtocol
+import VeilTransport
+public import VeilWire
+
+/// The device side of Veil, for an edge agent to link: enrol once, then take part in rounds with
+/// an input vector the caller supplies. Each round runs the same sans-I/O ``DeviceSession`` the
+/// simulator and tests use; every frame from the aggregator is validated before use, and a
+/// protocol violation by the aggregator makes the device abort without revealing anything more.
+///
+/// ```swift
+/// let identity = try DeviceIdentity.loadOrCreate(at: "/var/lib/agent/veil-identity")
+/// try await withAggregatorConnection(to: .init(host: "agg.example", port: 7443, security: .tls(caCertificatePath: "/etc/agent/veil-ca.pem"))) { connection in
+///     let device = VeilDevice(identity: identity, connection: connection)
+///     _ = try? await device.enrol(token: token)          // once
+///     try await device.run { assignment in try readings(for: assignment) } onRound: { print($0.outcome) }
+/// }
+/// ```
+public struct VeilDevice: Sendable {
+    /// Produces the device's input for a round it was assigned to.
+    public typealias InputProvider = @Sendable (RoundAssignmentContent) async throws -> ModularVector
+
+    /// The device's long-term identity.
+    public let identity: DeviceIdentity
+    let connection: AggregatorConnection
+    let logger: Logger
+
+    /// A device speaking through `connection`.
+    public init(identity: DeviceIdentity, connection: AggregatorConnection, logger: Logger = Logger(label: "veil.device")) {
+        self.identity = identity
+        self.connection = connection
+        self.logger = logger
+    }
+
+    /// Enrols the identity with a one-time token from the operator; returns the device id.
+    public func enrol(token: String) async throws(DeviceError) -> String {
+        let service = Veil_V1_Aggregator.Client(wrapping: connection.client)
+        var request = Veil_V1_EnrolRequest()
+        request.token = token
+        request.identityKey = Data(identity.publicKey.rawRepresentation)
+        request.signature = Data(identity.privateKey.signature(for: TransportStatement.enrolment(token: token)).rawRepresentation)
+        do {
+            return try await service.enrol(request).deviceID
+        } catch {
+            throw DeviceError.from(error)
+        }
+    }
+
+    /// Checks in, waits to be placed in a round, and takes part in it to the end. Cancelling the
+    /// calling task closes the stream, which the aggregator treats as a dropout.
+    public func participate(options: ParticipationOptions = .init(), input: @escaping InputProvider) async throws(DeviceError) -> RoundParticipation {
+        let service = Veil_V1_Aggregator.Client(wrapping: connection.client)
+        let (outgoing, sender) = AsyncStream.makeStream(of: Veil_V1_DeviceFrame.self)
+        let identity = self.identity
+        do {
+            return try await service.participate(requestProducer: { writer in
+                for await frame in outgoing { try await writer.write(frame) }
+            }, onResponse: { response in
+                defer { sender.finish() }
+                var round = ClientRound(identity: identity, options: options)
+                for try await frame in response.messages {
+                    let content: ServerFrameContent
+                    do { content = try TransportCodec.content(of: frame) } catch let error as WireError { throw DeviceError.malformedServerFrame(error) }
+                    switch try await round.handle(content, input: input) {
+                    case let .send(frame): sender.yield(frame)
+                    case .wait: continue
+                    case let .finished(result): return result
+                    }
+                }
+                throw DeviceError.streamEnded
+            })
+        } catch {
+            throw DeviceError.from(error)
+        }
+    }
+
+    /// Takes part in rounds until the task is cancelled, calling `onRound` after each. Between
+    /// rounds it waits `interval`; after a failure it backs off exponentially with jitter (up to
+    /// five minutes), and it stops with the error when the aggregator refuses the identity.
+    public func run(
+        interval: Duration = .seconds(1), options: ParticipationOptions = .init(), input: @escaping InputProvider,
+        onRound: @Sendable (RoundParticipation) async -> Void = { _ in }
+    ) async throws {
+        var backoff = Backoff()
+        while !Task.isCancelled {
+            let delay: Duration
+            do {
+                let result = try await participate(options: options, input: input)
+                await onRound(result)
+                backoff.reset()
+                if case let .noRound(retryAfter) = result.outcome {
+                    delay = max(interval, .milliseconds(Int64(retryAfter)))
+                } else {
+                    delay = interval
+                }
+            } catch {
+                guard error.isRetryable else { throw error }
+                delay = backoff.next()
+                logger.notice("round failed; retrying", metadata: ["error": "\(error)", "delay": "\(delay)"])
+            }
+            try await Task.sleep(for: delay)
+        }
+    }
+}
+
+/// Exponential backoff with full jitter: each delay is uniform in [base/2, base], base doubling
+/// from 500 ms to 5 minutes.
+struct Backoff {
+    private var attempt = 0
+
+    mutating func next() -> Duration {
+        let base = min(0.5 * pow(2, Double(attempt)), 300)
+        attempt += 1
+        return .milliseconds(Int64(Double.random(in: base / 2...base) * 1000))
+    }
+
+    mutating func reset() { attempt = 0 }
+}
