@@ -1,0 +1,99 @@
+import Foundation
+import Logging
+import VeilAggregator
+import VeilCrypto
+import VeilDevice
+import VeilProtocol
+import VeilWire
+
+/// A real aggregator on loopback (TLS with fresh development certificates, SQLite in a temporary
+/// directory, ports chosen by the system) and helpers to enrol and run devices against it.
+final class NetworkHarness: Sendable {
+    let directory: String
+    let aggregator: Aggregator
+    let endpoint: AggregatorEndpoint
+    let serving: Task<Void, any Error>
+
+    /// Starts an aggregator with `configure` applied to a test configuration.
+    init(tls: Bool = true, configure: (inout AggregatorConfiguration) -> Void = { _ in }) async throws {
+        directory = NSTemporaryDirectory() + "veil-net-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var configuration = AggregatorConfiguration()
+        configuration.listen = .init(host: "127.0.0.1", port: 0)
+        configuration.metricsListen = .init(host: "127.0.0.1", port: 0)
+        configuration.databasePath = directory + "/aggregator.sqlite"
+        var caPath = ""
+        if tls {
+            let paths = try DevelopmentCertificates.write(to: directory + "/tls")
+            configuration.tlsCertificatePath = paths.serverCertificate
+            configuration.tlsPrivateKeyPath = paths.serverPrivateKey
+            caPath = paths.caCertificate
+        } else {
+            configuration.insecurePlaintext = true
+        }
+        configuration.rounds.dimension = 16
+        configuration.rounds.bitWidth = 32
+        configuration.rounds.minimumCohort = 3
+        configuration.rounds.maximumCohort = 8
+        configuration.rounds.gatherSeconds = 0.5
+        configuration.rounds.phaseTimeoutSeconds = 10
+        configuration.rounds.graph = "complete"
+        configure(&configuration)
+        var logger = Logger(label: "veil.test.aggregator")
+        logger.logLevel = ProcessInfo.processInfo.environment["VEIL_TEST_LOG"] == nil ? .critical : .debug
+        let aggregator = try Aggregator(configuration: configuration, logger: logger)
+        self.aggregator = aggregator
+        serving = Task { try await aggregator.run() }
+        await aggregator.waitUntilListening()
+        endpoint = AggregatorEndpoint(
+            host: "localhost", port: aggregator.grpcPort!,
+            security: tls ? .tls(caCertificatePath: caPath) : .insecurePlaintext)
+    }
+
+    /// Stops the aggregator and removes its files.
+    func stop() async {
+        await aggregator.shutDown()
+        _ = try? await serving.value
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// `count` fresh identities, each enrolled with its own token.
+    func enrolledIdentities(_ count: Int, connection: AggregatorConnection) async throws -> [DeviceIdentity] {
+        var identities: [DeviceIdentity] = []
+        for _ in 0..<count {
+            let identity = DeviceIdentity.generate()
+            let token = try aggregator.store.createEnrolmentToken(lifetime: 600)
+            _ = try await VeilDevice(identity: identity, connection: connection).enrol(token: token)
+            identities.append(identity)
+        }
+        return identities
+    }
+
+    /// Device `d`'s test input: element j is (d + 1) * 1000 + j.
+    static func input(device d: Int, _ assignment: RoundAssignmentContent) throws -> ModularVector {
+        try ModularVector(
+            values: (0..<assignment.configuration.dimension).map { UInt64((d + 1) * 1000 + $0) },
+            bitWidth: assignment.configuration.bitWidth)
+    }
+
+    /// The sum the round must output: the inputs of the devices in `survivors` (round indices),
+    /// mapped back to test devices through each participation's index.
+    static func expectedSum(survivors: [UInt32], participations: [Int: RoundParticipation], configuration: RoundConfiguration) throws -> [UInt64] {
+        var deviceAt: [UInt32: Int] = [:]
+        for (d, p) in participations { if let i = p.deviceIndex { deviceAt[i] = d } }
+        let mask: UInt64 = configuration.bitWidth == 64 ? .max : (1 << UInt64(configuration.bitWidth)) - 1
+        var sum = [UInt64](repeating: 0, count: configuration.dimension)
+        for s in survivors {
+            let d = deviceAt[s]!
+            for j in 0..<configuration.dimension { sum[j] = (sum[j] &+ UInt64((d + 1) * 1000 + j)) & mask }
+        }
+        return sum
+    }
+
+    /// Fetches `path` from the metrics endpoint over plain HTTP.
+    func scrape(_ path: String = "/metrics") async throws -> (status: Int, body: String) {
+        let url = URL(string: "http://127.0.0.1:\(aggregator.metricsPort!)\(path)")!
+        let (data, response) = try await URLSession.shared.data(from: url)
+        return ((response as! HTTPURLResponse).statusCode, String(decoding: data, as: UTF8.self))
+    }
+}
