@@ -68,9 +68,20 @@ let package = Package(
             dependencies: ["VeilProtocol", "VeilCrypto", "VeilWire", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             swiftSettings: strictSettings
         ),
+        .target(
+            name: "VeilNetworkSimulation",
+            dependencies: [
+                "VeilSimulation", "VeilAggregator", "VeilDevice", "VeilWire", "VeilProtocol", "VeilCrypto",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "VeilSim",
-            dependencies: ["VeilSimulation", "VeilProtocol", "VeilCrypto", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "VeilSimulation", "VeilNetworkSimulation", "VeilProtocol", "VeilCrypto",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: strictSettings
         ),
         .executableTarget(

@@ -24,6 +24,12 @@ actor RoundDriver {
     private let metrics: AggregatorMetrics
     private let logger: Logger
     private let onEnd: @Sendable (CompletedRound) async -> Void
+    /// Seconds spent in protocol work (decoding, receiving, closing phases, encoding replies).
+    private var computeSeconds = 0.0
+    /// Wall seconds of each closed phase, from its opening to its close.
+    private var phaseSeconds: [Phase: Double] = [:]
+    private var bytesIn: [Phase: Int] = [:]
+    private var bytesOut: [Phase: Int] = [:]
 
     init(
         configuration: RoundConfiguration, task: String, links: [DeviceLink], phaseTimeout: Duration,
@@ -62,8 +68,11 @@ actor RoundDriver {
 
     /// A protocol message from device `index`.
     func receive(_ bytes: [UInt8], from index: UInt32) {
-        guard session.phase != nil, !links[Int(index)].isClosed else { return }
+        guard let phase = session.phase, !links[Int(index)].isClosed else { return }
+        let started = ContinuousClock.now
+        defer { computeSeconds += (ContinuousClock.now - started).seconds }
         metrics.bytesReceived.increment(by: bytes.count)
+        bytesIn[phase, default: 0] += bytes.count
         let message: DeviceMessage
         do {
             message = try WireCodec.decodeDeviceMessage(bytes, from: index, configuration: configuration)
@@ -129,12 +138,16 @@ actor RoundDriver {
         let clock = ContinuousClock()
         let closeStart = clock.now
         let outcome = session.closePhase(using: &random)
+        computeSeconds += (clock.now - closeStart).seconds
         if closing == .unmasking { metrics.unmasked(session.statistics, duration: clock.now - closeStart) }
         metrics.phaseClosed(closing, after: clock.now - phaseStarted)
+        phaseSeconds[closing] = (clock.now - phaseStarted).seconds
         if let outcome {
             await finish(outcome)
             return
         }
+        let encodeStart = clock.now
+        defer { computeSeconds += (clock.now - encodeStart).seconds }
         let opened = session.phase!
         let recipients = session.recipients
         metrics.phaseOpened(opened, devices: recipients.count)
@@ -144,6 +157,7 @@ actor RoundDriver {
             guard let message = session.outgoingMessage(for: d) else { continue }
             let bytes = WireCodec.encode(message, round: configuration.roundID, cohortSize: configuration.cohortSize)
             metrics.bytesSent.increment(by: bytes.count)
+            bytesOut[opened, default: 0] += bytes.count
             links[Int(d)].send(TransportCodec.protocolFrame(bytes))
         }
         let survivors = Set(session.survivorSet)
@@ -184,13 +198,17 @@ actor RoundDriver {
             metrics.roundEnded(outcome: "finished")
             logger.info("round finished", metadata: ["survivors": "\(result.survivors.count)", "misbehaving": "\(result.misbehaving.count)"])
             completed = CompletedRound(configuration: configuration, task: task, startedAt: startedAt, endedAt: Date(),
-                                       deviceIDs: links.map { $0.identity?.deviceID ?? "" }, outcome: outcome)
+                                       deviceIDs: links.map { $0.identity?.deviceID ?? "" }, outcome: outcome,
+                                       statistics: session.statistics, serverComputeSeconds: computeSeconds,
+                                       phaseSeconds: phaseSeconds, bytesReceived: bytesIn, bytesSent: bytesOut)
         case let .aborted(reason):
             for link in links { link.end(TransportCodec.endedFrame(.aborted, reason: "the round aborted: \(reason)")) }
             metrics.roundEnded(outcome: "aborted")
             logger.warning("round aborted", metadata: ["reason": "\(reason)"])
             completed = CompletedRound(configuration: configuration, task: task, startedAt: startedAt, endedAt: Date(),
-                                       deviceIDs: links.map { $0.identity?.deviceID ?? "" }, outcome: outcome)
+                                       deviceIDs: links.map { $0.identity?.deviceID ?? "" }, outcome: outcome,
+                                       statistics: session.statistics, serverComputeSeconds: computeSeconds,
+                                       phaseSeconds: phaseSeconds, bytesReceived: bytesIn, bytesSent: bytesOut)
         }
         await onEnd(completed)
     }
@@ -210,4 +228,23 @@ public struct CompletedRound: Sendable {
     public let deviceIDs: [String]
     /// Finished with a sum, or aborted with a reason.
     public let outcome: AggregationOutcome
+    /// The unmasking work done.
+    public let statistics: UnmaskingStatistics
+    /// Seconds the aggregator spent in protocol work for this round (decoding and receiving
+    /// messages, closing phases including unmasking, encoding replies).
+    public let serverComputeSeconds: Double
+    /// Wall seconds of each phase from its opening to its close.
+    public let phaseSeconds: [Phase: Double]
+    /// Protocol bytes received, by the phase they answered.
+    public let bytesReceived: [Phase: Int]
+    /// Protocol bytes sent, by the phase they opened (the requests devices answer in that phase).
+    public let bytesSent: [Phase: Int]
+}
+
+extension Duration {
+    /// The duration in seconds.
+    var seconds: Double {
+        let (s, atto) = components
+        return Double(s) + Double(atto) * 1e-18
+    }
 }

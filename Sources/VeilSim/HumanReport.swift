@@ -6,7 +6,7 @@ enum HumanReport {
     static func table(_ r: SimulationReport) -> String {
         var lines = [String]()
         func row(_ name: String, _ value: String) { lines.append("  \(name.padding(toLength: 28, withPad: " ", startingAt: 0)) \(value)") }
-        lines.append("Veil simulation: \(r.scenario)")
+        lines.append("Veil simulation: \(r.scenario) (\(r.mode))")
         row("result", r.correct ? "CORRECT (output equals the plaintext sum of \(r.survivors) counted devices)" : "WRONG or ABORTED: \(r.outcome)")
         if !r.correct && r.mismatchCount > 0 { row("mismatched elements", "\(r.mismatchCount), first at \(r.mismatchedElements)") }
         row("protocol", "\(r.protocol), \(r.threatModel), \(r.prg)")
@@ -17,6 +17,7 @@ enum HumanReport {
         row("server compute", "\(fixed(r.serverSeconds, 3)) s  = \(fixed(r.serverLimitRatio, 2)) × limit \(fixed(r.serverLimitSeconds, 3)) s")
         row("device compute mean / max", "\(fixed(r.deviceSecondsMean * 1000, 2)) / \(fixed(r.deviceSecondsMax * 1000, 2)) ms  = \(fixed(r.deviceLimitRatio, 2)) × limit \(fixed(r.deviceLimitSeconds * 1000, 2)) ms (masking phase \(fixed(r.deviceMaskingLimitRatio, 2)) ×)")
         row("bytes up / down per device", "\(Int(r.bytesUpPerDevice)) / \(Int(r.bytesDownPerDevice))  (plaintext vector \(r.plaintextBytes) B, upload \(fixed(r.bytesUpPerDevice / Double(max(1, r.plaintextBytes)), 2)) ×)")
+        if let c = r.connections, let s = r.streams { row("connections / streams", "\(c) HTTP/2 connections with TLS, \(s) streams") }
         row("peak RSS", "\(fixed(Double(r.peakRSSBytes) / 1_048_576, 1)) MiB")
         row("machine limits", "keystream \(fixed(r.keystreamGBps, 2)) GB/s, add \(fixed(r.addGBps, 2)) GB/s per core")
         row("unmasking work", "\(r.reconstructions) reconstructions, \(r.maskExpansions) mask expansions")

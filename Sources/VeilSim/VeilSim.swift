@@ -1,23 +1,26 @@
 import ArgumentParser
 import Foundation
 import VeilProtocol
+import VeilNetworkSimulation
 import VeilSimulation
 
 @main
-struct VeilSim: ParsableCommand {
+struct VeilSim: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "veil-sim",
         abstract: "Simulate secure aggregation rounds with thousands of real protocol sessions.",
         discussion: """
             Every device is a real DeviceSession with its own keys; the server is a real AggregationSession;
             every message crosses the real wire encoding. The result is checked against the plaintext sum.
+            With --mode network the server is a real veil-aggregator on loopback (TLS, SQLite) and every
+            device a real VeilDevice client with its own stream.
             """,
         subcommands: [Run.self, Scenarios.self],
         defaultSubcommand: Run.self)
 }
 
 extension VeilSim {
-    struct Run: ParsableCommand {
+    struct Run: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Run one scenario and report time, bytes, memory and correctness.")
 
         @Argument(help: "A scenario file (see Simulations/README.md), e.g. Simulations/quickstart.json.")
@@ -44,13 +47,24 @@ extension VeilSim {
         @Option(help: "Override the seed of every random choice (runs are reproducible).")
         var seed: UInt64?
 
+        @Option(help: "in-process (sessions driven directly, the fastest) or network (a real veil-aggregator on loopback with TLS and SQLite, every device a real VeilDevice client with its own gRPC stream).")
+        var mode: String = "in-process"
+
+        @Option(name: .customLong("devices-per-connection"), help: "Network mode: devices sharing one HTTP/2 connection (each still has its own stream).")
+        var devicesPerConnection: Int = 50
+
         @Option(name: .customLong("report-json"), help: "Write the full report as one JSON object to this path.")
         var reportJSON: String?
 
         @Option(name: .customLong("report-html"), help: "Write a self-contained HTML page with SVG charts to this path.")
         var reportHTML: String?
 
-        func run() throws {
+        func validate() throws {
+            guard ["in-process", "network"].contains(mode) else { throw ValidationError("--mode must be in-process or network, got \(mode)") }
+            guard devicesPerConnection >= 1 else { throw ValidationError("--devices-per-connection must be at least 1") }
+        }
+
+        func run() async throws {
             var overrides = ScenarioOverrides()
             overrides.devices = devices
             overrides.dimension = dimension
@@ -73,7 +87,13 @@ extension VeilSim {
             let bar = ProgressBar()
             let report: SimulationReport
             do {
-                report = try SimulationEngine(scenario: loaded).run { bar.update($0) }
+                if mode == "network" {
+                    report = try await NetworkSimulation(scenario: loaded, devicesPerConnection: devicesPerConnection).run { phase, done, total in
+                        bar.update(label: phase, done: done, total: total)
+                    }
+                } else {
+                    report = try SimulationEngine(scenario: loaded).run { bar.update($0) }
+                }
             } catch {
                 bar.finish()
                 throw ValidationError("\(scenario): \(error)")

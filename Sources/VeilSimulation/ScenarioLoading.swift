@@ -8,6 +8,12 @@ public struct ScenarioError: Error, Equatable, Sendable, CustomStringConvertible
     /// What is wrong with it.
     public let reason: String
 
+    /// Creates an error for `field`.
+    public init(field: String, reason: String) {
+        self.field = field
+        self.reason = reason
+    }
+
     public var description: String { "\(field): \(reason)" }
 }
 

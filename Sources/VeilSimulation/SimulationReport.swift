@@ -28,6 +28,13 @@ public struct PhaseReport: Codable, Sendable, Equatable {
 /// The result of one simulated round: what `--report-json` writes.
 public struct SimulationReport: Codable, Sendable {
     public let scenario: String
+    /// "in-process" (sessions driven directly) or "network" (a real aggregator and real clients
+    /// over TLS on loopback).
+    public let mode: String
+    /// Network mode: HTTP/2 connections the devices used.
+    public let connections: Int?
+    /// Network mode: `Participate` streams opened (one per device per round).
+    public let streams: Int?
     /// Whether the output equals the plaintext sum of the counted devices (false if aborted).
     public let correct: Bool
     /// "finished", or "aborted: <reason>".
@@ -82,6 +89,9 @@ public struct SimulationReport: Codable, Sendable {
         let width = MaskGenerator.elementBits(forBitWidth: configuration.bitWidth) / 8
         let vectorBytes = Double(m * width)
         self.scenario = scenario.name
+        mode = "in-process"
+        connections = nil
+        streams = nil
         devices = configuration.cohortSize
         dimension = m
         bitWidth = configuration.bitWidth

@@ -1,14 +1,16 @@
 import Foundation
 import VeilCrypto
-import VeilProtocol
+public import VeilProtocol
 
 /// Draws each device's input vector from the scenario's generators, reproducibly per device.
-struct SyntheticData: Sendable {
-    let scenario: Scenario
+public struct SyntheticData: Sendable {
+    /// The scenario whose generators are used.
+    public let scenario: Scenario
     /// Cumulative probabilities per zipf generator (index into `scenario.data`).
     let zipfTables: [Int: [Double]]
 
-    init(scenario: Scenario) {
+    /// Prepares the generators of `scenario`.
+    public init(scenario: Scenario) {
         self.scenario = scenario
         var tables: [Int: [Double]] = [:]
         for (i, g) in scenario.data.enumerated() where g.kind == "zipf" {
@@ -23,7 +25,7 @@ struct SyntheticData: Sendable {
     }
 
     /// The input of `device`: every element reduced modulo 2^b.
-    func input(for device: UInt32) -> ModularVector {
+    public func input(for device: UInt32) -> ModularVector {
         var random = SeededRandomSource(seed: scenario.seed, label: "data-\(device)")
         var values = [Int64](repeating: 0, count: scenario.dimension)
         for (i, g) in scenario.data.enumerated() {

@@ -1,0 +1,212 @@
+public import Foundation
+import Logging
+import VeilAggregator
+import VeilCrypto
+import VeilDevice
+public import VeilProtocol
+public import VeilSimulation
+import VeilWire
+
+/// Runs a scenario over the network: a real `veil-aggregator` in this process, serving gRPC with
+/// TLS (fresh development certificates) on loopback with its SQLite store in a temporary
+/// directory, and every synthetic device as a real ``VeilDevice`` client with its own stream,
+/// enrolled with its own token. A device that drops out really closes its stream at that phase.
+/// The result is checked against the plaintext sum of the devices the aggregator counted.
+public struct NetworkSimulation: Sendable {
+    /// The scenario to run (misbehaving devices are an in-process feature and are refused here).
+    public let scenario: Scenario
+    /// Devices sharing one HTTP/2 connection (each device still has its own stream).
+    public let devicesPerConnection: Int
+    /// Serve TLS (the default) or, for comparison, plaintext gRPC.
+    public let tls: Bool
+
+    /// Creates a run.
+    public init(scenario: Scenario, devicesPerConnection: Int = 50, tls: Bool = true) {
+        self.scenario = scenario
+        self.devicesPerConnection = max(1, devicesPerConnection)
+        self.tls = tls
+    }
+
+    /// Runs the round and reports; `progress` receives (phase name, devices done, total).
+    public func run(progress: (@Sendable (String, Int, Int) -> Void)? = nil) async throws -> SimulationReport {
+        guard scenario.misbehaving.isEmpty else {
+            throw ScenarioError(field: "misbehaving", reason: "misbehaving devices are simulated in-process only; use --mode in-process")
+        }
+        let n = scenario.devices
+        let parameters = try SimulationEngine(scenario: scenario).graphParameters()
+        let limits = PhysicalLimits.measure(algorithm: scenario.prg, cores: ProcessInfo.processInfo.activeProcessorCount)
+
+        let directory = NSTemporaryDirectory() + "veil-sim-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var configuration = AggregatorConfiguration()
+        configuration.listen = .init(host: "127.0.0.1", port: 0)
+        configuration.metricsListen = nil
+        configuration.databasePath = directory + "/aggregator.sqlite"
+        var caPath = ""
+        if tls {
+            let paths = try DevelopmentCertificates.write(to: directory + "/tls")
+            configuration.tlsCertificatePath = paths.serverCertificate
+            configuration.tlsPrivateKeyPath = paths.serverPrivateKey
+            caPath = paths.caCertificate
+        } else {
+            configuration.insecurePlaintext = true
+        }
+        configuration.maximumWaitingDevices = n + 16
+        configuration.rounds.task = "simulation:\(scenario.name)"
+        configuration.rounds.dimension = scenario.dimension
+        configuration.rounds.bitWidth = scenario.bitWidth
+        configuration.rounds.prg = scenario.prg
+        configuration.rounds.threatModel = scenario.threatModel
+        configuration.rounds.minimumCohort = n
+        configuration.rounds.maximumCohort = n
+        configuration.rounds.gatherSeconds = 600
+        configuration.rounds.maximumWaitSeconds = 1200
+        configuration.rounds.phaseTimeoutSeconds = 120
+        configuration.rounds.expectedDropout = min(scenario.dropout.total, 0.99)
+        configuration.rounds.corruptFraction = scenario.graph.corruptFraction ?? 0
+        if case let .harary(k) = parameters.graph {
+            configuration.rounds.graph = "harary"
+            configuration.rounds.degree = k
+        } else {
+            configuration.rounds.graph = "complete"
+        }
+        configuration.rounds.threshold = parameters.threshold
+        var logger = Logger(label: "veil.sim.aggregator")
+        logger.logLevel = .error
+        let aggregator = try Aggregator(configuration: configuration, logger: logger)
+        let serving = Task { try await aggregator.run() }
+        defer { serving.cancel() }
+        await aggregator.waitUntilListening()
+        let endpoint = AggregatorEndpoint(host: "localhost", port: aggregator.grpcPort!, security: tls ? .tls(caCertificatePath: caPath) : .insecurePlaintext)
+
+        // Each device's identity, token, input and the phase it will drop before.
+        let data = SyntheticData(scenario: scenario)
+        var random = SeededRandomSource(seed: scenario.seed, label: "network-dropouts")
+        let phases = Phase.allCases.filter { scenario.threatModel == .active || $0 != .consistencyCheck }
+        var drops = [Phase?](repeating: nil, count: n)
+        for d in 0..<n {
+            for phase in phases where random.nextUnitDouble() < scenario.dropout.probability(phase) {
+                drops[d] = phase
+                break
+            }
+        }
+        let dropPlan = drops
+        let tokens = try (0..<n).map { _ in try aggregator.store.createEnrolmentToken(lifetime: 3600) }
+        let connectionCount = (n + devicesPerConnection - 1) / devicesPerConnection
+        let connections = try (0..<connectionCount).map { _ in try AggregatorConnection(to: endpoint) }
+        let rounds = await aggregator.completedRounds()
+        let counter = ProgressCounter()
+
+        let clock = ContinuousClock()
+        let start = clock.now
+        let outcomes: [(device: Int, participation: RoundParticipation?, error: String?)] = await withThrowingTaskGroup(of: Void.self) { runners in
+            for c in connections { runners.addTask { try await c.run() } }
+            defer { for c in connections { c.close() } }
+            return await withTaskGroup(of: (Int, RoundParticipation?, String?).self) { group in
+                for d in 0..<n {
+                    group.addTask {
+                        let identity = DeviceIdentity.generate()
+                        let device = VeilDevice(identity: identity, connection: connections[d / devicesPerConnection])
+                        do {
+                            _ = try await device.enrol(token: tokens[d])
+                            let p = try await device.participate(options: .init(disconnectBefore: dropPlan[d])) { _ in data.input(for: UInt32(d)) }
+                            return (d, p, nil)
+                        } catch {
+                            return (d, nil, String(describing: error))
+                        }
+                    }
+                }
+                var all: [(Int, RoundParticipation?, String?)] = []
+                for await result in group {
+                    all.append(result)
+                    progress?("devices finished", counter.increment(), n)
+                }
+                return all.map { (device: $0.0, participation: $0.1, error: $0.2) }
+            }
+        }
+        let totalSeconds = (clock.now - start).seconds
+        var iterator = rounds.makeAsyncIterator()
+        guard let round = await iterator.next() else {
+            throw ScenarioError(field: "network", reason: "the aggregator finished no round; device errors: \(Set(outcomes.compactMap(\.error)).prefix(3))")
+        }
+        return report(round: round, outcomes: outcomes, data: data, parameters: parameters, limits: limits,
+                      totalSeconds: totalSeconds, connections: connectionCount)
+    }
+
+    private func report(
+        round: CompletedRound, outcomes: [(device: Int, participation: RoundParticipation?, error: String?)], data: SyntheticData,
+        parameters: GraphParameters, limits: PhysicalLimits, totalSeconds: Double, connections: Int
+    ) -> SimulationReport {
+        let configuration = round.configuration
+        var deviceAt: [UInt32: Int] = [:]
+        var participationAt: [UInt32: RoundParticipation] = [:]
+        for o in outcomes {
+            if let p = o.participation, let i = p.deviceIndex {
+                deviceAt[i] = o.device
+                participationAt[i] = p
+            }
+        }
+        var expected: ModularVector?
+        var counted: [UInt32] = []
+        if case let .finished(result) = round.outcome {
+            counted = result.survivors
+            var sum = ModularVector(zerosOfCount: configuration.dimension, bitWidth: configuration.bitWidth)
+            var complete = true
+            for s in result.survivors {
+                guard let d = deviceAt[s] else { complete = false; continue }
+                sum.add(data.input(for: UInt32(d)))
+            }
+            expected = complete ? sum : nil
+        }
+        let graph = NeighbourGraph(configuration: configuration)
+        let sharers = Set(participationAt.compactMap { (i, p) -> UInt32? in
+            if case let .disconnected(before) = p.outcome, before <= .shareKeys { return nil }
+            return i
+        })
+        let expansions = counted.map { 1 + graph.neighbours(of: $0).count { sharers.contains($0) } }
+        var rejections: [String: Int] = [:]
+        for o in outcomes { if let e = o.error { rejections[e, default: 0] += 1 } }
+        let order = Phase.allCases.filter { configuration.threatModel == .active || $0 != .consistencyCheck }
+        let dropped = Dictionary(grouping: participationAt.values.compactMap { p -> Phase? in
+            if case let .disconnected(before) = p.outcome { return before } else { return nil }
+        }, by: { $0 }).mapValues(\.count)
+        var remaining = configuration.cohortSize
+        let phases = order.compactMap { phase -> PhaseReport? in
+            guard let wall = round.phaseSeconds[phase] else { return nil }
+            remaining -= dropped[phase] ?? 0
+            return PhaseReport(phase: phase, wallSeconds: wall, answered: remaining, dropped: dropped[phase] ?? 0,
+                               bytesUp: round.bytesReceived[phase] ?? 0,
+                               bytesDown: round.bytesSent[phase] ?? 0)
+        }
+        return SimulationReport(network: NetworkRoundFigures(
+            scenario: scenario, parameters: parameters, configuration: configuration, outcome: round.outcome,
+            expectedSum: expected, totalSeconds: totalSeconds, serverSeconds: round.serverComputeSeconds,
+            deviceSeconds: counted.compactMap { participationAt[$0]?.computeSeconds },
+            meanDeviceExpansions: Double(expansions.reduce(0, +)) / Double(max(1, expansions.count)),
+            bytesUp: participationAt.values.reduce(0) { $0 + $1.bytesSent },
+            bytesDown: participationAt.values.reduce(0) { $0 + $1.bytesReceived },
+            limits: limits, statistics: round.statistics, phases: phases, connections: connections,
+            streams: outcomes.count, rejections: rejections))
+    }
+}
+
+/// A thread-safe counter for progress reports.
+final class ProgressCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = 0
+
+    func increment() -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        value += 1
+        return value
+    }
+}
+
+extension Duration {
+    var seconds: Double {
+        let (s, atto) = components
+        return Double(s) + Double(atto) * 1e-18
+    }
+}
