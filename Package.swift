@@ -24,6 +24,7 @@ let package = Package(
         .library(name: "VeilAggregator", targets: ["VeilAggregator"]),
         .library(name: "VeilDevice", targets: ["VeilDevice"]),
         .executable(name: "veil-aggregator", targets: ["VeilAggregatorCLI"]),
+        .executable(name: "veil-fuzz", targets: ["VeilFuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
@@ -145,6 +146,13 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: strictSettings
+        ),
+        // Replays a corpus through the device-message decoders; built with Fuzz/run.sh it is the
+        // libFuzzer target for the same decoders.
+        .executableTarget(
+            name: "VeilFuzz",
+            dependencies: ["VeilWire", "VeilProtocol", "VeilCrypto", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             swiftSettings: strictSettings
         ),
         .executableTarget(
