@@ -6,9 +6,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_TO_RUN="${1:-30}"
-swift build -c release --product veil-fuzz --scratch-path .build-fuzz \
+# Compile the target and its dependencies instrumented, then link with libFuzzer's main ourselves:
+# SwiftPM's own link of an executable target would redirect `main` to the target's entry point.
+swift build -c release --target VeilFuzz --scratch-path .build-fuzz \
   -Xswiftc -sanitize=fuzzer,address -Xswiftc -DVEIL_FUZZ -Xswiftc -parse-as-library
-BIN="$(swift build -c release --scratch-path .build-fuzz --show-bin-path)/veil-fuzz"
+OBJ="$(swift build -c release --scratch-path .build-fuzz --show-bin-path)"
+BIN="$OBJ/veil-fuzz-libfuzzer"
+swiftc -sanitize=fuzzer,address -use-ld=lld \
+  "$OBJ"/VeilFuzz.build/*.o "$OBJ"/VeilWire.build/*.o "$OBJ"/VeilProtocol.build/*.o \
+  "$OBJ"/VeilCrypto.build/*.o "$OBJ"/SwiftProtobuf.build/*.o \
+  $(pkg-config --libs libsodium libcrypto) -o "$BIN"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 mkdir -p Fuzz/artifacts
