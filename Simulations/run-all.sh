@@ -15,5 +15,14 @@ for name in "${names[@]}"; do
     --report-json "Simulations/results/$name.json" --report-html "Simulations/results/$name.html" \
     | tee "Simulations/results/$name.txt"
 done
+# Network mode: a real aggregator on loopback with TLS and SQLite, one VeilDevice client per device.
+if [ $# -eq 0 ]; then
+  for name in quickstart network-10k; do
+    echo "== $name (network)"
+    .build/release/veil-sim run "Simulations/$name.json" --mode network \
+      --report-json "Simulations/results/network-$name.json" --report-html "Simulations/results/network-$name.html" \
+      | tee "Simulations/results/network-$name.txt"
+  done
+fi
 python3 Simulations/results-table.py > Simulations/RESULTS.md
 echo "wrote Simulations/RESULTS.md"
