@@ -23,6 +23,7 @@ let package = Package(
         .library(name: "VeilTransport", targets: ["VeilTransport"]),
         .library(name: "VeilAggregator", targets: ["VeilAggregator"]),
         .library(name: "VeilDevice", targets: ["VeilDevice"]),
+        .library(name: "VeilFeatures", targets: ["VeilFeatures"]),
         .executable(name: "veil-aggregator", targets: ["VeilAggregatorCLI"]),
         .executable(name: "veil-fuzz", targets: ["VeilFuzz"]),
     ],
@@ -148,6 +149,12 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // Feature definitions, their layout in one aggregation vector, encoding and decoding.
+        .target(
+            name: "VeilFeatures",
+            dependencies: ["VeilProtocol"],
+            swiftSettings: strictSettings
+        ),
         // Replays a corpus through the device-message decoders; built with Fuzz/run.sh it is the
         // libFuzzer target for the same decoders.
         .executableTarget(
@@ -185,6 +192,11 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "VeilFeaturesTests",
+            dependencies: ["VeilFeatures", "VeilProtocol", "VeilCrypto"],
             swiftSettings: strictSettings
         ),
         .testTarget(

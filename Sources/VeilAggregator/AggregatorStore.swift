@@ -44,6 +44,17 @@ public final class AggregatorStore: Sendable {
                 t.column("reason", .text).notNull()
             }
         }
+        migrator.registerMigration("v2: round results") { db in
+            // The output of each finished round: the sum modulo 2^b, packed as in the protocol
+            // (m little-endian words of ceil(b / 8) bytes), and U3 as a bitmap of n bits.
+            try db.create(table: "round_result") { t in
+                t.primaryKey("round_id", .text).references("round", onDelete: .cascade)
+                t.column("dimension", .integer).notNull()
+                t.column("bit_width", .integer).notNull()
+                t.column("sum", .blob).notNull()
+                t.column("survivor_bitmap", .blob).notNull()
+            }
+        }
         return migrator
     }
 
@@ -136,6 +147,25 @@ public final class AggregatorStore: Sendable {
         }
     }
 
+    /// Records a finished round's output (after ``record(_:)`` recorded the round itself).
+    public func recordResult(_ result: RoundResultRecord) throws {
+        try pool.write { db in
+            try db.execute(
+                sql: "INSERT INTO round_result (round_id, dimension, bit_width, sum, survivor_bitmap) VALUES (?, ?, ?, ?, ?)",
+                arguments: [result.roundID, result.dimension, result.bitWidth, Data(result.packedSum), Data(result.survivorBitmap)])
+        }
+    }
+
+    /// The output of round `roundID` (hex), if it finished.
+    public func result(roundID: String) throws -> RoundResultRecord? {
+        try pool.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM round_result WHERE round_id = ?", arguments: [roundID]) else { return nil }
+            return RoundResultRecord(
+                roundID: row["round_id"], dimension: row["dimension"], bitWidth: row["bit_width"],
+                packedSum: Array(row["sum"] as Data), survivorBitmap: Array(row["survivor_bitmap"] as Data))
+        }
+    }
+
     /// The most recent rounds, newest first.
     public func recentRounds(limit: Int = 100) throws -> [RoundRecord] {
         try pool.read { db in
@@ -196,6 +226,29 @@ public enum EnrolmentError: Error, Equatable, CustomStringConvertible {
         case .badSignature: return "the enrolment signature does not verify under the identity key"
         case let .storage(why): return "storage failure: \(why)"
         }
+    }
+}
+
+/// A finished round's output as stored.
+public struct RoundResultRecord: Sendable, Equatable {
+    /// Hex round id.
+    public let roundID: String
+    /// m.
+    public let dimension: Int
+    /// b.
+    public let bitWidth: Int
+    /// The sum, m little-endian words of ceil(b / 8) bytes.
+    public let packedSum: [UInt8]
+    /// U3: bit i (byte i / 8, least significant first) set when device i's input is in the sum.
+    public let survivorBitmap: [UInt8]
+
+    /// Creates a record.
+    public init(roundID: String, dimension: Int, bitWidth: Int, packedSum: [UInt8], survivorBitmap: [UInt8]) {
+        self.roundID = roundID
+        self.dimension = dimension
+        self.bitWidth = bitWidth
+        self.packedSum = packedSum
+        self.survivorBitmap = survivorBitmap
     }
 }
 

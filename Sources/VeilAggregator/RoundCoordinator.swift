@@ -174,7 +174,17 @@ actor RoundCoordinator {
                                  endedAt: completed.endedAt, cohortSize: completed.configuration.cohortSize,
                                  survivors: 0, outcome: "aborted", reason: reason.description)
         }
-        do { try store.record(record) } catch { logger.error("cannot record the round", metadata: ["error": "\(error)"]) }
+        do {
+            try store.record(record)
+            if case let .finished(result) = completed.outcome {
+                try store.recordResult(RoundResultRecord(
+                    roundID: record.roundID, dimension: completed.configuration.dimension, bitWidth: completed.configuration.bitWidth,
+                    packedSum: result.sum.packed(),
+                    survivorBitmap: SurvivorBitmap.encode(result.survivors, cohortSize: completed.configuration.cohortSize)))
+            }
+        } catch {
+            logger.error("cannot record the round", metadata: ["error": "\(error)"])
+        }
         for continuation in listeners.values { continuation.yield(completed) }
         if !shuttingDown { formRounds(gatherDeadlinePassed: false) }
     }

@@ -19,12 +19,37 @@ public struct NetworkSimulation: Sendable {
     public let devicesPerConnection: Int
     /// Serve TLS (the default) or, for comparison, plaintext gRPC.
     public let tls: Bool
+    /// An aggregator running elsewhere on this machine to use instead of an in-process one.
+    public let external: ExternalAggregator?
+
+    /// An aggregator started separately (`veil-aggregator serve`). The simulator creates the
+    /// devices' enrolment tokens in its database, as `veil-aggregator enrolment-token` does, and
+    /// reads the round's stored result from it to check the sum; so it must run on the same machine.
+    public struct ExternalAggregator: Sendable {
+        /// Host name the server certificate names.
+        public var host: String
+        /// gRPC port.
+        public var port: Int
+        /// The CA certificate to pin.
+        public var caCertificatePath: String
+        /// The aggregator's SQLite database.
+        public var databasePath: String
+
+        /// Describes an external aggregator.
+        public init(host: String, port: Int, caCertificatePath: String, databasePath: String) {
+            self.host = host
+            self.port = port
+            self.caCertificatePath = caCertificatePath
+            self.databasePath = databasePath
+        }
+    }
 
     /// Creates a run.
-    public init(scenario: Scenario, devicesPerConnection: Int = 50, tls: Bool = true) {
+    public init(scenario: Scenario, devicesPerConnection: Int = 50, tls: Bool = true, external: ExternalAggregator? = nil) {
         self.scenario = scenario
         self.devicesPerConnection = max(1, devicesPerConnection)
         self.tls = tls
+        self.external = external
     }
 
     /// Runs the round and reports; `progress` receives (phase name, devices done, total).
@@ -39,46 +64,24 @@ public struct NetworkSimulation: Sendable {
         let directory = NSTemporaryDirectory() + "veil-sim-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        var configuration = AggregatorConfiguration()
-        configuration.listen = .init(host: "127.0.0.1", port: 0)
-        configuration.metricsListen = nil
-        configuration.databasePath = directory + "/aggregator.sqlite"
-        var caPath = ""
-        if tls {
-            let paths = try DevelopmentCertificates.write(to: directory + "/tls")
-            configuration.tlsCertificatePath = paths.serverCertificate
-            configuration.tlsPrivateKeyPath = paths.serverPrivateKey
-            caPath = paths.caCertificate
+        let store: AggregatorStore
+        let endpoint: AggregatorEndpoint
+        var inProcess: Aggregator?
+        var serving: Task<Void, any Error>?
+        defer { serving?.cancel() }
+        if let external {
+            store = try AggregatorStore(path: external.databasePath)
+            endpoint = AggregatorEndpoint(host: external.host, port: external.port, security: .tls(caCertificatePath: external.caCertificatePath))
         } else {
-            configuration.insecurePlaintext = true
+            let aggregator = try startAggregator(directory: directory, parameters: parameters)
+            serving = Task { try await aggregator.run() }
+            await aggregator.waitUntilListening()
+            inProcess = aggregator
+            store = aggregator.store
+            endpoint = AggregatorEndpoint(
+                host: "localhost", port: aggregator.grpcPort!,
+                security: tls ? .tls(caCertificatePath: directory + "/tls/ca.pem") : .insecurePlaintext)
         }
-        configuration.maximumWaitingDevices = n + 16
-        configuration.rounds.task = "simulation:\(scenario.name)"
-        configuration.rounds.dimension = scenario.dimension
-        configuration.rounds.bitWidth = scenario.bitWidth
-        configuration.rounds.prg = scenario.prg
-        configuration.rounds.threatModel = scenario.threatModel
-        configuration.rounds.minimumCohort = n
-        configuration.rounds.maximumCohort = n
-        configuration.rounds.gatherSeconds = 600
-        configuration.rounds.maximumWaitSeconds = 1200
-        configuration.rounds.phaseTimeoutSeconds = 120
-        configuration.rounds.expectedDropout = min(scenario.dropout.total, 0.99)
-        configuration.rounds.corruptFraction = scenario.graph.corruptFraction ?? 0
-        if case let .harary(k) = parameters.graph {
-            configuration.rounds.graph = "harary"
-            configuration.rounds.degree = k
-        } else {
-            configuration.rounds.graph = "complete"
-        }
-        configuration.rounds.threshold = parameters.threshold
-        var logger = Logger(label: "veil.sim.aggregator")
-        logger.logLevel = .error
-        let aggregator = try Aggregator(configuration: configuration, logger: logger)
-        let serving = Task { try await aggregator.run() }
-        defer { serving.cancel() }
-        await aggregator.waitUntilListening()
-        let endpoint = AggregatorEndpoint(host: "localhost", port: aggregator.grpcPort!, security: tls ? .tls(caCertificatePath: caPath) : .insecurePlaintext)
 
         // Each device's identity, token, input and the phase it will drop before.
         let data = SyntheticData(scenario: scenario)
@@ -92,10 +95,10 @@ public struct NetworkSimulation: Sendable {
             }
         }
         let dropPlan = drops
-        let tokens = try (0..<n).map { _ in try aggregator.store.createEnrolmentToken(lifetime: 3600) }
+        let tokens = try (0..<n).map { _ in try store.createEnrolmentToken(lifetime: 3600) }
         let connectionCount = (n + devicesPerConnection - 1) / devicesPerConnection
         let connections = try (0..<connectionCount).map { _ in try AggregatorConnection(to: endpoint) }
-        let rounds = await aggregator.completedRounds()
+        let rounds = await inProcess?.completedRounds()
         let counter = ProgressCounter()
 
         let clock = ContinuousClock()
@@ -126,16 +129,61 @@ public struct NetworkSimulation: Sendable {
             }
         }
         let totalSeconds = (clock.now - start).seconds
-        var iterator = rounds.makeAsyncIterator()
-        guard let round = await iterator.next() else {
-            throw ScenarioError(field: "network", reason: "the aggregator finished no round; device errors: \(Set(outcomes.compactMap(\.error)).prefix(3))")
+        let round: RoundView
+        if let rounds {
+            var iterator = rounds.makeAsyncIterator()
+            guard let completed = await iterator.next() else {
+                throw ScenarioError(field: "network", reason: "the aggregator finished no round; device errors: \(Set(outcomes.compactMap(\.error)).prefix(3))")
+            }
+            round = RoundView(completed)
+        } else {
+            round = try RoundView(stored: store, outcomes: outcomes.compactMap(\.participation))
         }
         return report(round: round, outcomes: outcomes, data: data, parameters: parameters, limits: limits,
                       totalSeconds: totalSeconds, connections: connectionCount)
     }
 
+    /// The in-process aggregator, configured so that one round takes exactly the whole cohort.
+    private func startAggregator(directory: String, parameters: GraphParameters) throws -> Aggregator {
+        let n = scenario.devices
+        var configuration = AggregatorConfiguration()
+        configuration.listen = .init(host: "127.0.0.1", port: 0)
+        configuration.metricsListen = nil
+        configuration.databasePath = directory + "/aggregator.sqlite"
+        if tls {
+            let paths = try DevelopmentCertificates.write(to: directory + "/tls")
+            configuration.tlsCertificatePath = paths.serverCertificate
+            configuration.tlsPrivateKeyPath = paths.serverPrivateKey
+        } else {
+            configuration.insecurePlaintext = true
+        }
+        configuration.maximumWaitingDevices = n + 16
+        configuration.rounds.task = "simulation:\(scenario.name)"
+        configuration.rounds.dimension = scenario.dimension
+        configuration.rounds.bitWidth = scenario.bitWidth
+        configuration.rounds.prg = scenario.prg
+        configuration.rounds.threatModel = scenario.threatModel
+        configuration.rounds.minimumCohort = n
+        configuration.rounds.maximumCohort = n
+        configuration.rounds.gatherSeconds = 600
+        configuration.rounds.maximumWaitSeconds = 1200
+        configuration.rounds.phaseTimeoutSeconds = 120
+        configuration.rounds.expectedDropout = min(scenario.dropout.total, 0.99)
+        configuration.rounds.corruptFraction = scenario.graph.corruptFraction ?? 0
+        if case let .harary(k) = parameters.graph {
+            configuration.rounds.graph = "harary"
+            configuration.rounds.degree = k
+        } else {
+            configuration.rounds.graph = "complete"
+        }
+        configuration.rounds.threshold = parameters.threshold
+        var logger = Logger(label: "veil.sim.aggregator")
+        logger.logLevel = .error
+        return try Aggregator(configuration: configuration, logger: logger)
+    }
+
     private func report(
-        round: CompletedRound, outcomes: [(device: Int, participation: RoundParticipation?, error: String?)], data: SyntheticData,
+        round: RoundView, outcomes: [(device: Int, participation: RoundParticipation?, error: String?)], data: SyntheticData,
         parameters: GraphParameters, limits: PhysicalLimits, totalSeconds: Double, connections: Int
     ) -> SimulationReport {
         let configuration = round.configuration

@@ -128,6 +128,15 @@ public struct AggregationResult: Sendable, Equatable {
     public let droppedInPhase: [Phase: [UInt32]]
     /// Devices removed for breaking the protocol, with what they did.
     public let misbehaving: [UInt32: ProtocolViolation.Kind]
+
+    /// Creates a result (the session makes them; stores read them back).
+    public init(roundID: RoundID, sum: ModularVector, survivors: [UInt32], droppedInPhase: [Phase: [UInt32]], misbehaving: [UInt32: ProtocolViolation.Kind]) {
+        self.roundID = roundID
+        self.sum = sum
+        self.survivors = survivors
+        self.droppedInPhase = droppedInPhase
+        self.misbehaving = misbehaving
+    }
 }
 
 /// Counts of the work unmasking did.
@@ -138,6 +147,9 @@ public struct UnmaskingStatistics: Sendable, Equatable {
     public var robustReconstructions = 0
     /// Masks expanded and removed (self masks plus pairwise masks).
     public var maskExpansions = 0
+
+    /// No work yet.
+    public init() {}
 }
 
 /// What the server stores about one device.

@@ -53,6 +53,15 @@ extension VeilSim {
         @Option(name: .customLong("devices-per-connection"), help: "Network mode: devices sharing one HTTP/2 connection (each still has its own stream).")
         var devicesPerConnection: Int = 50
 
+        @Option(help: "Network mode: use an aggregator already running on this machine (host:port, e.g. localhost:7443) instead of starting one. Needs --ca and --aggregator-database; its rounds.minimumCohort and maximumCohort must equal the device count.")
+        var aggregator: String?
+
+        @Option(help: "With --aggregator: the CA certificate that signed the aggregator's certificate (ca.pem from dev-certificates).")
+        var ca: String?
+
+        @Option(name: .customLong("aggregator-database"), help: "With --aggregator: the aggregator's SQLite database, where the simulator creates enrolment tokens and reads the round's result.")
+        var aggregatorDatabase: String?
+
         @Option(name: .customLong("report-json"), help: "Write the full report as one JSON object to this path.")
         var reportJSON: String?
 
@@ -62,6 +71,12 @@ extension VeilSim {
         func validate() throws {
             guard ["in-process", "network"].contains(mode) else { throw ValidationError("--mode must be in-process or network, got \(mode)") }
             guard devicesPerConnection >= 1 else { throw ValidationError("--devices-per-connection must be at least 1") }
+            if aggregator != nil || ca != nil || aggregatorDatabase != nil {
+                guard mode == "network" else { throw ValidationError("--aggregator needs --mode network") }
+                guard aggregator != nil, ca != nil, aggregatorDatabase != nil else {
+                    throw ValidationError("--aggregator, --ca and --aggregator-database go together")
+                }
+            }
         }
 
         func run() async throws {
@@ -88,7 +103,14 @@ extension VeilSim {
             let report: SimulationReport
             do {
                 if mode == "network" {
-                    report = try await NetworkSimulation(scenario: loaded, devicesPerConnection: devicesPerConnection).run { phase, done, total in
+                    var external: NetworkSimulation.ExternalAggregator?
+                    if let aggregator, let ca, let aggregatorDatabase {
+                        guard let colon = aggregator.lastIndex(of: ":"), let port = Int(aggregator[aggregator.index(after: colon)...]) else {
+                            throw ValidationError("--aggregator must be host:port, got \(aggregator)")
+                        }
+                        external = .init(host: String(aggregator[..<colon]), port: port, caCertificatePath: ca, databasePath: aggregatorDatabase)
+                    }
+                    report = try await NetworkSimulation(scenario: loaded, devicesPerConnection: devicesPerConnection, external: external).run { phase, done, total in
                         bar.update(label: phase, done: done, total: total)
                     }
                 } else {

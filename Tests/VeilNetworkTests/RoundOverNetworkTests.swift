@@ -63,6 +63,47 @@ import VeilWire
         #expect(history.first?.outcome == "finished" && history.first?.survivors == 9)
     }
 
+    @Test func severalRoundsRunAtOnceEachWithItsOwnExactSum() async throws {
+        let harness = try await NetworkHarness { c in
+            c.rounds.minimumCohort = 8
+            c.rounds.maximumCohort = 8
+            c.rounds.expectedDropout = 0.01
+            c.rounds.threshold = 5
+            c.rounds.maximumConcurrentRounds = 3
+        }
+        defer { Task { await harness.stop() } }
+        try await withAggregatorConnection(to: harness.endpoint) { connection in
+            let identities = try await harness.enrolledIdentities(24, connection: connection)
+            let rounds = await harness.aggregator.completedRounds()
+            let participations = try await withThrowingTaskGroup(of: (Int, RoundParticipation).self) { group in
+                for (d, identity) in identities.enumerated() {
+                    group.addTask {
+                        (d, try await VeilDevice(identity: identity, connection: connection).participate { try NetworkHarness.input(device: d, $0) })
+                    }
+                }
+                var all: [Int: RoundParticipation] = [:]
+                for try await (d, p) in group { all[d] = p }
+                return all
+            }
+            var iterator = rounds.makeAsyncIterator()
+            var seen = Set<RoundID>()
+            for _ in 0..<3 {
+                let round = try #require(await iterator.next())
+                seen.insert(round.configuration.roundID)
+                guard case let .finished(result) = round.outcome else {
+                    Issue.record("round \(round.configuration.roundID) did not finish")
+                    continue
+                }
+                let members = participations.filter { $0.value.configuration?.roundID == round.configuration.roundID }
+                #expect(members.count == 8)
+                let expected = try NetworkHarness.expectedSum(survivors: result.survivors, participations: members, configuration: round.configuration)
+                #expect(result.sum.elements == expected)
+            }
+            #expect(seen.count == 3, "three distinct rounds")
+            #expect(participations.values.allSatisfy { $0.outcome == .counted })
+        }
+    }
+
     @Test func activeThreatModelRoundOverTLS() async throws {
         let harness = try await NetworkHarness { c in
             c.rounds.threatModel = .active
