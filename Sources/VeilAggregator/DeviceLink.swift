@@ -47,26 +47,33 @@ final class DeviceLink: Sendable {
 
     /// Queues the last frame and closes the link.
     func end(_ frame: Veil_V1_ServerFrame) {
-        guard close() else { return }
-        continuation.yield(.end(frame))
-        continuation.finish()
+        closing(with: .end(frame))
     }
 
     /// Ends the RPC with an error status and closes the link.
     func fail(_ error: RPCError) {
-        guard close() else { return }
-        continuation.yield(.fail(error))
-        continuation.finish()
+        closing(with: .fail(error))
     }
 
-    /// Marks the link closed; true if it was open.
+    /// Closes the link without a last frame (the device went away): the handler's writer stops.
     @discardableResult
     func close() -> Bool {
-        state.withLock { s in
+        closing(with: nil)
+    }
+
+    /// Marks the link closed, queues `last` if given, and finishes the outbound stream so that
+    /// the handler stops writing. True if the link was open.
+    @discardableResult
+    private func closing(with last: Outbound?) -> Bool {
+        let wasOpen = state.withLock { s in
             if s.closed { return false }
             s.closed = true
             return true
         }
+        guard wasOpen else { return false }
+        if let last { continuation.yield(last) }
+        continuation.finish()
+        return true
     }
 
     /// Whether the link was closed.

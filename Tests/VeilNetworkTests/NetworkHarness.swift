@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import VeilAggregator
 import VeilCrypto
 import VeilDevice
@@ -57,6 +58,23 @@ final class NetworkHarness: Sendable {
         try? FileManager.default.removeItem(atPath: directory)
     }
 
+    /// Shuts down and reports whether serving ended within `limit` (without waiting longer).
+    func stopsWithin(_ limit: Duration) async -> Bool {
+        let stopped = Flag()
+        let serving = self.serving
+        Task {
+            await aggregator.shutDown()
+            _ = try? await serving.value
+            stopped.set()
+        }
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            if stopped.isSet { return true }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return stopped.isSet
+    }
+
     /// `count` fresh identities, each enrolled with its own token.
     func enrolledIdentities(_ count: Int, connection: AggregatorConnection) async throws -> [DeviceIdentity] {
         var identities: [DeviceIdentity] = []
@@ -96,4 +114,11 @@ final class NetworkHarness: Sendable {
         let (data, response) = try await URLSession.shared.data(from: url)
         return ((response as! HTTPURLResponse).statusCode, String(decoding: data, as: UTF8.self))
     }
+}
+
+/// A flag set once, read from any task.
+final class Flag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .sequentiallyConsistent) }
+    var isSet: Bool { value.load(ordering: .sequentiallyConsistent) }
 }

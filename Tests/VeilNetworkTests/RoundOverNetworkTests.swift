@@ -61,6 +61,9 @@ import VeilWire
         for (d, phase) in dropouts { #expect(participations[d]!.outcome == .disconnected(before: phase)) }
         let history = try harness.aggregator.store.recentRounds()
         #expect(history.first?.outcome == "finished" && history.first?.survivors == 9)
+        // Every stream ended, including those of devices that vanished: a graceful shutdown
+        // completes instead of waiting for handlers that never finish.
+        #expect(await harness.stopsWithin(.seconds(10)), "the aggregator stops after a round with dropouts")
     }
 
     @Test func severalRoundsRunAtOnceEachWithItsOwnExactSum() async throws {
