@@ -24,5 +24,30 @@ if [ $# -eq 0 ]; then
       | tee "Simulations/results/network-$name.txt"
   done
 fi
+# The aggregator's own memory: veil-aggregator serve in its own process, the 10,000 devices in
+# veil-sim against it; its peak RSS (VmHWM) is read before a SIGTERM that must stop it cleanly.
+if [ $# -eq 0 ]; then
+  swift build -c release --product veil-aggregator
+  work="$(mktemp -d)"
+  .build/release/veil-aggregator dev-certificates "$work/tls" >/dev/null
+  cat > "$work/config.json" <<JSON
+{ "listen": {"host": "127.0.0.1", "port": 7443}, "metricsListen": null,
+  "tlsCertificatePath": "$work/tls/server.pem", "tlsPrivateKeyPath": "$work/tls/server-key.pem",
+  "databasePath": "$work/aggregator.sqlite", "maximumWaitingDevices": 10100,
+  "rounds": {"dimension": 1000, "bitWidth": 32, "minimumCohort": 10000, "maximumCohort": 10000,
+             "gatherSeconds": 600, "phaseTimeoutSeconds": 120, "maximumWaitSeconds": 1200, "expectedDropout": 0.05} }
+JSON
+  .build/release/veil-aggregator serve --config "$work/config.json" 2>"$work/server.log" &
+  server=$!
+  sleep 2
+  echo "== network-10k (separate aggregator process)"
+  .build/release/veil-sim run Simulations/network-10k.json --mode network --aggregator localhost:7443 \
+    --ca "$work/tls/ca.pem" --aggregator-database "$work/aggregator.sqlite" \
+    --report-json Simulations/results/external-network-10k.json | tee Simulations/results/external-network-10k.txt
+  awk '/VmHWM/ {print $2 * 1024}' "/proc/$server/status" > Simulations/results/external-aggregator-peak-rss-bytes
+  kill -TERM "$server"
+  wait "$server" && echo "aggregator stopped cleanly on SIGTERM"
+  rm -rf "$work"
+fi
 python3 Simulations/results-table.py > Simulations/RESULTS.md
 echo "wrote Simulations/RESULTS.md"
