@@ -141,7 +141,8 @@ let package = Package(
         .target(
             name: "VeilDevice",
             dependencies: [
-                "VeilTransport", "VeilWire", "VeilProtocol", "VeilCrypto",
+                "VeilTransport", "VeilWire", "VeilProtocol", "VeilCrypto", "VeilFeatures",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -186,7 +187,7 @@ let package = Package(
         .testTarget(
             name: "VeilNetworkTests",
             dependencies: [
-                "VeilAggregator", "VeilDevice", "VeilTransport", "VeilWire", "VeilProtocol", "VeilCrypto",
+                "VeilAggregator", "VeilDevice", "VeilFeatures", "VeilTransport", "VeilWire", "VeilProtocol", "VeilCrypto",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -196,7 +197,7 @@ let package = Package(
         ),
         .testTarget(
             name: "VeilFeaturesTests",
-            dependencies: ["VeilFeatures", "VeilProtocol", "VeilCrypto"],
+            dependencies: ["VeilFeatures", "VeilDevice", "VeilProtocol", "VeilCrypto"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -65,6 +65,8 @@ public enum DeviceError: Error, Equatable, CustomStringConvertible {
     case input(String)
     /// The connection failed.
     case transport(String)
+    /// The device's local observation store failed or refused.
+    case localStore(String)
 
     /// Whether trying again later may succeed. Refusals of identity (unauthenticated, revoked)
     /// and a protocol violation by the aggregator are not retried by ``VeilDevice/run(options:input:onRound:)``.
@@ -86,6 +88,7 @@ public enum DeviceError: Error, Equatable, CustomStringConvertible {
         case .streamEnded: return "the aggregator closed the stream without a final frame"
         case let .input(why): return "input not usable: \(why)"
         case let .transport(why): return "transport failure: \(why)"
+        case let .localStore(why): return "local store: \(why)"
         }
     }
 

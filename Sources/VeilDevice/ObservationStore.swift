@@ -1,0 +1,189 @@
+public import Foundation
+import GRDB
+public import VeilFeatures
+public import VeilProtocol
+
+/// A device's durable record of raw observations for one feature set, in a local SQLite file
+/// (WAL, synchronous writes), so nothing is lost across restarts or crashes. Observations never
+/// leave the device: per tumbling UTC window the store builds the encoded contribution, and a
+/// window is marked done only when the aggregator confirmed a round finished with it counted; a
+/// window is never contributed twice. Raw observations older than the retention are purged.
+public final class ObservationStore: Sendable {
+    /// The feature set observations are recorded for.
+    public let layout: FeatureLayout
+    /// The window length in seconds (3600 for hourly, 86400 for daily); windows start at
+    /// multiples of it since the Unix epoch, in UTC.
+    public let windowSeconds: Int
+    /// How long raw observations are kept.
+    public let retention: TimeInterval
+    private let queue: DatabaseQueue
+
+    /// Opens (creating and migrating as needed) the store at `path`.
+    public init(path: String, layout: FeatureLayout, windowSeconds: Int, retention: TimeInterval) throws {
+        precondition(windowSeconds >= 1, "windows must be at least one second long")
+        self.layout = layout
+        self.windowSeconds = windowSeconds
+        self.retention = retention
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(5)
+        queue = try DatabaseQueue(path: path, configuration: configuration)
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: observations and contributions") { db in
+            try db.create(table: "observation") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("feature", .text).notNull()
+                t.column("window_start", .integer).notNull().indexed()
+                t.column("value", .double)
+                t.column("category", .text)
+                t.column("events", .integer)
+                t.column("recorded_at", .double).notNull()
+            }
+            try db.create(table: "contribution") { t in
+                t.column("feature_set", .text).notNull()
+                t.column("version", .integer).notNull()
+                t.column("window_start", .integer).notNull()
+                t.column("round_id", .text).notNull()
+                t.column("counted_at", .double).notNull()
+                t.primaryKey(["feature_set", "version", "window_start"])
+            }
+        }
+        try migrator.migrate(queue)
+    }
+
+    /// The start (seconds since the epoch, UTC) of the window holding `date`.
+    public func windowStart(of date: Date) -> Int {
+        let t = Int(date.timeIntervalSince1970.rounded(.down))
+        return t - ((t % windowSeconds) + windowSeconds) % windowSeconds
+    }
+
+    // MARK: Recording
+
+    /// Records a value of a numeric or histogram feature.
+    public func record(feature: String, value: Double, at date: Date = Date()) throws {
+        try insert(feature: feature, expecting: .value, value: value, category: nil, events: nil, at: date)
+    }
+
+    /// Records a value of a categorical feature.
+    public func record(feature: String, category: String, at date: Date = Date()) throws {
+        try insert(feature: feature, expecting: .category, value: nil, category: category, events: nil, at: date)
+    }
+
+    /// Records `count` occurrences of an eventCount feature.
+    public func recordEvents(feature: String, count: Int = 1, at date: Date = Date()) throws {
+        guard count >= 0 else { throw ObservationError.negativeEventCount(feature) }
+        try insert(feature: feature, expecting: .events, value: nil, category: nil, events: count, at: date)
+    }
+
+    private enum Expected { case value, category, events }
+
+    private func insert(feature: String, expecting: Expected, value: Double?, category: String?, events: Int?, at date: Date) throws {
+        guard let definition = layout.featureSet.features.first(where: { $0.name == feature }) else { throw ObservationError.unknownFeature(feature) }
+        let fits: Bool
+        switch (definition.kind, expecting) {
+        case (.numeric, .value), (.histogram, .value), (.categorical, .category), (.eventCount, .events): fits = true
+        default: fits = false
+        }
+        guard fits else { throw ObservationError.wrongKind(feature) }
+        let window = windowStart(of: date)
+        try queue.write { db in
+            try db.execute(
+                sql: "INSERT INTO observation (feature, window_start, value, category, events, recorded_at) VALUES (?, ?, ?, ?, ?, ?)",
+                arguments: [feature, window, value, category, events, date.timeIntervalSince1970])
+        }
+    }
+
+    // MARK: Contributing
+
+    /// Windows that have closed (ended at or before `now`), hold observations and were not
+    /// counted yet, oldest first.
+    public func pendingWindows(now: Date = Date()) throws -> [Int] {
+        let current = windowStart(of: now)
+        let set = layout.featureSet
+        return try queue.read { db in
+            try Int.fetchAll(db, sql: """
+                SELECT DISTINCT window_start FROM observation
+                WHERE window_start < ? AND window_start NOT IN
+                  (SELECT window_start FROM contribution WHERE feature_set = ? AND version = ?)
+                ORDER BY window_start
+                """, arguments: [current, set.name, set.version])
+        }
+    }
+
+    /// The encoded contribution of `window`: every observation recorded in it, clipped and
+    /// fixed-point encoded by the layout.
+    public func contribution(for window: Int) throws -> ModularVector {
+        var observations = WindowObservations()
+        try queue.read { db in
+            let rows = try Row.fetchAll(db, sql: "SELECT feature, value, category, events FROM observation WHERE window_start = ? ORDER BY id", arguments: [window])
+            for row in rows {
+                let feature: String = row["feature"]
+                if let value = row["value"] as Double? { observations.values[feature, default: []].append(value) }
+                if let category = row["category"] as String? { observations.categories[feature, default: []].append(category) }
+                if let events = row["events"] as Int? { observations.events[feature, default: 0] += events }
+            }
+        }
+        return try layout.encode(observations)
+    }
+
+    /// Whether `window` was already counted in a finished round.
+    public func isCounted(window: Int) throws -> Bool {
+        let set = layout.featureSet
+        return try queue.read { db in
+            try Row.fetchOne(db, sql: "SELECT 1 FROM contribution WHERE feature_set = ? AND version = ? AND window_start = ?",
+                             arguments: [set.name, set.version, window]) != nil
+        }
+    }
+
+    /// Marks `window` counted in `round`. Call only when the aggregator reported the round
+    /// finished with this device's input in the sum. Refuses a second marking of one window.
+    public func markCounted(window: Int, round: RoundID, at date: Date = Date()) throws {
+        let set = layout.featureSet
+        do {
+            try queue.write { db in
+                try db.execute(
+                    sql: "INSERT INTO contribution (feature_set, version, window_start, round_id, counted_at) VALUES (?, ?, ?, ?, ?)",
+                    arguments: [set.name, set.version, window, "\(round)", date.timeIntervalSince1970])
+            }
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
+            throw ObservationError.alreadyCounted(window: window)
+        }
+    }
+
+    /// Deletes raw observations of windows that ended more than `retention` before `now`.
+    /// Returns how many were deleted.
+    @discardableResult
+    public func purge(now: Date = Date()) throws -> Int {
+        let cutoff = windowStart(of: now.addingTimeInterval(-retention)) - windowSeconds
+        return try queue.write { db in
+            try db.execute(sql: "DELETE FROM observation WHERE window_start <= ?", arguments: [cutoff])
+            return db.changesCount
+        }
+    }
+
+    /// The number of raw observations held.
+    public func observationCount() throws -> Int {
+        try queue.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM observation") ?? 0 }
+    }
+}
+
+/// Why an observation or a marking was refused.
+public enum ObservationError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The feature set has no feature of this name.
+    case unknownFeature(String)
+    /// The value's kind does not match the feature's (for example a category for a numeric feature).
+    case wrongKind(String)
+    /// An event count below zero.
+    case negativeEventCount(String)
+    /// The window was already counted; a device counts at most once per window.
+    case alreadyCounted(window: Int)
+
+    /// A one-line explanation.
+    public var description: String {
+        switch self {
+        case let .unknownFeature(name): return "the feature set has no feature \"\(name)\""
+        case let .wrongKind(name): return "feature \"\(name)\" takes another kind of value"
+        case let .negativeEventCount(name): return "feature \"\(name)\": event counts cannot be negative"
+        case let .alreadyCounted(window): return "window \(window) was already counted"
+        }
+    }
+}

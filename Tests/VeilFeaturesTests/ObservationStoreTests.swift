@@ -1,0 +1,72 @@
+import Foundation
+import Testing
+import VeilCrypto
+import VeilDevice
+import VeilFeatures
+import VeilProtocol
+
+/// The device-side observation store: durable across restarts, one count per window, retention.
+@Suite struct ObservationStoreTests {
+    static let hour = 3600
+    static let t0 = Date(timeIntervalSince1970: 1_800_000_000)   // a window boundary: 1.8e9 is a multiple of 3600
+
+    static func open(_ path: String) throws -> ObservationStore {
+        try ObservationStore(path: path, layout: FeatureLayout(FeatureEncodingTests.fleet), windowSeconds: hour, retention: 2 * 86_400)
+    }
+
+    static func temporaryPath() -> String { NSTemporaryDirectory() + "veil-observations-\(UUID().uuidString).sqlite" }
+
+    @Test func windowsAreTumblingUTCHours() throws {
+        let store = try Self.open(Self.temporaryPath())
+        #expect(store.windowStart(of: Self.t0) == 1_800_000_000)
+        #expect(store.windowStart(of: Self.t0.addingTimeInterval(3599.9)) == 1_800_000_000)
+        #expect(store.windowStart(of: Self.t0.addingTimeInterval(3600)) == 1_800_003_600)
+        #expect(store.windowStart(of: Date(timeIntervalSince1970: -1)) == -3600)
+    }
+
+    @Test func observationsSurviveARestartMidWindowAndCountOnce() throws {
+        let path = Self.temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var store: ObservationStore? = try Self.open(path)
+        try store!.record(feature: "session_seconds", value: 10, at: Self.t0.addingTimeInterval(60))
+        try store!.record(feature: "app_category", category: "maps", at: Self.t0.addingTimeInterval(120))
+        store = nil   // the agent restarts in the middle of the window
+        let reopened = try Self.open(path)
+        try reopened.record(feature: "session_seconds", value: 30, at: Self.t0.addingTimeInterval(1800))
+        try reopened.recordEvents(feature: "crashes", count: 2, at: Self.t0.addingTimeInterval(1900))
+        // The window is still open: nothing to contribute yet.
+        #expect(try reopened.pendingWindows(now: Self.t0.addingTimeInterval(3000)).isEmpty)
+        let window = Int(Self.t0.timeIntervalSince1970)
+        #expect(try reopened.pendingWindows(now: Self.t0.addingTimeInterval(3600)) == [window])
+        let layout = reopened.layout
+        let values = try layout.decode(try reopened.contribution(for: window))
+        guard case let .numeric(count, sum, _, _, _) = values.values["session_seconds"] else { Issue.record("numeric"); return }
+        #expect(count == 2 && sum == 40, "both observations, from before and after the restart")
+        #expect(values.values["app_category"] == .categorical(counts: ["maps": 1, "music": 0, "video": 0], clipped: 0))
+        #expect(values.values["crashes"] == .eventCount(count: 2, clipped: 0))
+        // Counted once; a second marking is refused and the window is no longer pending.
+        var random = SeededRandomSource(seed: 1, label: "round")
+        try reopened.markCounted(window: window, round: RoundID(using: &random))
+        #expect(throws: ObservationError.alreadyCounted(window: window)) { try reopened.markCounted(window: window, round: RoundID(using: &random)) }
+        #expect(try Self.open(path).pendingWindows(now: Self.t0.addingTimeInterval(7200)).isEmpty)
+    }
+
+    @Test func wrongFeaturesAndKindsAreRefused() throws {
+        let store = try Self.open(Self.temporaryPath())
+        #expect(throws: ObservationError.unknownFeature("speed")) { try store.record(feature: "speed", value: 1) }
+        #expect(throws: ObservationError.wrongKind("app_category")) { try store.record(feature: "app_category", value: 1) }
+        #expect(throws: ObservationError.wrongKind("session_seconds")) { try store.record(feature: "session_seconds", category: "x") }
+        #expect(throws: ObservationError.negativeEventCount("crashes")) { try store.recordEvents(feature: "crashes", count: -1) }
+        #expect(try store.observationCount() == 0)
+    }
+
+    @Test func retentionPurgesOnlyOldWindows() throws {
+        let store = try Self.open(Self.temporaryPath())
+        try store.record(feature: "session_seconds", value: 1, at: Self.t0)
+        try store.record(feature: "session_seconds", value: 2, at: Self.t0.addingTimeInterval(86_400))
+        try store.record(feature: "session_seconds", value: 3, at: Self.t0.addingTimeInterval(3 * 86_400))
+        // Retention is two days: at t0 + 3 days the first day's window is gone, the second stays.
+        #expect(try store.purge(now: Self.t0.addingTimeInterval(3 * 86_400)) == 1)
+        #expect(try store.observationCount() == 2)
+    }
+}

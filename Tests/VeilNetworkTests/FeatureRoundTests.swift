@@ -1,0 +1,76 @@
+import Foundation
+import Testing
+import VeilAggregator
+import VeilCrypto
+import VeilDevice
+import VeilFeatures
+import VeilProtocol
+
+/// From raw observations on devices to decoded feature values, through a real round over TLS.
+@Suite(.serialized) struct FeatureRoundTests {
+    @Test func devicesContributeAWindowAndOnlyCountedWindowsAreMarkedDone() async throws {
+        let set = FeatureSet(name: "fleet", version: 1, bitWidth: 48, maximumCohort: 1000, features: [
+            Feature(name: "session_seconds", kind: .numeric(minimum: 0, maximum: 600, precision: 1), maximumValuesPerDevice: 10),
+            Feature(name: "temperature_c", kind: .histogram(edges: [0, 20, 40]), maximumValuesPerDevice: 10),
+            Feature(name: "crashes", kind: .eventCount, maximumValuesPerDevice: 3),
+        ])
+        let layout = try FeatureLayout(set)
+        let harness = try await NetworkHarness { c in
+            c.rounds.dimension = layout.dimension
+            c.rounds.bitWidth = set.bitWidth
+            c.rounds.minimumCohort = 8
+            c.rounds.maximumCohort = 8
+            c.rounds.expectedDropout = 0.01
+            c.rounds.threshold = 5
+            c.rounds.task = "fleet/v1"
+        }
+        defer { Task { await harness.stop() } }
+        let start = Date(timeIntervalSince1970: 1_800_000_000)
+        let window = 1_800_000_000
+        var opened: [ObservationStore] = []
+        for d in 0..<8 {
+            let store = try ObservationStore(path: harness.directory + "/device-\(d).sqlite", layout: layout, windowSeconds: 3600, retention: 86_400)
+            try store.record(feature: "session_seconds", value: Double(60 * (d + 1)), at: start.addingTimeInterval(10))
+            try store.record(feature: "temperature_c", value: Double(5 * d), at: start.addingTimeInterval(20))
+            try store.recordEvents(feature: "crashes", count: d % 2, at: start.addingTimeInterval(30))
+            opened.append(store)
+        }
+        let stores = opened
+        try await withAggregatorConnection(to: harness.endpoint) { connection in
+            let identities = try await harness.enrolledIdentities(8, connection: connection)
+            let rounds = await harness.aggregator.completedRounds()
+            let results = try await withThrowingTaskGroup(of: (Int, RoundParticipation).self) { group in
+                for d in 0..<8 {
+                    group.addTask {
+                        let device = VeilDevice(identity: identities[d], connection: connection)
+                        // Device 7 loses power before sending its masked input.
+                        let options = ParticipationOptions(disconnectBefore: d == 7 ? .maskedInputCollection : nil)
+                        return (d, try await device.contribute(window: window, from: stores[d], options: options))
+                    }
+                }
+                var all: [Int: RoundParticipation] = [:]
+                for try await (d, r) in group { all[d] = r }
+                return all
+            }
+            var iterator = rounds.makeAsyncIterator()
+            let round = try #require(await iterator.next())
+            guard case let .finished(result) = round.outcome else { Issue.record("round did not finish"); return }
+            let values = try layout.decode(result.sum)
+            #expect(values.contributors == 7)
+            guard case let .numeric(count, sum, mean, _, _) = values.values["session_seconds"] else { Issue.record("numeric"); return }
+            #expect(count == 7 && sum == Double((1...7).reduce(0, +) * 60) && mean == 240)
+            #expect(values.values["temperature_c"] == .histogram(edges: [0, 20, 40], counts: [4, 3], clipped: 0))
+            #expect(values.values["crashes"] == .eventCount(count: 3, clipped: 0))
+            for d in 0..<7 {
+                #expect(results[d]?.outcome == .counted)
+                #expect(try stores[d].isCounted(window: window))
+                await #expect(throws: DeviceError.localStore("window \(window) was already counted")) {
+                    _ = try await VeilDevice(identity: identities[d], connection: connection).contribute(window: window, from: stores[d])
+                }
+            }
+            // The device that dropped keeps its window for a later round of the same window.
+            #expect(try !stores[7].isCounted(window: window))
+            #expect(try stores[7].pendingWindows(now: start.addingTimeInterval(7200)) == [window])
+        }
+    }
+}
