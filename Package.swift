@@ -108,7 +108,7 @@ let package = Package(
         .target(
             name: "VeilAggregator",
             dependencies: [
-                "VeilTransport", "VeilWire", "VeilProtocol", "VeilCrypto",
+                "VeilTransport", "VeilWire", "VeilProtocol", "VeilCrypto", "VeilFeatures",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 import CoreMetrics
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
@@ -6,6 +6,7 @@ public import Logging
 public import ServiceLifecycle
 import Synchronization
 import VeilProtocol
+import VeilFeatures
 import VeilWire
 
 /// The aggregator server: the device-facing gRPC service over HTTP/2 (TLS unless explicitly
@@ -30,7 +31,7 @@ public final class Aggregator: Service, Sendable {
     private let stopping = Atomic<Bool>(false)
 
     /// Validates the configuration, opens (and migrates) the store and prepares the servers.
-    public init(configuration: AggregatorConfiguration, logger: Logger) throws {
+    public init(configuration: AggregatorConfiguration, logger: Logger, clock: @escaping @Sendable () -> Date = { Date() }) throws {
         try configuration.validate()
         self.configuration = configuration
         self.logger = logger
@@ -38,7 +39,7 @@ public final class Aggregator: Service, Sendable {
         metrics = AggregatorMetrics()
         coordinator = RoundCoordinator(
             policy: configuration.rounds, maximumWaiting: configuration.maximumWaitingDevices,
-            store: store, metrics: metrics, logger: logger)
+            store: store, metrics: metrics, logger: logger, clock: clock)
         let security: HTTP2ServerTransport.Posix.TransportSecurity
         if configuration.insecurePlaintext {
             logger.warning("serving gRPC WITHOUT TLS (insecurePlaintext): device traffic and enrolment tokens are readable on the network")
@@ -52,8 +53,8 @@ public final class Aggregator: Service, Sendable {
         // round then enforces its own exact limit before parsing.
         let largest = try RoundConfiguration(
             roundID: RoundID(bytes: [UInt8](repeating: 0, count: 16)), roundSeed: [UInt8](repeating: 0, count: 32),
-            cohortSize: max(configuration.rounds.maximumCohort, 3), dimension: configuration.rounds.dimension,
-            bitWidth: configuration.rounds.bitWidth, prg: configuration.rounds.prg, graph: .complete, threshold: 1,
+            cohortSize: max(configuration.rounds.maximumCohort, 3), dimension: configuration.rounds.effectiveDimension,
+            bitWidth: configuration.rounds.effectiveBitWidth, prg: configuration.rounds.prg, graph: .complete, threshold: 1,
             threatModel: configuration.rounds.threatModel)
         let limit = WireCodec.maximumDeviceMessageByteCount(largest) + 4096
         let service = AggregatorService(
@@ -134,6 +135,13 @@ public final class Aggregator: Service, Sendable {
 
     /// The devices waiting for a round.
     public func waitingDeviceCount() async -> Int { await coordinator.waitingCount }
+
+    /// The released windows of the configured feature set starting in `from ..< to` (seconds
+    /// since the epoch); empty when no feature set is configured.
+    public func featureWindows(from: Int, to: Int) throws -> [ReleasedWindow] {
+        guard let layout = configuration.rounds.featureLayout else { return [] }
+        return try store.windows(of: layout, from: from, to: to, minimumReleaseCohort: configuration.rounds.minimumReleaseCohort)
+    }
 
     /// Every round that ends from the time of the call, with its outcome.
     public func completedRounds() async -> AsyncStream<CompletedRound> { await coordinator.completedRounds() }

@@ -1,6 +1,7 @@
 import Foundation
 public import VeilCrypto
 public import VeilProtocol
+public import VeilFeatures
 
 /// Everything `veil-aggregator serve` needs, read from a JSON file, then `VEIL_*` environment
 /// variables, then command-line flags (later sources win), and validated by ``validate()`` before
@@ -113,6 +114,14 @@ public struct RoundPolicy: Sendable, Codable, Equatable {
     public var threshold: Int?
     /// Rounds that may run at once.
     public var maximumConcurrentRounds = 4
+    /// When set, rounds aggregate this feature set: the vector's length and bit width come from
+    /// its layout, each round names the most recent closed window in its task, and finished
+    /// rounds add into that window's stored result.
+    public var featureSet: FeatureSet?
+    /// The tumbling window length in seconds (UTC), for feature rounds.
+    public var windowSeconds = 3600
+    /// A window's values are released only once at least this many devices contributed to it.
+    public var minimumReleaseCohort = 100
 
     /// Creates the default policy.
     public init() {}
@@ -137,7 +146,22 @@ public struct RoundPolicy: Sendable, Codable, Equatable {
         degree = try c.decodeIfPresent(Int.self, forKey: .degree)
         threshold = try c.decodeIfPresent(Int.self, forKey: .threshold)
         maximumConcurrentRounds = try c.decodeIfPresent(Int.self, forKey: .maximumConcurrentRounds) ?? d.maximumConcurrentRounds
+        featureSet = try c.decodeIfPresent(FeatureSet.self, forKey: .featureSet)
+        windowSeconds = try c.decodeIfPresent(Int.self, forKey: .windowSeconds) ?? d.windowSeconds
+        minimumReleaseCohort = try c.decodeIfPresent(Int.self, forKey: .minimumReleaseCohort) ?? d.minimumReleaseCohort
     }
+
+    /// The layout of `featureSet`, when set and valid.
+    public var featureLayout: FeatureLayout? {
+        guard let featureSet else { return nil }
+        return try? FeatureLayout(featureSet)
+    }
+
+    /// m for every round: the feature layout's when there is a feature set.
+    public var effectiveDimension: Int { featureLayout?.dimension ?? dimension }
+
+    /// b for every round: the feature set's when there is one.
+    public var effectiveBitWidth: Int { featureSet?.bitWidth ?? bitWidth }
 
     /// Refuses inconsistent settings, naming the field.
     public func validate() throws(AggregatorConfigurationError) {
@@ -152,6 +176,16 @@ public struct RoundPolicy: Sendable, Codable, Equatable {
         guard (0..<1).contains(expectedDropout) else { throw .invalid("rounds.expectedDropout", "must be in [0, 1)") }
         guard (0..<0.5).contains(corruptFraction) else { throw .invalid("rounds.corruptFraction", "must be in [0, 0.5)") }
         guard maximumConcurrentRounds >= 1 else { throw .invalid("rounds.maximumConcurrentRounds", "must be at least 1") }
+        if let featureSet {
+            do { _ = try FeatureLayout(featureSet) } catch { throw .invalid("rounds.featureSet.\(error.field)", error.reason) }
+            guard maximumCohort <= featureSet.maximumCohort else {
+                throw .invalid("rounds.maximumCohort", "must not exceed the feature set's maximumCohort (\(featureSet.maximumCohort)), which its overflow check assumes")
+            }
+            guard windowSeconds >= 1, 86_400 % windowSeconds == 0 || windowSeconds % 86_400 == 0 else {
+                throw .invalid("rounds.windowSeconds", "must divide a day or be a whole number of days, got \(windowSeconds)")
+            }
+            guard minimumReleaseCohort >= 1 else { throw .invalid("rounds.minimumReleaseCohort", "must be at least 1") }
+        }
         switch graph {
         case "auto":
             guard degree == nil, threshold == nil else { throw .invalid("rounds.graph", "\"auto\" chooses degree and threshold; use \"harary\" or \"complete\" to set them") }

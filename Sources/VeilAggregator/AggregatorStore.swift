@@ -55,6 +55,21 @@ public final class AggregatorStore: Sendable {
                 t.column("survivor_bitmap", .blob).notNull()
             }
         }
+        migrator.registerMigration("v3: feature windows") { db in
+            // The running sum of every finished round of one window of one feature-set version.
+            try db.create(table: "window_aggregate") { t in
+                t.column("feature_set", .text).notNull()
+                t.column("version", .integer).notNull()
+                t.column("window_start", .integer).notNull()
+                t.column("dimension", .integer).notNull()
+                t.column("bit_width", .integer).notNull()
+                t.column("sum", .blob).notNull()
+                t.column("contributors", .integer).notNull()
+                t.column("round_ids", .text).notNull()
+                t.column("updated_at", .double).notNull()
+                t.primaryKey(["feature_set", "version", "window_start"])
+            }
+        }
         return migrator
     }
 

@@ -3,6 +3,7 @@ import CoreMetrics
 import GRPCCore
 import Logging
 import VeilCrypto
+import VeilFeatures
 import VeilProtocol
 import VeilWire
 
@@ -22,8 +23,10 @@ actor RoundCoordinator {
     private var gatherTimer: Task<Void, Never>?
     private var shuttingDown = false
     private var listeners: [UUID: AsyncStream<CompletedRound>.Continuation] = [:]
+    private let clock: @Sendable () -> Date
 
-    init(policy: RoundPolicy, maximumWaiting: Int, store: AggregatorStore, metrics: AggregatorMetrics, logger: Logger) {
+    init(policy: RoundPolicy, maximumWaiting: Int, store: AggregatorStore, metrics: AggregatorMetrics, logger: Logger, clock: @escaping @Sendable () -> Date) {
+        self.clock = clock
         self.policy = policy
         self.maximumWaiting = maximumWaiting
         self.store = store
@@ -142,10 +145,17 @@ actor RoundCoordinator {
             let (graph, threshold) = try policy.parameters(forCohortOf: links.count)
             let configuration = try RoundConfiguration(
                 roundID: RoundID(using: &random), roundSeed: random.bytes(count: 32), cohortSize: links.count,
-                dimension: policy.dimension, bitWidth: policy.bitWidth, prg: policy.prg, graph: graph,
+                dimension: policy.effectiveDimension, bitWidth: policy.effectiveBitWidth, prg: policy.prg, graph: graph,
                 threshold: threshold, threatModel: policy.threatModel)
+            var task = policy.task
+            if let set = policy.featureSet {
+                // The most recent window that has closed.
+                let now = Int(clock().timeIntervalSince1970.rounded(.down))
+                let window = FeatureSet.windowStart(of: now, windowSeconds: policy.windowSeconds) - policy.windowSeconds
+                task = FeatureWindowTask(featureSet: set.name, version: set.version, windowStart: window).description
+            }
             driver = try RoundDriver(
-                configuration: configuration, task: policy.task, links: links,
+                configuration: configuration, task: task, links: links,
                 phaseTimeout: .milliseconds(Int64(policy.phaseTimeoutSeconds * 1000)), metrics: metrics, logger: logger
             ) { [weak self] completed in await self?.roundEnded(completed) }
             rounds[configuration.roundID] = driver
@@ -181,6 +191,9 @@ actor RoundCoordinator {
                     roundID: record.roundID, dimension: completed.configuration.dimension, bitWidth: completed.configuration.bitWidth,
                     packedSum: result.sum.packed(),
                     survivorBitmap: SurvivorBitmap.encode(result.survivors, cohortSize: completed.configuration.cohortSize)))
+                if let set = policy.featureSet, let window = FeatureWindowTask(parsing: completed.task) {
+                    try store.addToWindow(set, windowStart: window.windowStart, roundID: record.roundID, sum: result.sum, contributors: result.survivors.count)
+                }
             }
         } catch {
             logger.error("cannot record the round", metadata: ["error": "\(error)"])

@@ -123,7 +123,7 @@ struct ClientRound {
     private mutating func finish(_ outcome: RoundParticipation.Outcome, _ reason: String, _ assignment: RoundAssignmentContent?, survivors: Int = 0) -> Step {
         state = .done
         return .finished(RoundParticipation(
-            outcome: outcome, reason: reason, configuration: assignment?.configuration, deviceIndex: assignment?.deviceIndex,
+            outcome: outcome, reason: reason, configuration: assignment?.configuration, deviceIndex: assignment?.deviceIndex, task: assignment?.task,
             survivors: survivors, bytesSent: bytesSent, bytesReceived: bytesReceived, computeSeconds: computeSeconds))
     }
 

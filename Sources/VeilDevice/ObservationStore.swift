@@ -52,8 +52,7 @@ public final class ObservationStore: Sendable {
 
     /// The start (seconds since the epoch, UTC) of the window holding `date`.
     public func windowStart(of date: Date) -> Int {
-        let t = Int(date.timeIntervalSince1970.rounded(.down))
-        return t - ((t % windowSeconds) + windowSeconds) % windowSeconds
+        FeatureSet.windowStart(of: Int(date.timeIntervalSince1970.rounded(.down)), windowSeconds: windowSeconds)
     }
 
     // MARK: Recording

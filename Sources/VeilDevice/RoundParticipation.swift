@@ -26,6 +26,8 @@ public struct RoundParticipation: Sendable, Equatable {
     public let configuration: RoundConfiguration?
     /// The device's index in the round, when assigned.
     public let deviceIndex: UInt32?
+    /// What the round aggregated, as the aggregator named it, when assigned.
+    public let task: String?
     /// |U3| as the aggregator reported it, when the round finished.
     public let survivors: Int
     /// Protocol message bytes sent (the serialized `DeviceToServer` envelopes).

@@ -31,3 +31,34 @@ extension VeilDevice {
         return result
     }
 }
+
+extension VeilDevice {
+    /// Takes part in one feature round: the aggregator names the feature set and window in the
+    /// assignment's task (``FeatureWindowTask``); the device contributes that window from `store`
+    /// and marks it counted only on COUNTED. When the task is for another feature set or version,
+    /// or the window was already counted, the device leaves the round before sending anything
+    /// (the aggregator sees a dropout) rather than count twice.
+    public func participateInFeatureRound(store: ObservationStore, options: ParticipationOptions = .init()) async throws(DeviceError) -> RoundParticipation {
+        let layout = store.layout
+        let result = try await participate(options: options) { assignment in
+            guard let task = FeatureWindowTask(parsing: assignment.task),
+                  task.featureSet == layout.featureSet.name, task.version == layout.featureSet.version else {
+                throw DeviceError.input("the round aggregates \"\(assignment.task)\", not \(layout.featureSet.name)/v\(layout.featureSet.version)")
+            }
+            guard try !store.isCounted(window: task.windowStart) else {
+                throw DeviceError.localStore("window \(task.windowStart) was already counted")
+            }
+            let configuration = assignment.configuration
+            guard configuration.dimension == layout.dimension, configuration.bitWidth == layout.featureSet.bitWidth else {
+                throw DeviceError.input("the round's vector shape does not match feature set \(layout.featureSet.name) v\(layout.featureSet.version)")
+            }
+            return try store.contribution(for: task.windowStart)
+        }
+        if result.outcome == .counted, let configuration = result.configuration, let task = result.task.flatMap(FeatureWindowTask.init(parsing:)) {
+            do { try store.markCounted(window: task.windowStart, round: configuration.roundID) } catch {
+                throw .localStore("the round counted window \(task.windowStart) but marking it failed: \(error)")
+            }
+        }
+        return result
+    }
+}

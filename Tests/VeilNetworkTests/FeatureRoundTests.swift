@@ -73,4 +73,61 @@ import VeilProtocol
             #expect(try stores[7].pendingWindows(now: start.addingTimeInterval(7200)) == [window])
         }
     }
+
+    @Test func windowsCombineRoundsAndAreReleasedOnlyAboveTheMinimumCohort() async throws {
+        let set = FeatureSet(name: "fleet", version: 2, bitWidth: 48, maximumCohort: 1000, features: [
+            Feature(name: "session_seconds", kind: .numeric(minimum: 0, maximum: 600, precision: 1), maximumValuesPerDevice: 10),
+            Feature(name: "crashes", kind: .eventCount, maximumValuesPerDevice: 3),
+        ])
+        let layout = try FeatureLayout(set)
+        let window = 1_800_000_000
+        // The aggregator's clock is 90 minutes into the next hour: the latest closed window is `window`.
+        let harness = try await NetworkHarness(fixedTime: Date(timeIntervalSince1970: Double(window + 5400))) { c in
+            c.rounds.featureSet = set
+            c.rounds.windowSeconds = 3600
+            c.rounds.minimumReleaseCohort = 10
+            c.rounds.minimumCohort = 8
+            c.rounds.maximumCohort = 8
+            c.rounds.expectedDropout = 0.01
+            c.rounds.threshold = 5
+        }
+        defer { Task { await harness.stop() } }
+        var opened: [ObservationStore] = []
+        for d in 0..<16 {
+            let store = try ObservationStore(path: harness.directory + "/device-\(d).sqlite", layout: layout, windowSeconds: 3600, retention: 86_400)
+            try store.record(feature: "session_seconds", value: Double(10 * (d + 1)), at: Date(timeIntervalSince1970: Double(window + 100 + d)))
+            try store.recordEvents(feature: "crashes", count: 1, at: Date(timeIntervalSince1970: Double(window + 200)))
+            opened.append(store)
+        }
+        let stores = opened
+        try await withAggregatorConnection(to: harness.endpoint) { connection in
+            let identities = try await harness.enrolledIdentities(16, connection: connection)
+            for batch in [0..<8, 8..<16] {
+                let results = try await withThrowingTaskGroup(of: RoundParticipation.self) { group in
+                    for d in batch {
+                        group.addTask { try await VeilDevice(identity: identities[d], connection: connection).participateInFeatureRound(store: stores[d]) }
+                    }
+                    return try await group.reduce(into: []) { $0.append($1) }
+                }
+                #expect(results.allSatisfy { $0.outcome == .counted && $0.task == "fleet/v2/\(window)" })
+                for d in batch { #expect(try stores[d].isCounted(window: window)) }
+                // Wait for the aggregator to record the round.
+                for _ in 0..<100 where try harness.aggregator.featureWindows(from: window, to: window + 1).first?.contributors != batch.upperBound {
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                let released = try #require(try harness.aggregator.featureWindows(from: window, to: window + 3600).first)
+                #expect(released.contributors == batch.upperBound)
+                if batch.upperBound < 10 {
+                    #expect(released.values == nil, "8 contributors is below the release minimum of 10")
+                } else {
+                    #expect(released.roundIDs.count == 2, "the window combines both rounds")
+                    let values = try #require(released.values)
+                    #expect(values.contributors == 16)
+                    guard case let .numeric(count, sum, _, _, _) = values.values["session_seconds"] else { Issue.record("numeric"); return }
+                    #expect(count == 16 && sum == Double((1...16).reduce(0, +) * 10))
+                    #expect(values.values["crashes"] == .eventCount(count: 16, clipped: 0))
+                }
+            }
+        }
+    }
 }

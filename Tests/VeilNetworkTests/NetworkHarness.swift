@@ -16,7 +16,8 @@ final class NetworkHarness: Sendable {
     let serving: Task<Void, any Error>
 
     /// Starts an aggregator with `configure` applied to a test configuration.
-    init(tls: Bool = true, configure: (inout AggregatorConfiguration) -> Void = { _ in }) async throws {
+    /// Starts an aggregator whose clock reads `fixedTime` when given.
+    init(tls: Bool = true, fixedTime: Date? = nil, configure: (inout AggregatorConfiguration) -> Void = { _ in }) async throws {
         directory = NSTemporaryDirectory() + "veil-net-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var configuration = AggregatorConfiguration()
@@ -42,7 +43,7 @@ final class NetworkHarness: Sendable {
         configure(&configuration)
         var logger = Logger(label: "veil.test.aggregator")
         logger.logLevel = ProcessInfo.processInfo.environment["VEIL_TEST_LOG"] == nil ? .critical : .debug
-        let aggregator = try Aggregator(configuration: configuration, logger: logger)
+        let aggregator = try Aggregator(configuration: configuration, logger: logger, clock: { fixedTime ?? Date() })
         self.aggregator = aggregator
         serving = Task { try await aggregator.run() }
         await aggregator.waitUntilListening()
