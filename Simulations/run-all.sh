@@ -31,7 +31,7 @@ if [ $# -eq 0 ]; then
   work="$(mktemp -d)"
   .build/release/veil-aggregator dev-certificates "$work/tls" >/dev/null
   cat > "$work/config.json" <<JSON
-{ "listen": {"host": "127.0.0.1", "port": 7443}, "metricsListen": null,
+{ "listen": {"host": "127.0.0.1", "port": 7443}, "httpListen": null,
   "tlsCertificatePath": "$work/tls/server.pem", "tlsPrivateKeyPath": "$work/tls/server-key.pem",
   "databasePath": "$work/aggregator.sqlite", "maximumWaitingDevices": 10100,
   "rounds": {"dimension": 1000, "bitWidth": 32, "minimumCohort": 10000, "maximumCohort": 10000,

@@ -2,6 +2,7 @@ public import Foundation
 import CoreMetrics
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
+import Hummingbird
 public import Logging
 public import ServiceLifecycle
 import Synchronization
@@ -10,7 +11,7 @@ import VeilFeatures
 import VeilWire
 
 /// The aggregator server: the device-facing gRPC service over HTTP/2 (TLS unless explicitly
-/// disabled), the round coordinator, the SQLite store and the `/metrics` endpoint, run as one
+/// disabled), the round coordinator, the SQLite store and the HTTP API (`/healthz`, `/metrics`, `/v1`), run as one
 /// swift-service-lifecycle `Service`.
 ///
 /// On graceful shutdown (SIGTERM/SIGINT in a `ServiceGroup`, or ``shutDown()``) it refuses new
@@ -26,8 +27,8 @@ public final class Aggregator: Service, Sendable {
     private let coordinator: RoundCoordinator
     private let server: GRPCServer<HTTP2ServerTransport.Posix>
     private let logger: Logger
-    private let ports = Mutex<(grpc: Int?, metrics: Int?)>((nil, nil))
-    private let metricsServerBox = Mutex<MetricsHTTPServer?>(nil)
+    private let ports = Mutex<(grpc: Int?, http: Int?)>((nil, nil))
+    private let httpTask = Mutex<Task<Void, any Error>?>(nil)
     private let stopping = Atomic<Bool>(false)
 
     /// Validates the configuration, opens (and migrates) the store and prepares the servers.
@@ -81,17 +82,21 @@ public final class Aggregator: Service, Sendable {
                 }
                 let address = try await server.listeningAddress
                 let grpcPort = address?.ipv4?.port ?? address?.ipv6?.port
-                if let m = configuration.metricsListen {
-                    let renderer = metrics
-                    let metricsServer = try await MetricsHTTPServer(
-                        host: m.host, port: m.port, render: { renderer.exposition() }, healthy: { [weak self] in self?.isServing ?? false })
-                    metricsServerBox.withLock { $0 = metricsServer }
+                if let h = configuration.httpListen {
+                    let api = ServingAPI(aggregator: self, token: configuration.apiToken)
+                    let app = Application(
+                        router: api.router(),
+                        configuration: .init(address: .hostname(h.host, port: h.port), serverName: "veil-aggregator"),
+                        onServerRunning: { [weak self] channel in self?.ports.withLock { $0.http = channel.localAddress?.port } },
+                        logger: logger)
+                    httpTask.withLock { $0 = Task { try await app.run() } }
+                    while self.ports.withLock({ $0.http }) == nil && !Task.isCancelled { try await Task.sleep(for: .milliseconds(5)) }
                 }
-                let metricsPort = metricsServerBox.withLock { $0?.port }
-                ports.withLock { $0 = (grpcPort, metricsPort) }
+                let httpPort = ports.withLock { $0.http }
+                ports.withLock { $0.grpc = grpcPort }
                 logger.info("veil-aggregator listening", metadata: [
                     "grpc": "\(configuration.listen.host):\(grpcPort ?? 0)",
-                    "metrics": "\(metricsPort.map { "\(configuration.metricsListen!.host):\($0)" } ?? "off")",
+                    "metrics": "\(httpPort.map { "\(configuration.httpListen!.host):\($0)" } ?? "off")",
                     "tls": "\(!configuration.insecurePlaintext)",
                 ])
             }
@@ -112,14 +117,15 @@ public final class Aggregator: Service, Sendable {
     public var isServing: Bool { !stopping.load(ordering: .relaxed) }
 
     private func closeMetricsServer() async {
-        let metricsServer = metricsServerBox.withLock { box in
+        let task = httpTask.withLock { box in
             defer { box = nil }
             return box
         }
-        await metricsServer?.close()
+        task?.cancel()
+        _ = try? await task?.value
     }
 
-    /// Waits until the servers listen; then ``grpcPort`` and ``metricsPort`` are set.
+    /// Waits until the servers listen; then ``grpcPort`` and ``httpPort`` are set.
     public func waitUntilListening() async {
         while grpcPort == nil && !Task.isCancelled { try? await Task.sleep(for: .milliseconds(10)) }
     }
@@ -127,8 +133,8 @@ public final class Aggregator: Service, Sendable {
     /// The port gRPC listens on, once listening.
     public var grpcPort: Int? { ports.withLock { $0.grpc } }
 
-    /// The port `/metrics` listens on, once listening (nil when disabled).
-    public var metricsPort: Int? { ports.withLock { $0.metrics } }
+    /// The port of the HTTP API (`/healthz`, `/metrics`, `/v1`), once listening (nil when disabled).
+    public var httpPort: Int? { ports.withLock { $0.http } }
 
     /// Starts a round now with the devices waiting (at least `minimumCohort`); false otherwise.
     public func startRoundNow() async -> Bool { await coordinator.startRoundNow() }

@@ -2,12 +2,12 @@ import Foundation
 
 extension AggregatorConfiguration {
     /// Applies `VEIL_*` environment variables over the current values: `VEIL_LISTEN`,
-    /// `VEIL_METRICS_LISTEN` (host:port or "off"), `VEIL_TLS_CERTIFICATE`, `VEIL_TLS_PRIVATE_KEY`,
-    /// `VEIL_INSECURE_PLAINTEXT` ("true"/"false"), `VEIL_DATABASE_PATH`, `VEIL_MIN_COHORT`,
+    /// `VEIL_HTTP_LISTEN` (host:port or "off"), `VEIL_TLS_CERTIFICATE`, `VEIL_TLS_PRIVATE_KEY`,
+    /// `VEIL_INSECURE_PLAINTEXT` ("true"/"false"), `VEIL_DATABASE_PATH`, `VEIL_API_TOKEN`, `VEIL_MIN_COHORT`,
     /// `VEIL_MAX_COHORT`, `VEIL_DIMENSION`, `VEIL_PHASE_TIMEOUT_SECONDS`.
     public mutating func applyEnvironment(_ environment: [String: String]) throws(AggregatorConfigurationError) {
         if let v = environment["VEIL_LISTEN"] { listen = try .parse(v, field: "VEIL_LISTEN") }
-        if let v = environment["VEIL_METRICS_LISTEN"] { metricsListen = v == "off" ? nil : try .parse(v, field: "VEIL_METRICS_LISTEN") }
+        if let v = environment["VEIL_HTTP_LISTEN"] { httpListen = v == "off" ? nil : try .parse(v, field: "VEIL_HTTP_LISTEN") }
         if let v = environment["VEIL_TLS_CERTIFICATE"] { tlsCertificatePath = v }
         if let v = environment["VEIL_TLS_PRIVATE_KEY"] { tlsPrivateKeyPath = v }
         if let v = environment["VEIL_INSECURE_PLAINTEXT"] {
@@ -15,6 +15,7 @@ extension AggregatorConfiguration {
             insecurePlaintext = flag
         }
         if let v = environment["VEIL_DATABASE_PATH"] { databasePath = v }
+        if let v = environment["VEIL_API_TOKEN"] { apiToken = v }
         if let v = environment["VEIL_MIN_COHORT"] { rounds.minimumCohort = try Self.integer(v, "VEIL_MIN_COHORT") }
         if let v = environment["VEIL_MAX_COHORT"] { rounds.maximumCohort = try Self.integer(v, "VEIL_MAX_COHORT") }
         if let v = environment["VEIL_DIMENSION"] { rounds.dimension = try Self.integer(v, "VEIL_DIMENSION") }

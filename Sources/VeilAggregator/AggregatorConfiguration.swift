@@ -10,13 +10,17 @@ public import VeilFeatures
 public struct AggregatorConfiguration: Sendable, Codable, Equatable {
     /// Where devices connect (gRPC over HTTP/2).
     public var listen = Endpoint(host: "127.0.0.1", port: 7443)
-    /// Where `/metrics` and `/healthz` are served (plain HTTP; keep it on a private interface).
-    /// Port 0 picks a free port; nil turns the endpoint off.
-    public var metricsListen: Endpoint? = Endpoint(host: "127.0.0.1", port: 9464)
+    /// Where the HTTP API is served: `/healthz`, `/metrics` and the bearer-protected `/v1` routes
+    /// (plain HTTP: keep it on a private interface or behind a TLS proxy). Port 0 picks a free
+    /// port; nil turns it off.
+    public var httpListen: Endpoint? = Endpoint(host: "127.0.0.1", port: 9464)
     /// PEM server certificate chain and key. Both are required unless `insecurePlaintext` is set.
     public var tlsCertificatePath: String?
     /// PEM private key of the server certificate.
     public var tlsPrivateKeyPath: String?
+    /// The bearer token the `/v1` API requires; with none set, `/v1` refuses every request.
+    /// Prefer the `VEIL_API_TOKEN` environment variable to writing it in a file.
+    public var apiToken: String?
     /// Serve gRPC without TLS. Only for tests and debugging; the server logs a warning.
     public var insecurePlaintext = false
     /// The SQLite file holding enrolments and the round history (created and migrated at start).
@@ -49,10 +53,11 @@ public struct AggregatorConfiguration: Sendable, Codable, Equatable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let d = AggregatorConfiguration()
         listen = try c.decodeIfPresent(Endpoint.self, forKey: .listen) ?? d.listen
-        metricsListen = c.contains(.metricsListen) ? try c.decodeIfPresent(Endpoint.self, forKey: .metricsListen) : d.metricsListen
+        httpListen = c.contains(.httpListen) ? try c.decodeIfPresent(Endpoint.self, forKey: .httpListen) : d.httpListen
         tlsCertificatePath = try c.decodeIfPresent(String.self, forKey: .tlsCertificatePath)
         tlsPrivateKeyPath = try c.decodeIfPresent(String.self, forKey: .tlsPrivateKeyPath)
         insecurePlaintext = try c.decodeIfPresent(Bool.self, forKey: .insecurePlaintext) ?? d.insecurePlaintext
+        apiToken = try c.decodeIfPresent(String.self, forKey: .apiToken)
         databasePath = try c.decodeIfPresent(String.self, forKey: .databasePath) ?? d.databasePath
         rounds = try c.decodeIfPresent(RoundPolicy.self, forKey: .rounds) ?? d.rounds
         maximumWaitingDevices = try c.decodeIfPresent(Int.self, forKey: .maximumWaitingDevices) ?? d.maximumWaitingDevices
@@ -70,7 +75,8 @@ public struct AggregatorConfiguration: Sendable, Codable, Equatable {
             }
         }
         guard (0...65535).contains(listen.port) else { throw .invalid("listen.port", "must be in 0...65535") }
-        if let m = metricsListen, !(0...65535).contains(m.port) { throw .invalid("metricsListen.port", "must be in 0...65535") }
+        if let m = httpListen, !(0...65535).contains(m.port) { throw .invalid("httpListen.port", "must be in 0...65535") }
+        if let apiToken, apiToken.utf8.count < 16 { throw .invalid("apiToken", "must be at least 16 characters") }
         guard !databasePath.isEmpty else { throw .invalid("databasePath", "must not be empty") }
         guard maximumWaitingDevices >= 1 else { throw .invalid("maximumWaitingDevices", "must be at least 1") }
         guard checkInTimeoutSeconds > 0 else { throw .invalid("checkInTimeoutSeconds", "must be positive") }

@@ -48,8 +48,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Listen address host:port for gRPC (VEIL_LISTEN).")
     var listen: String?
 
-    @Option(help: "Listen address host:port for /metrics and /healthz, or \"off\" (VEIL_METRICS_LISTEN).")
-    var metricsListen: String?
+    @Option(help: "Listen address host:port for the HTTP API (/healthz, /metrics, /v1), or \"off\" (VEIL_HTTP_LISTEN).")
+    var httpListen: String?
 
     @Option(help: "PEM certificate chain for TLS (VEIL_TLS_CERTIFICATE).")
     var tlsCertificate: String?
@@ -66,7 +66,7 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         var configuration = try options.load()
         if let listen { configuration.listen = try .parse(listen) }
-        if let metricsListen { configuration.metricsListen = metricsListen == "off" ? nil : try .parse(metricsListen) }
+        if let httpListen { configuration.httpListen = httpListen == "off" ? nil : try .parse(httpListen) }
         if let tlsCertificate { configuration.tlsCertificatePath = tlsCertificate }
         if let tlsPrivateKey { configuration.tlsPrivateKeyPath = tlsPrivateKey }
         if insecurePlaintext { configuration.insecurePlaintext = true }

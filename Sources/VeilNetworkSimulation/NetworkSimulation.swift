@@ -148,7 +148,7 @@ public struct NetworkSimulation: Sendable {
         let n = scenario.devices
         var configuration = AggregatorConfiguration()
         configuration.listen = .init(host: "127.0.0.1", port: 0)
-        configuration.metricsListen = nil
+        configuration.httpListen = nil
         configuration.databasePath = directory + "/aggregator.sqlite"
         if tls {
             let paths = try DevelopmentCertificates.write(to: directory + "/tls")

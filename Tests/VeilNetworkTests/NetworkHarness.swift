@@ -22,7 +22,7 @@ final class NetworkHarness: Sendable {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var configuration = AggregatorConfiguration()
         configuration.listen = .init(host: "127.0.0.1", port: 0)
-        configuration.metricsListen = .init(host: "127.0.0.1", port: 0)
+        configuration.httpListen = .init(host: "127.0.0.1", port: 0)
         configuration.databasePath = directory + "/aggregator.sqlite"
         var caPath = ""
         if tls {
@@ -111,7 +111,7 @@ final class NetworkHarness: Sendable {
 
     /// Fetches `path` from the metrics endpoint over plain HTTP.
     func scrape(_ path: String = "/metrics") async throws -> (status: Int, body: String) {
-        let url = URL(string: "http://127.0.0.1:\(aggregator.metricsPort!)\(path)")!
+        let url = URL(string: "http://127.0.0.1:\(aggregator.httpPort!)\(path)")!
         let (data, response) = try await URLSession.shared.data(from: url)
         return ((response as! HTTPURLResponse).statusCode, String(decoding: data, as: UTF8.self))
     }

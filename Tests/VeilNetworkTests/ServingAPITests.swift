@@ -1,0 +1,127 @@
+import Foundation
+import Testing
+import VeilAggregator
+import VeilCrypto
+import VeilDevice
+import VeilFeatures
+import VeilProtocol
+
+/// The HTTP API over a real socket, after a real feature round: auth, reads, exports, problems.
+@Suite(.serialized) struct ServingAPITests {
+    static let token = "test-token-0123456789abcdef"
+    static let window = 1_800_000_000
+
+    static func request(_ harness: NetworkHarness, _ path: String, method: String = "GET", token: String? = ServingAPITests.token) async throws -> (status: Int, contentType: String, body: String, headers: [AnyHashable: Any]) {
+        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(harness.aggregator.httpPort!)\(path)")!)
+        request.httpMethod = method
+        if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        let (data, response) = try await URLSession.shared.data(for: request)
+        let http = response as! HTTPURLResponse
+        return (http.statusCode, http.value(forHTTPHeaderField: "Content-Type") ?? "", String(decoding: data, as: UTF8.self), http.allHeaderFields)
+    }
+
+    static func problemField(_ body: String) throws -> String? {
+        let object = try JSONSerialization.jsonObject(with: Data(body.utf8)) as! [String: Any]
+        return object["field"] as? String
+    }
+
+    @Test func featureValuesAreServedExportedAndGuarded() async throws {
+        let set = FeatureSet(name: "fleet", version: 1, bitWidth: 48, maximumCohort: 1000, features: [
+            Feature(name: "session_seconds", kind: .numeric(minimum: 0, maximum: 600, precision: 1), maximumValuesPerDevice: 10),
+            Feature(name: "app_category", kind: .categorical(vocabulary: ["maps", "music"]), maximumValuesPerDevice: 10),
+        ])
+        let layout = try FeatureLayout(set)
+        let harness = try await NetworkHarness(fixedTime: Date(timeIntervalSince1970: Double(Self.window + 4000))) { c in
+            c.apiToken = Self.token
+            c.rounds.featureSet = set
+            c.rounds.minimumReleaseCohort = 10
+            c.rounds.minimumCohort = 10
+            c.rounds.maximumCohort = 10
+            c.rounds.expectedDropout = 0.01
+            c.rounds.threshold = 6
+        }
+        defer { Task { await harness.stop() } }
+        var opened: [ObservationStore] = []
+        for d in 0..<10 {
+            let store = try ObservationStore(path: harness.directory + "/d\(d).sqlite", layout: layout, windowSeconds: 3600, retention: 86_400)
+            try store.record(feature: "session_seconds", value: 100, at: Date(timeIntervalSince1970: Double(Self.window + 60)))
+            try store.record(feature: "app_category", category: d < 7 ? "maps" : "music", at: Date(timeIntervalSince1970: Double(Self.window + 60)))
+            opened.append(store)
+        }
+        let stores = opened
+        let roundID = try await withAggregatorConnection(to: harness.endpoint) { connection in
+            let identities = try await harness.enrolledIdentities(10, connection: connection)
+            let results = try await withThrowingTaskGroup(of: RoundParticipation.self) { group in
+                for d in 0..<10 {
+                    group.addTask { try await VeilDevice(identity: identities[d], connection: connection).participateInFeatureRound(store: stores[d]) }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(results.allSatisfy { $0.outcome == .counted })
+            return "\(results[0].configuration!.roundID)"
+        }
+        for _ in 0..<100 where try harness.aggregator.featureWindows(from: Self.window, to: Self.window + 1).isEmpty {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let range = "from=\(Self.window)&to=\(Self.window + 3600)"
+
+        // Authentication.
+        let anonymous = try await Self.request(harness, "/v1/feature-sets", token: nil)
+        #expect(anonymous.status == 401 && anonymous.contentType.hasPrefix("application/problem+json"))
+        #expect(try await Self.request(harness, "/v1/feature-sets", token: "wrong-token-0123456789").status == 401)
+        #expect(try await Self.request(harness, "/healthz", token: nil).status == 200, "operations endpoints need no token")
+
+        // Reads.
+        let list = try await Self.request(harness, "/v1/feature-sets")
+        #expect(list.status == 200 && list.body.contains("\"name\":\"fleet\""))
+        let windows = try await Self.request(harness, "/v1/feature-sets/fleet/windows?\(range)")
+        #expect(windows.status == 200)
+        let body = try JSONSerialization.jsonObject(with: Data(windows.body.utf8)) as! [String: Any]
+        let first = try #require((body["windows"] as? [[String: Any]])?.first)
+        #expect(first["contributors"] as? Int == 10)
+        #expect((first["roundIDs"] as? [String]) == [roundID])
+        #expect(windows.body.contains("\"maps\":7") && windows.body.contains("\"music\":3"))
+
+        // Exports.
+        let csv = try await Self.request(harness, "/v1/feature-sets/fleet/export?\(range)&format=csv")
+        #expect(csv.status == 200 && csv.contentType.hasPrefix("text/csv"))
+        let lines = csv.body.split(separator: "\n")
+        #expect(lines.first == "window_start,contributors,round_ids,feature,statistic,value")
+        #expect(lines.contains("\(Self.window),10,\(roundID),session_seconds,count,10"))
+        #expect(lines.contains("\(Self.window),10,\(roundID),session_seconds,mean,100.0"))
+        #expect(lines.contains("\(Self.window),10,\(roundID),app_category,category:music,3"))
+        let jsonl = try await Self.request(harness, "/v1/feature-sets/fleet/export?\(range)&format=jsonl")
+        #expect(jsonl.status == 200 && jsonl.body.split(separator: "\n").count == 1)
+
+        // Problems name the field.
+        let badFrom = try await Self.request(harness, "/v1/feature-sets/fleet/windows?from=yesterday")
+        let badFromField = try Self.problemField(badFrom.body)
+        #expect(badFrom.status == 400 && badFromField == "from")
+        let unknown = try await Self.request(harness, "/v1/feature-sets/speed/windows")
+        let unknownField = try Self.problemField(unknown.body)
+        #expect(unknown.status == 404 && unknownField == "name")
+        let badFormat = try await Self.request(harness, "/v1/feature-sets/fleet/export?\(range)&format=xml")
+        let badFormatField = try Self.problemField(badFormat.body)
+        #expect(badFormat.status == 400 && badFormatField == "format")
+
+        // Rounds.
+        #expect(try await Self.request(harness, "/v1/rounds", method: "POST").status == 409, "nobody is waiting")
+        let status = try await Self.request(harness, "/v1/rounds/\(roundID)")
+        #expect(status.status == 200 && status.body.contains("\"outcome\":\"finished\"") && status.body.contains("\"task\":\"fleet\\/v1\\/\(Self.window)\""))
+        #expect(try await Self.request(harness, "/v1/rounds/nope").status == 404)
+    }
+
+    @Test func everyRouteIsDocumentedInOpenAPI() throws {
+        let spec = try String(contentsOf: URL(fileURLWithPath: #filePath)
+            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Protocols/openapi.yaml"), encoding: .utf8)
+        #expect(spec.hasPrefix("openapi: 3.1"))
+        for (path, method) in [
+            ("/healthz", "get"), ("/metrics", "get"), ("/v1/feature-sets", "get"), ("/v1/feature-sets/{name}/windows", "get"),
+            ("/v1/feature-sets/{name}/export", "get"), ("/v1/rounds", "post"), ("/v1/rounds/{id}", "get"),
+        ] {
+            let block = try #require(spec.components(separatedBy: "\n  \(path):\n").dropFirst().first, "\(path) is documented")
+            #expect(block.prefix(while: { _ in true }).components(separatedBy: "\n  /").first!.contains("    \(method):"), "\(method.uppercased()) \(path)")
+        }
+    }
+}
