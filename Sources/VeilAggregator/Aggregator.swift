@@ -7,12 +7,12 @@ public import Logging
 public import ServiceLifecycle
 import Synchronization
 import VeilProtocol
-import VeilFeatures
+public import VeilFeatures
 import VeilWire
 
 /// The aggregator server: the device-facing gRPC service over HTTP/2 (TLS unless explicitly
-/// disabled), the round coordinator, the SQLite store and the HTTP API (`/healthz`, `/metrics`, `/v1`), run as one
-/// swift-service-lifecycle `Service`.
+/// disabled), the round coordinator, the store (SQLite or PostgreSQL) and the HTTP API (`/healthz`,
+/// `/metrics`, `/v1`), run as one swift-service-lifecycle `Service`.
 ///
 /// On graceful shutdown (SIGTERM/SIGINT in a `ServiceGroup`, or ``shutDown()``) it refuses new
 /// devices, tells waiting devices to come back, aborts running rounds (nothing is released from an
@@ -20,8 +20,10 @@ import VeilWire
 public final class Aggregator: Service, Sendable {
     /// The validated configuration.
     public let configuration: AggregatorConfiguration
-    /// The durable store (enrolments and round history).
-    public let store: AggregatorStore
+    /// The durable store (enrolments, round history, feature windows and feature sets).
+    public let store: any AggregatorStore
+    /// The newest window of each feature set, served from memory.
+    let latestWindows = LatestWindows()
     /// The metrics `/metrics` renders.
     public let metrics: AggregatorMetrics
     private let coordinator: RoundCoordinator
@@ -30,17 +32,31 @@ public final class Aggregator: Service, Sendable {
     private let ports = Mutex<(grpc: Int?, http: Int?)>((nil, nil))
     private let httpTask = Mutex<Task<Void, any Error>?>(nil)
     private let stopping = Atomic<Bool>(false)
+    private let refresher = Mutex<Task<Void, Never>?>(nil)
 
-    /// Validates the configuration, opens (and migrates) the store and prepares the servers.
-    public init(configuration: AggregatorConfiguration, logger: Logger, clock: @escaping @Sendable () -> Date = { Date() }) throws {
+    /// Validates the configuration, opens (and migrates) the store, registers the configured
+    /// feature set and prepares the servers.
+    public init(configuration: AggregatorConfiguration, logger: Logger, clock: @escaping @Sendable () -> Date = { Date() }) async throws {
         try configuration.validate()
         self.configuration = configuration
         self.logger = logger
-        store = try AggregatorStore(path: configuration.databasePath)
+        let store = try await openAggregatorStore(configuration.database, logger: logger)
+        self.store = store
+        if let set = configuration.rounds.featureSet {
+            do { try await store.define(set) } catch let error as FeatureSetRegistryError {
+                await store.close()
+                throw AggregatorConfigurationError.invalid("rounds.featureSet", "\(error)")
+            }
+        }
         metrics = AggregatorMetrics()
+        let latest = latestWindows
+        let minimumRelease = configuration.rounds.minimumReleaseCohort
         coordinator = RoundCoordinator(
             policy: configuration.rounds, maximumWaiting: configuration.maximumWaitingDevices,
-            store: store, metrics: metrics, logger: logger, clock: clock)
+            store: store, metrics: metrics, logger: logger, clock: clock,
+            windowUpdated: { layout in
+                await latest.refresh(layout, from: store, minimumReleaseCohort: minimumRelease)
+            })
         let security: HTTP2ServerTransport.Posix.TransportSecurity
         if configuration.insecurePlaintext {
             logger.warning("serving gRPC WITHOUT TLS (insecurePlaintext): device traffic and enrolment tokens are readable on the network")
@@ -80,6 +96,7 @@ public final class Aggregator: Service, Sendable {
                     }
                     await self.closeMetricsServer()
                 }
+                refresher.withLock { $0 = Task { await self.refreshLatestWindows() } }
                 let address = try await server.listeningAddress
                 let grpcPort = address?.ipv4?.port ?? address?.ipv6?.port
                 if let h = configuration.httpListen {
@@ -108,6 +125,7 @@ public final class Aggregator: Service, Sendable {
     /// Refuses new devices, ends waiting devices and running rounds, then stops the servers.
     public func shutDown() async {
         guard !stopping.exchange(true, ordering: .relaxed) else { return }
+        refresher.withLock { $0?.cancel() }
         logger.info("shutting down: ending rounds")
         await coordinator.shutDown()
         server.beginGracefulShutdown()
@@ -117,6 +135,7 @@ public final class Aggregator: Service, Sendable {
     public var isServing: Bool { !stopping.load(ordering: .relaxed) }
 
     private func closeMetricsServer() async {
+        refresher.withLock { $0?.cancel() }
         let task = httpTask.withLock { box in
             defer { box = nil }
             return box
@@ -142,12 +161,38 @@ public final class Aggregator: Service, Sendable {
     /// The devices waiting for a round.
     public func waitingDeviceCount() async -> Int { await coordinator.waitingCount }
 
-    /// The released windows of the configured feature set starting in `from ..< to` (seconds
-    /// since the epoch); empty when no feature set is configured.
-    public func featureWindows(from: Int, to: Int) throws -> [ReleasedWindow] {
-        guard let layout = configuration.rounds.featureLayout else { return [] }
-        return try store.windows(of: layout, from: from, to: to, minimumReleaseCohort: configuration.rounds.minimumReleaseCohort)
+    /// The released windows of `set` starting in `from ..< to` (seconds since the epoch).
+    public func featureWindows(of set: FeatureSet, from: Int, to: Int) async throws -> [ReleasedWindow] {
+        try await store.windows(of: try FeatureLayout(set), from: from, to: to, minimumReleaseCohort: configuration.rounds.minimumReleaseCohort)
     }
+
+    /// The newest stored window of feature set `name` (its highest version with a window when
+    /// `version` is nil), from memory: refreshed when this instance adds a round
+    /// into a window, and every ``latestRefreshInterval`` from the store, which catches the
+    /// rounds of other instances sharing it.
+    public func latestWindow(name: String, version: Int?) -> (version: Int, window: ReleasedWindow)? {
+        latestWindows.window(name: name, version: version)
+    }
+
+    /// How often the in-memory latest windows are re-read from the store.
+    public static let latestRefreshInterval = Duration.seconds(2)
+
+    private func refreshLatestWindows() async {
+        while isServing && !Task.isCancelled {
+            do {
+                for entry in try await store.featureSets(includingRetired: false) {
+                    guard let layout = try? FeatureLayout(entry.featureSet) else { continue }
+                    await latestWindows.refresh(layout, from: store, minimumReleaseCohort: configuration.rounds.minimumReleaseCohort)
+                }
+            } catch {
+                logger.warning("cannot refresh the latest feature windows", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: Self.latestRefreshInterval)
+        }
+    }
+
+    /// Whether `set` is registered and not retired; rounds run only for such a set.
+    func setFeatureSetRetired(_ retired: Bool) async { await coordinator.setFeatureSetRetired(retired) }
 
     /// Every round that ends from the time of the call, with its outcome.
     public func completedRounds() async -> AsyncStream<CompletedRound> { await coordinator.completedRounds() }

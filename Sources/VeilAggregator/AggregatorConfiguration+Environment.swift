@@ -3,7 +3,7 @@ import Foundation
 extension AggregatorConfiguration {
     /// Applies `VEIL_*` environment variables over the current values: `VEIL_LISTEN`,
     /// `VEIL_HTTP_LISTEN` (host:port or "off"), `VEIL_TLS_CERTIFICATE`, `VEIL_TLS_PRIVATE_KEY`,
-    /// `VEIL_INSECURE_PLAINTEXT` ("true"/"false"), `VEIL_DATABASE_PATH`, `VEIL_API_TOKEN`, `VEIL_MIN_COHORT`,
+    /// `VEIL_INSECURE_PLAINTEXT` ("true"/"false"), `VEIL_DATABASE`, `VEIL_API_TOKEN`, `VEIL_MIN_COHORT`,
     /// `VEIL_MAX_COHORT`, `VEIL_DIMENSION`, `VEIL_PHASE_TIMEOUT_SECONDS`.
     public mutating func applyEnvironment(_ environment: [String: String]) throws(AggregatorConfigurationError) {
         if let v = environment["VEIL_LISTEN"] { listen = try .parse(v, field: "VEIL_LISTEN") }
@@ -14,7 +14,7 @@ extension AggregatorConfiguration {
             guard let flag = Bool(v) else { throw .invalid("VEIL_INSECURE_PLAINTEXT", "must be true or false, got \"\(v)\"") }
             insecurePlaintext = flag
         }
-        if let v = environment["VEIL_DATABASE_PATH"] { databasePath = v }
+        if let v = environment["VEIL_DATABASE"] { database = v }
         if let v = environment["VEIL_API_TOKEN"] { apiToken = v }
         if let v = environment["VEIL_MIN_COHORT"] { rounds.minimumCohort = try Self.integer(v, "VEIL_MIN_COHORT") }
         if let v = environment["VEIL_MAX_COHORT"] { rounds.maximumCohort = try Self.integer(v, "VEIL_MAX_COHORT") }

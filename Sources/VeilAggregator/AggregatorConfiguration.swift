@@ -23,8 +23,10 @@ public struct AggregatorConfiguration: Sendable, Codable, Equatable {
     public var apiToken: String?
     /// Serve gRPC without TLS. Only for tests and debugging; the server logs a warning.
     public var insecurePlaintext = false
-    /// The SQLite file holding enrolments and the round history (created and migrated at start).
-    public var databasePath = "veil-aggregator.sqlite"
+    /// The store (created and migrated at start): the path of an SQLite file, the embedded
+    /// default, or a `postgres://user:password@host:5432/database?sslmode=disable|prefer|require`
+    /// URL for PostgreSQL, which several aggregator instances can share.
+    public var database = "veil-aggregator.sqlite"
     /// How rounds are formed and run.
     public var rounds = RoundPolicy()
     /// The most devices that may wait for a round at once; more get RESOURCE_EXHAUSTED.
@@ -58,7 +60,7 @@ public struct AggregatorConfiguration: Sendable, Codable, Equatable {
         tlsPrivateKeyPath = try c.decodeIfPresent(String.self, forKey: .tlsPrivateKeyPath)
         insecurePlaintext = try c.decodeIfPresent(Bool.self, forKey: .insecurePlaintext) ?? d.insecurePlaintext
         apiToken = try c.decodeIfPresent(String.self, forKey: .apiToken)
-        databasePath = try c.decodeIfPresent(String.self, forKey: .databasePath) ?? d.databasePath
+        database = try c.decodeIfPresent(String.self, forKey: .database) ?? d.database
         rounds = try c.decodeIfPresent(RoundPolicy.self, forKey: .rounds) ?? d.rounds
         maximumWaitingDevices = try c.decodeIfPresent(Int.self, forKey: .maximumWaitingDevices) ?? d.maximumWaitingDevices
         checkInTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .checkInTimeoutSeconds) ?? d.checkInTimeoutSeconds
@@ -77,7 +79,8 @@ public struct AggregatorConfiguration: Sendable, Codable, Equatable {
         guard (0...65535).contains(listen.port) else { throw .invalid("listen.port", "must be in 0...65535") }
         if let m = httpListen, !(0...65535).contains(m.port) { throw .invalid("httpListen.port", "must be in 0...65535") }
         if let apiToken, apiToken.utf8.count < 16 { throw .invalid("apiToken", "must be at least 16 characters") }
-        guard !databasePath.isEmpty else { throw .invalid("databasePath", "must not be empty") }
+        guard !database.isEmpty else { throw .invalid("database", "must not be empty") }
+        _ = try PostgresLocation(parsing: database)
         guard maximumWaitingDevices >= 1 else { throw .invalid("maximumWaitingDevices", "must be at least 1") }
         guard checkInTimeoutSeconds > 0 else { throw .invalid("checkInTimeoutSeconds", "must be positive") }
         try rounds.validate()

@@ -12,7 +12,7 @@ import VeilWire
 /// per device per round. Every frame is decoded strictly; a bad frame ends that device's stream
 /// with a status naming the problem and removes it from its round, and no one else is affected.
 struct AggregatorService: Veil_V1_Aggregator.SimpleServiceProtocol {
-    let store: AggregatorStore
+    let store: any AggregatorStore
     let coordinator: RoundCoordinator
     let metrics: AggregatorMetrics
     let logger: Logger
@@ -34,7 +34,7 @@ struct AggregatorService: Veil_V1_Aggregator.SimpleServiceProtocol {
             throw RPCError(code: .unauthenticated, message: EnrolmentError.badSignature.description)
         }
         do {
-            let id = try store.enrol(token: request.token, identityKey: key)
+            let id = try await store.enrol(token: request.token, identityKey: key)
             logger.info("device enrolled", metadata: ["device": "\(id)"])
             return .with { $0.deviceID = id }
         } catch {
@@ -118,7 +118,7 @@ struct AggregatorService: Veil_V1_Aggregator.SimpleServiceProtocol {
             throw RPCError(code: .unauthenticated, message: "the check-in signature does not verify under the identity key")
         }
         let status: DeviceStatus
-        do { status = try store.status(of: checkIn.identityKey) } catch {
+        do { status = try await store.status(of: checkIn.identityKey) } catch {
             throw RPCError(code: .unavailable, message: "enrolment lookup failed; retry later")
         }
         switch status {

@@ -1,208 +1,165 @@
 public import Foundation
-import GRDB
+public import Logging
 public import VeilCrypto
+public import VeilFeatures
+public import VeilProtocol
 
-/// The aggregator's durable state in one SQLite file (GRDB, WAL mode): enrolment tokens, enrolled
-/// devices and the history of rounds. Created and migrated when opened; migrations are versioned
-/// and never edited once released.
+/// The aggregator's durable state: enrolment tokens, enrolled devices, the history and outputs of
+/// rounds, the running sums of feature windows and the registry of feature sets.
 ///
-/// Tokens are stored only as a BLAKE2b hash, so a copy of the database does not let anyone enrol.
-public final class AggregatorStore: Sendable {
-    let pool: DatabasePool
-
-    /// Opens (creating and migrating as needed) the database at `path`.
-    public init(path: String) throws {
-        var configuration = Configuration()
-        configuration.busyMode = .timeout(5)
-        pool = try DatabasePool(path: path, configuration: configuration)
-        try Self.migrator.migrate(pool)
-    }
-
-    static var migrator: DatabaseMigrator {
-        var migrator = DatabaseMigrator()
-        migrator.registerMigration("v1: enrolment and rounds") { db in
-            try db.create(table: "enrolment_token") { t in
-                t.primaryKey("token_hash", .blob)
-                t.column("created_at", .double).notNull()
-                t.column("expires_at", .double).notNull()
-                t.column("used_by", .text)
-            }
-            try db.create(table: "device") { t in
-                t.primaryKey("device_id", .text)
-                t.column("identity_key", .blob).notNull().unique()
-                t.column("enrolled_at", .double).notNull()
-                t.column("revoked_at", .double)
-            }
-            try db.create(table: "round") { t in
-                t.primaryKey("round_id", .text)
-                t.column("task", .text).notNull()
-                t.column("started_at", .double).notNull()
-                t.column("ended_at", .double).notNull()
-                t.column("cohort_size", .integer).notNull()
-                t.column("survivors", .integer).notNull()
-                t.column("outcome", .text).notNull()
-                t.column("reason", .text).notNull()
-            }
-        }
-        migrator.registerMigration("v2: round results") { db in
-            // The output of each finished round: the sum modulo 2^b, packed as in the protocol
-            // (m little-endian words of ceil(b / 8) bytes), and U3 as a bitmap of n bits.
-            try db.create(table: "round_result") { t in
-                t.primaryKey("round_id", .text).references("round", onDelete: .cascade)
-                t.column("dimension", .integer).notNull()
-                t.column("bit_width", .integer).notNull()
-                t.column("sum", .blob).notNull()
-                t.column("survivor_bitmap", .blob).notNull()
-            }
-        }
-        migrator.registerMigration("v3: feature windows") { db in
-            // The running sum of every finished round of one window of one feature-set version.
-            try db.create(table: "window_aggregate") { t in
-                t.column("feature_set", .text).notNull()
-                t.column("version", .integer).notNull()
-                t.column("window_start", .integer).notNull()
-                t.column("dimension", .integer).notNull()
-                t.column("bit_width", .integer).notNull()
-                t.column("sum", .blob).notNull()
-                t.column("contributors", .integer).notNull()
-                t.column("round_ids", .text).notNull()
-                t.column("updated_at", .double).notNull()
-                t.primaryKey(["feature_set", "version", "window_start"])
-            }
-        }
-        return migrator
-    }
-
+/// Two implementations pass the same test suite: ``SQLiteAggregatorStore``, one embedded file and
+/// the default, and ``PostgresAggregatorStore``, for several aggregator instances sharing one
+/// store. ``openAggregatorStore(_:logger:)`` picks one from the `database` setting. Both create
+/// and migrate their schema when opened; migrations are versioned and never edited once released.
+/// Enrolment tokens are stored only as a BLAKE2b hash, so a copy of the store does not let anyone
+/// enrol.
+public protocol AggregatorStore: Sendable {
     /// The versions of the applied migrations, oldest first.
-    public func appliedMigrations() throws -> [String] {
-        try pool.read { db in try Self.migrator.appliedMigrations(db) }
-    }
+    func appliedMigrations() async throws -> [String]
 
-    // MARK: Enrolment
-
-    /// Creates a one-time enrolment token valid for `lifetime` seconds. The returned text is shown
-    /// to the operator once; only its hash is kept.
-    public func createEnrolmentToken(lifetime: TimeInterval, now: Date = Date()) throws -> String {
-        var random = SystemRandomSource()
-        let token = "veil-enrol-" + Hex.encode(random.bytes(count: 24))
-        let hash = Self.tokenHash(token)
-        try pool.write { db in
-            try db.execute(
-                sql: "INSERT INTO enrolment_token (token_hash, created_at, expires_at) VALUES (?, ?, ?)",
-                arguments: [Data(hash), now.timeIntervalSince1970, now.timeIntervalSince1970 + lifetime])
-        }
-        return token
-    }
+    /// Creates a one-time enrolment token valid for `lifetime` seconds. The returned text is
+    /// shown to the operator once; only its hash is kept.
+    func createEnrolmentToken(lifetime: TimeInterval, now: Date) async throws -> String
 
     /// Enrols `identityKey` with `token`, consuming the token. Returns the device id.
-    public func enrol(token: String, identityKey: Ed25519.PublicKey, now: Date = Date()) throws(EnrolmentError) -> String {
-        let hash = Data(Self.tokenHash(token))
-        let deviceID = Self.deviceID(for: identityKey)
-        let key = Data(identityKey.rawRepresentation)
-        let t = now.timeIntervalSince1970
-        let result: Result<String, EnrolmentError>
-        do {
-            result = try pool.write { db -> Result<String, EnrolmentError> in
-                guard let row = try Row.fetchOne(db, sql: "SELECT expires_at, used_by FROM enrolment_token WHERE token_hash = ?", arguments: [hash]) else {
-                    return .failure(.unknownToken)
-                }
-                if (row["used_by"] as String?) != nil { return .failure(.tokenAlreadyUsed) }
-                if (row["expires_at"] as Double) < t { return .failure(.tokenExpired) }
-                if try Row.fetchOne(db, sql: "SELECT 1 FROM device WHERE identity_key = ?", arguments: [key]) != nil {
-                    return .failure(.alreadyEnrolled(deviceID))
-                }
-                try db.execute(sql: "UPDATE enrolment_token SET used_by = ? WHERE token_hash = ?", arguments: [deviceID, hash])
-                try db.execute(sql: "INSERT INTO device (device_id, identity_key, enrolled_at) VALUES (?, ?, ?)", arguments: [deviceID, key, t])
-                return .success(deviceID)
-            }
-        } catch {
-            throw .storage(String(describing: error))
-        }
-        return try result.get()
-    }
+    func enrol(token: String, identityKey: Ed25519.PublicKey, now: Date) async throws(EnrolmentError) -> String
 
-    /// Revokes a device: it can no longer join rounds. Returns false when no such device exists.
-    @discardableResult
-    public func revoke(deviceID: String, now: Date = Date()) throws -> Bool {
-        try pool.write { db in
-            try db.execute(sql: "UPDATE device SET revoked_at = ? WHERE device_id = ? AND revoked_at IS NULL", arguments: [now.timeIntervalSince1970, deviceID])
-            return db.changesCount > 0
-        }
-    }
+    /// Revokes a device: it can no longer join rounds. Returns false when no such active device exists.
+    func revoke(deviceID: String, now: Date) async throws -> Bool
 
     /// Whether `identityKey` may join rounds.
-    public func status(of identityKey: Ed25519.PublicKey) throws -> DeviceStatus {
-        let key = Data(identityKey.rawRepresentation)
-        return try pool.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT device_id, revoked_at FROM device WHERE identity_key = ?", arguments: [key]) else {
-                return .unknown
-            }
-            let id: String = row["device_id"]
-            return (row["revoked_at"] as Double?) == nil ? .active(deviceID: id) : .revoked(deviceID: id)
-        }
-    }
+    func status(of identityKey: Ed25519.PublicKey) async throws -> DeviceStatus
 
     /// The number of enrolled devices that are not revoked.
-    public func activeDeviceCount() throws -> Int {
-        try pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM device WHERE revoked_at IS NULL") ?? 0 }
-    }
-
-    // MARK: Rounds
+    func activeDeviceCount() async throws -> Int
 
     /// Records how a round ended.
-    public func record(_ round: RoundRecord) throws {
-        try pool.write { db in
-            try db.execute(
-                sql: """
-                INSERT INTO round (round_id, task, started_at, ended_at, cohort_size, survivors, outcome, reason)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-                arguments: [round.roundID, round.task, round.startedAt.timeIntervalSince1970, round.endedAt.timeIntervalSince1970,
-                            round.cohortSize, round.survivors, round.outcome, round.reason])
-        }
-    }
+    func record(_ round: RoundRecord) async throws
 
     /// Records a finished round's output (after ``record(_:)`` recorded the round itself).
-    public func recordResult(_ result: RoundResultRecord) throws {
-        try pool.write { db in
-            try db.execute(
-                sql: "INSERT INTO round_result (round_id, dimension, bit_width, sum, survivor_bitmap) VALUES (?, ?, ?, ?, ?)",
-                arguments: [result.roundID, result.dimension, result.bitWidth, Data(result.packedSum), Data(result.survivorBitmap)])
-        }
-    }
+    func recordResult(_ result: RoundResultRecord) async throws
+
+    /// Round `roundID` (hex) from the history.
+    func round(id roundID: String) async throws -> RoundRecord?
 
     /// The output of round `roundID` (hex), if it finished.
-    public func result(roundID: String) throws -> RoundResultRecord? {
-        try pool.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM round_result WHERE round_id = ?", arguments: [roundID]) else { return nil }
-            return RoundResultRecord(
-                roundID: row["round_id"], dimension: row["dimension"], bitWidth: row["bit_width"],
-                packedSum: Array(row["sum"] as Data), survivorBitmap: Array(row["survivor_bitmap"] as Data))
-        }
-    }
+    func result(roundID: String) async throws -> RoundResultRecord?
 
     /// The most recent rounds, newest first.
-    public func recentRounds(limit: Int = 100) throws -> [RoundRecord] {
-        try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM round ORDER BY ended_at DESC LIMIT ?", arguments: [limit]).map { row in
-                RoundRecord(
-                    roundID: row["round_id"], task: row["task"],
-                    startedAt: Date(timeIntervalSince1970: row["started_at"]), endedAt: Date(timeIntervalSince1970: row["ended_at"]),
-                    cohortSize: row["cohort_size"], survivors: row["survivors"], outcome: row["outcome"], reason: row["reason"])
-            }
+    func recentRounds(limit: Int) async throws -> [RoundRecord]
+
+    /// Adds a finished round's sum into its window's running sum (sums add: each device counts
+    /// at most once per window, so the rounds of a window have disjoint contributors). Refuses
+    /// with ``FeatureWindowError/windowOverflow(window:contributors:maximum:)``, and changes
+    /// nothing, when the window would exceed the feature set's maximum cohort, which its overflow
+    /// check assumed. Atomic, also between aggregator instances sharing the store.
+    func addToWindow(_ set: FeatureSet, windowStart: Int, roundID: String, sum: ModularVector, contributors: Int, now: Date) async throws
+
+    /// The stored windows of `set` starting in `from ..< to`, oldest first.
+    func storedWindows(of set: FeatureSet, from: Int, to: Int) async throws -> [StoredWindow]
+
+    /// The stored window of `set` with the latest start, if any.
+    func newestWindow(of set: FeatureSet) async throws -> StoredWindow?
+
+    /// Registers a feature set (its name and version are its identity). Defining the same
+    /// definition again is a no-op that returns false; a different definition under a name and
+    /// version already defined is refused with ``FeatureSetRegistryError/conflictingDefinition(name:version:)``,
+    /// because devices and stored windows depend on a version never changing.
+    func define(_ set: FeatureSet, now: Date) async throws -> Bool
+
+    /// The registered feature sets, oldest definition first; retired ones only when asked.
+    func featureSets(includingRetired: Bool) async throws -> [RegisteredFeatureSet]
+
+    /// Retires a feature set version: no new rounds for it, its windows stay readable. Returns
+    /// false when no such active version exists.
+    func retire(name: String, version: Int, now: Date) async throws -> Bool
+
+    /// Releases connections and background work. The store is unusable afterwards.
+    func close() async
+}
+
+extension AggregatorStore {
+    /// ``createEnrolmentToken(lifetime:now:)`` at the current time.
+    public func createEnrolmentToken(lifetime: TimeInterval) async throws -> String {
+        try await createEnrolmentToken(lifetime: lifetime, now: Date())
+    }
+
+    /// ``enrol(token:identityKey:now:)`` at the current time.
+    public func enrol(token: String, identityKey: Ed25519.PublicKey) async throws(EnrolmentError) -> String {
+        try await enrol(token: token, identityKey: identityKey, now: Date())
+    }
+
+    /// ``revoke(deviceID:now:)`` at the current time.
+    @discardableResult
+    public func revoke(deviceID: String) async throws -> Bool {
+        try await revoke(deviceID: deviceID, now: Date())
+    }
+
+    /// The 100 most recent rounds, newest first.
+    public func recentRounds() async throws -> [RoundRecord] {
+        try await recentRounds(limit: 100)
+    }
+
+    /// ``addToWindow(_:windowStart:roundID:sum:contributors:now:)`` at the current time.
+    public func addToWindow(_ set: FeatureSet, windowStart: Int, roundID: String, sum: ModularVector, contributors: Int) async throws {
+        try await addToWindow(set, windowStart: windowStart, roundID: roundID, sum: sum, contributors: contributors, now: Date())
+    }
+
+    /// The windows of `layout`'s feature set starting in `from ..< to`, oldest first, decoded and
+    /// released only where at least `minimumReleaseCohort` devices contributed.
+    public func windows(of layout: FeatureLayout, from: Int, to: Int, minimumReleaseCohort: Int) async throws -> [ReleasedWindow] {
+        try await storedWindows(of: layout.featureSet, from: from, to: to).map {
+            try $0.released(by: layout, minimumReleaseCohort: minimumReleaseCohort)
         }
     }
 
-    // MARK: Names
+    /// ``define(_:now:)`` at the current time.
+    @discardableResult
+    public func define(_ set: FeatureSet) async throws -> Bool {
+        try await define(set, now: Date())
+    }
 
+    /// ``retire(name:version:now:)`` at the current time.
+    public func retire(name: String, version: Int) async throws -> Bool {
+        try await retire(name: name, version: version, now: Date())
+    }
+}
+
+/// Opens the store the `database` setting names: a `postgres://` or `postgresql://` URL selects
+/// ``PostgresAggregatorStore``; anything else is the path of a ``SQLiteAggregatorStore`` file.
+public func openAggregatorStore(_ database: String, logger: Logger) async throws -> any AggregatorStore {
+    if let postgres = try PostgresLocation(parsing: database) {
+        return try await PostgresAggregatorStore(location: postgres, logger: logger)
+    }
+    return try SQLiteAggregatorStore(path: database)
+}
+
+/// A store failure that is not the caller's fault: the database refused or could not be reached.
+public struct AggregatorStoreError: Error, CustomStringConvertible, Sendable {
+    /// What failed, without credentials.
+    public let description: String
+
+    /// Creates an error.
+    public init(_ description: String) { self.description = description }
+}
+
+/// Names shared by the store implementations.
+enum StoreNames {
     /// The name the aggregator gives the device holding `identityKey`: "dev-" and 16 hex digits
     /// of the key's BLAKE2b hash.
-    public static func deviceID(for identityKey: Ed25519.PublicKey) -> String {
+    static func deviceID(for identityKey: Ed25519.PublicKey) -> String {
         "dev-" + Hex.encode(BLAKE2b.hash(label: "veil/v1/device-id", message: identityKey.rawRepresentation, outputByteCount: 16).prefix(8))
     }
 
+    /// The stored form of an enrolment token.
     static func tokenHash(_ token: String) -> [UInt8] {
         BLAKE2b.hash(label: "veil/v1/enrolment-token", message: Array(token.utf8))
+    }
+
+    /// A fresh enrolment token: "veil-enrol-" and 48 hex digits from the system CSPRNG.
+    static func newEnrolmentToken() -> String {
+        var random = SystemRandomSource()
+        return "veil-enrol-" + Hex.encode(random.bytes(count: 24))
     }
 }
 
@@ -285,4 +242,16 @@ public struct RoundRecord: Sendable, Equatable {
     public let outcome: String
     /// Why it aborted, or empty.
     public let reason: String
+
+    /// Creates a record.
+    public init(roundID: String, task: String, startedAt: Date, endedAt: Date, cohortSize: Int, survivors: Int, outcome: String, reason: String) {
+        self.roundID = roundID
+        self.task = task
+        self.startedAt = startedAt
+        self.endedAt = endedAt
+        self.cohortSize = cohortSize
+        self.survivors = survivors
+        self.outcome = outcome
+        self.reason = reason
+    }
 }

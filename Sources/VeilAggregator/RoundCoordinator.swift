@@ -16,7 +16,9 @@ actor RoundCoordinator {
     private let maximumWaiting: Int
     private let metrics: AggregatorMetrics
     private let logger: Logger
-    private let store: AggregatorStore
+    private let store: any AggregatorStore
+    private let windowUpdated: @Sendable (FeatureLayout) async -> Void
+    private var featureSetRetired = false
     private var waiting: [DeviceLink] = []
     private var live: [String: DeviceLink] = [:]
     private var rounds: [RoundID: RoundDriver] = [:]
@@ -25,8 +27,10 @@ actor RoundCoordinator {
     private var listeners: [UUID: AsyncStream<CompletedRound>.Continuation] = [:]
     private let clock: @Sendable () -> Date
 
-    init(policy: RoundPolicy, maximumWaiting: Int, store: AggregatorStore, metrics: AggregatorMetrics, logger: Logger, clock: @escaping @Sendable () -> Date) {
+    init(policy: RoundPolicy, maximumWaiting: Int, store: any AggregatorStore, metrics: AggregatorMetrics, logger: Logger,
+         clock: @escaping @Sendable () -> Date, windowUpdated: @escaping @Sendable (FeatureLayout) async -> Void) {
         self.clock = clock
+        self.windowUpdated = windowUpdated
         self.policy = policy
         self.maximumWaiting = maximumWaiting
         self.store = store
@@ -69,6 +73,11 @@ actor RoundCoordinator {
         let before = rounds.count
         formRounds(gatherDeadlinePassed: true)
         return rounds.count > before
+    }
+
+    /// Stops (or resumes) rounds for the configured feature set once it is retired (or defined again).
+    func setFeatureSetRetired(_ retired: Bool) {
+        featureSetRetired = retired
     }
 
     /// The number of devices waiting for a round.
@@ -137,6 +146,12 @@ actor RoundCoordinator {
     }
 
     private func startRound(with cohort: [DeviceLink]) {
+        if featureSetRetired, let set = policy.featureSet {
+            for link in cohort {
+                link.end(TransportCodec.endedFrame(.noRound, reason: "feature set \(set.name) v\(set.version) is retired", retryAfterMilliseconds: 600_000))
+            }
+            return
+        }
         var random = SystemRandomSource()
         var generator = SystemRandomNumberGenerator()
         let links = cohort.shuffled(using: &generator)
@@ -170,7 +185,7 @@ actor RoundCoordinator {
         Task { await driver.start() }
     }
 
-    private func roundEnded(_ completed: CompletedRound) {
+    private func roundEnded(_ completed: CompletedRound) async {
         rounds[completed.configuration.roundID] = nil
         metrics.activeRounds.record(rounds.count)
         let record: RoundRecord
@@ -185,14 +200,15 @@ actor RoundCoordinator {
                                  survivors: 0, outcome: "aborted", reason: reason.description)
         }
         do {
-            try store.record(record)
+            try await store.record(record)
             if case let .finished(result) = completed.outcome {
-                try store.recordResult(RoundResultRecord(
+                try await store.recordResult(RoundResultRecord(
                     roundID: record.roundID, dimension: completed.configuration.dimension, bitWidth: completed.configuration.bitWidth,
                     packedSum: result.sum.packed(),
                     survivorBitmap: SurvivorBitmap.encode(result.survivors, cohortSize: completed.configuration.cohortSize)))
-                if let set = policy.featureSet, let window = FeatureWindowTask(parsing: completed.task) {
-                    try store.addToWindow(set, windowStart: window.windowStart, roundID: record.roundID, sum: result.sum, contributors: result.survivors.count)
+                if let layout = policy.featureLayout, let window = FeatureWindowTask(parsing: completed.task) {
+                    try await store.addToWindow(layout.featureSet, windowStart: window.windowStart, roundID: record.roundID, sum: result.sum, contributors: result.survivors.count)
+                    await windowUpdated(layout)
                 }
             }
         } catch {

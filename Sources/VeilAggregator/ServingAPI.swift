@@ -6,9 +6,9 @@ import VeilCrypto
 import VeilFeatures
 
 /// The HTTP API (Hummingbird, documented in `Protocols/openapi.yaml`): `/healthz` and `/metrics`
-/// for operations, and under `/v1` (bearer token required) the configured feature set, its
-/// released windows as JSON, exports as CSV or JSON Lines for offline training, starting a round
-/// now and a round's status. Errors are RFC 9457 problem documents that name the field at fault.
+/// for operations, and under `/v1` (bearer token required) the feature-set registry (define,
+/// list, retire), released windows as JSON, the latest window from memory, exports as CSV or JSON
+/// Lines for offline training, starting a round now and a round's status. Errors are RFC 9457 problem documents that name the field at fault.
 struct ServingAPI: Sendable {
     let aggregator: Aggregator
     let token: String?
@@ -22,9 +22,12 @@ struct ServingAPI: Sendable {
             text(.ok, aggregator.metrics.exposition(), contentType: "text/plain; version=0.0.4; charset=utf-8")
         }
         let v1 = router.group("/v1").add(middleware: BearerTokenMiddleware(token: token))
-        v1.get("/feature-sets") { _, _ in try listFeatureSets() }
-        v1.get("/feature-sets/:name/windows") { request, context in try windows(request, context) }
-        v1.get("/feature-sets/:name/export") { request, context in try export(request, context) }
+        v1.get("/feature-sets") { request, _ in try await listFeatureSets(request) }
+        v1.post("/feature-sets") { request, context in try await define(request, context) }
+        v1.delete("/feature-sets/:name/versions/:version") { _, context in try await retire(context) }
+        v1.get("/feature-sets/:name/windows") { request, context in try await windows(request, context) }
+        v1.get("/feature-sets/:name/latest") { request, context in try latest(request, context) }
+        v1.get("/feature-sets/:name/export") { request, context in try await export(request, context) }
         v1.post("/rounds") { _, _ in
             await aggregator.startRoundNow()
                 ? try json(.accepted, ["started": true])
@@ -32,7 +35,7 @@ struct ServingAPI: Sendable {
         }
         v1.get("/rounds/:id") { _, context in
             let id = context.parameters.get("id") ?? ""
-            guard let round = try aggregator.store.recentRounds(limit: 10_000).first(where: { $0.roundID == id }) else {
+            guard let round = try await aggregator.store.round(id: id) else {
                 return problem(.notFound, "Unknown round", "no round \(id) in the history", field: "id")
             }
             return try json(.ok, RoundStatus(round))
@@ -47,16 +50,93 @@ struct ServingAPI: Sendable {
         let version: Int
         let windowSeconds: Int
         let minimumReleaseCohort: Int
+        /// Whether this aggregator's rounds aggregate this set (the configured `rounds.featureSet`).
+        let rounds: Bool
+        let definedAt: Double
+        let retiredAt: Double?
         let definition: FeatureSet
     }
 
-    private func listFeatureSets() throws -> Response {
+    private func entry(_ registered: RegisteredFeatureSet) -> FeatureSetEntry {
         let policy = aggregator.configuration.rounds
-        let entries = policy.featureSet.map {
-            [FeatureSetEntry(name: $0.name, version: $0.version, windowSeconds: policy.windowSeconds,
-                             minimumReleaseCohort: policy.minimumReleaseCohort, definition: $0)]
-        } ?? []
+        let set = registered.featureSet
+        return FeatureSetEntry(
+            name: set.name, version: set.version, windowSeconds: policy.windowSeconds, minimumReleaseCohort: policy.minimumReleaseCohort,
+            rounds: policy.featureSet == set && registered.retiredAt == nil,
+            definedAt: registered.definedAt.timeIntervalSince1970, retiredAt: registered.retiredAt?.timeIntervalSince1970,
+            definition: set)
+    }
+
+    private func listFeatureSets(_ request: Request) async throws -> Response {
+        let includeRetired: Bool
+        switch request.uri.queryParameters["includeRetired"].map(String.init) {
+        case nil, "false": includeRetired = false
+        case "true": includeRetired = true
+        case let other?: return problem(.badRequest, "Invalid query", "includeRetired must be true or false, got \"\(other)\"", field: "includeRetired")
+        }
+        let entries = try await aggregator.store.featureSets(includingRetired: includeRetired).map(entry)
         return try json(.ok, ["featureSets": entries])
+    }
+
+    /// `POST /v1/feature-sets`: registers a definition (201), accepts the same one again (200),
+    /// refuses a different one under a defined name and version (409).
+    private func define(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let body: ByteBuffer
+        do { body = try await request.body.collect(upTo: 1 << 20) } catch {
+            return problem(.contentTooLarge, "Definition too large", "a feature-set definition must be at most 1 MiB")
+        }
+        let set: FeatureSet
+        do {
+            set = try JSONDecoder().decode(FeatureSet.self, from: Data(body.readableBytesView))
+        } catch let error as DecodingError {
+            let (field, reason) = Self.explain(error)
+            return problem(.badRequest, "Invalid feature set", reason, field: field)
+        }
+        do { _ = try FeatureLayout(set) } catch {
+            return problem(.unprocessableContent, "Invalid feature set", error.reason, field: error.field)
+        }
+        do {
+            let created = try await aggregator.store.define(set)
+            if created, aggregator.configuration.rounds.featureSet == set { await aggregator.setFeatureSetRetired(false) }
+            guard let registered = try await aggregator.store.featureSets(includingRetired: true)
+                .first(where: { $0.featureSet.name == set.name && $0.featureSet.version == set.version }) else {
+                return problem(.internalServerError, "Not stored", "the definition was accepted but cannot be read back")
+            }
+            return try json(created ? .created : .ok, entry(registered))
+        } catch let error as FeatureSetRegistryError {
+            return problem(.conflict, "Version already defined", error.description, field: "version")
+        }
+    }
+
+    /// `DELETE /v1/feature-sets/{name}/versions/{version}`: no new rounds for it; windows stay readable.
+    private func retire(_ context: BasicRequestContext) async throws -> Response {
+        let name = context.parameters.get("name") ?? ""
+        guard let version = context.parameters.get("version").flatMap({ Int($0) }) else {
+            return problem(.badRequest, "Invalid path", "version must be an integer", field: "version")
+        }
+        guard try await aggregator.store.retire(name: name, version: version) else {
+            return problem(.notFound, "Unknown feature set", "no active feature set \(name) v\(version)", field: "name")
+        }
+        if let set = aggregator.configuration.rounds.featureSet, set.name == name, set.version == version {
+            await aggregator.setFeatureSetRetired(true)
+        }
+        return Response(status: .noContent)
+    }
+
+    /// The field path and a sentence for a JSON decoding failure.
+    static func explain(_ error: DecodingError) -> (field: String?, reason: String) {
+        func path(_ keys: [any CodingKey]) -> String? {
+            let parts = keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }
+            let joined = parts.joined()
+            return joined.isEmpty ? nil : String(joined.drop { $0 == "." })
+        }
+        switch error {
+        case let .keyNotFound(key, c): return (path(c.codingPath + [key]), "missing required field")
+        case let .typeMismatch(_, c): return (path(c.codingPath), c.debugDescription)
+        case let .valueNotFound(_, c): return (path(c.codingPath), "must not be null")
+        case let .dataCorrupted(c): return (path(c.codingPath), c.debugDescription)
+        @unknown default: return (nil, "the body is not a valid feature-set definition")
+        }
     }
 
     struct WindowsBody: Codable {
@@ -65,13 +145,31 @@ struct ServingAPI: Sendable {
         let windows: [ReleasedWindow]
     }
 
-    /// The feature set named in the path and the window range in the query (`from`, `to`: Unix
-    /// seconds, `to` exclusive; by default the last 24 windows), or the problem to answer with.
-    private func selection(_ request: Request, _ context: BasicRequestContext) -> Result<(FeatureSet, Int, Int), ProblemResponse> {
+    /// The `version` query parameter, when present.
+    private func requestedVersion(_ request: Request) -> Result<Int?, ProblemResponse> {
+        guard let text = request.uri.queryParameters["version"] else { return .success(nil) }
+        guard let v = Int(text), v >= 1 else {
+            return .failure(ProblemResponse(problem(.badRequest, "Invalid query", "version must be a positive integer", field: "version")))
+        }
+        return .success(v)
+    }
+
+    /// The feature set named in the path (the `version` query parameter, else its highest
+    /// registered version, retired ones included) and the window range in the query (`from`,
+    /// `to`: Unix seconds, `to` exclusive; by default the last 24 windows), or the problem to answer with.
+    private func selection(_ request: Request, _ context: BasicRequestContext) async throws -> Result<(FeatureSet, Int, Int), ProblemResponse> {
         let policy = aggregator.configuration.rounds
         let name = context.parameters.get("name") ?? ""
-        guard let set = policy.featureSet, set.name == name else {
-            return .failure(ProblemResponse(problem(.notFound, "Unknown feature set", "no feature set \"\(name)\" is configured", field: "name")))
+        let version: Int?
+        switch requestedVersion(request) {
+        case let .failure(p): return .failure(p)
+        case let .success(v): version = v
+        }
+        let candidates = try await aggregator.store.featureSets(includingRetired: true)
+            .map(\.featureSet).filter { $0.name == name && (version == nil || $0.version == version) }
+        guard let set = candidates.max(by: { $0.version < $1.version }) else {
+            let what = version.map { "\(name) v\($0)" } ?? "\"\(name)\""
+            return .failure(ProblemResponse(problem(.notFound, "Unknown feature set", "no feature set \(what) is defined", field: version == nil ? "name" : "version")))
         }
         let query = request.uri.queryParameters
         let now = Int(Date().timeIntervalSince1970)
@@ -93,32 +191,44 @@ struct ServingAPI: Sendable {
         return .success((set, bounds["from"]!, bounds["to"]!))
     }
 
-    private func windows(_ request: Request, _ context: BasicRequestContext) throws -> Response {
-        switch selection(request, context) {
+    private func windows(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        switch try await selection(request, context) {
         case let .failure(p): return p.response
         case let .success((set, from, to)):
-            let windows = try aggregator.featureWindows(from: from, to: to)
+            let windows = try await aggregator.featureWindows(of: set, from: from, to: to)
             return try json(.ok, WindowsBody(featureSet: set.name, version: set.version, windows: windows))
         }
     }
 
-    private func export(_ request: Request, _ context: BasicRequestContext) throws -> Response {
-        switch selection(request, context) {
+    /// `GET /v1/feature-sets/{name}/latest`: the newest window, from memory.
+    private func latest(_ request: Request, _ context: BasicRequestContext) throws -> Response {
+        let name = context.parameters.get("name") ?? ""
+        switch requestedVersion(request) {
+        case let .failure(p): return p.response
+        case let .success(version):
+            guard let (v, window) = aggregator.latestWindow(name: name, version: version) else {
+                return problem(.notFound, "No window yet", "feature set \"\(name)\"\(version.map { " v\($0)" } ?? "") has no stored window", field: "name")
+            }
+            return try json(.ok, WindowsBody(featureSet: name, version: v, windows: [window]))
+        }
+    }
+
+    private func export(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        switch try await selection(request, context) {
         case let .failure(p): return p.response
         case let .success((set, from, to)):
             let format = request.uri.queryParameters["format"].map(String.init) ?? "jsonl"
-            let windows = try aggregator.featureWindows(from: from, to: to).filter { $0.values != nil }
-            switch format {
-            case "jsonl":
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys]
-                let lines = try windows.map { String(decoding: try encoder.encode($0), as: UTF8.self) }
-                return text(.ok, lines.map { $0 + "\n" }.joined(), contentType: "application/x-ndjson")
-            case "csv":
-                return text(.ok, FeatureCSV.render(windows, featureSet: set), contentType: "text/csv; charset=utf-8")
-            default:
+            guard format == "jsonl" || format == "csv" else {
                 return problem(.badRequest, "Invalid query", "format must be csv or jsonl, got \"\(format)\"", field: "format")
             }
+            let windows = try await aggregator.featureWindows(of: set, from: from, to: to).filter { $0.values != nil }
+            if format == "csv" {
+                return text(.ok, FeatureCSV.render(windows, featureSet: set), contentType: "text/csv; charset=utf-8")
+            }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            let lines = try windows.map { String(decoding: try encoder.encode($0), as: UTF8.self) }
+            return text(.ok, lines.map { $0 + "\n" }.joined(), contentType: "application/x-ndjson")
         }
     }
 }

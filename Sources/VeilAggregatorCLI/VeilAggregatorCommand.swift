@@ -21,7 +21,7 @@ struct ConfigurationOptions: ParsableArguments {
     @Option(name: .customLong("config"), help: "A JSON configuration file (see README.md, \"Configuring the aggregator\"). Environment variables VEIL_* and the flags below override it.")
     var configPath: String?
 
-    @Option(help: "The SQLite database file (VEIL_DATABASE_PATH).")
+    @Option(help: "The store: an SQLite file path, or a postgres://user:password@host:5432/database URL (VEIL_DATABASE).")
     var database: String?
 
     /// The configuration from the file, then the environment, then these flags.
@@ -35,7 +35,7 @@ struct ConfigurationOptions: ParsableArguments {
             }
         }
         try configuration.applyEnvironment(environment)
-        if let database { configuration.databasePath = database }
+        if let database { configuration.database = database }
         return configuration
     }
 }
@@ -79,7 +79,7 @@ struct Serve: AsyncParsableCommand {
         let logger = Logger(label: "veil.aggregator")
         let aggregator: Aggregator
         do {
-            aggregator = try Aggregator(configuration: configuration, logger: logger)
+            aggregator = try await Aggregator(configuration: configuration, logger: logger)
         } catch let error as AggregatorConfigurationError {
             throw ValidationError(error.description)
         }
@@ -108,7 +108,7 @@ struct DevCertificates: ParsableCommand {
     }
 }
 
-struct EnrolmentToken: ParsableCommand {
+struct EnrolmentToken: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "enrolment-token",
         abstract: "Create one-time enrolment tokens. Each is printed once; only its hash is stored.")
@@ -126,13 +126,19 @@ struct EnrolmentToken: ParsableCommand {
         guard validHours > 0 else { throw ValidationError("--valid-hours must be positive") }
     }
 
-    func run() throws {
-        let store = try AggregatorStore(path: try options.load().databasePath)
-        for _ in 0..<count { print(try store.createEnrolmentToken(lifetime: validHours * 3600)) }
+    func run() async throws {
+        let store = try await openAggregatorStore(try options.load().database, logger: Logger(label: "veil-aggregator"))
+        do {
+            for _ in 0..<count { print(try await store.createEnrolmentToken(lifetime: validHours * 3600)) }
+        } catch {
+            await store.close()
+            throw error
+        }
+        await store.close()
     }
 }
 
-struct Revoke: ParsableCommand {
+struct Revoke: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Revoke an enrolled device: it can no longer join rounds.")
 
     @OptionGroup var options: ConfigurationOptions
@@ -140,9 +146,11 @@ struct Revoke: ParsableCommand {
     @Argument(help: "The device id (dev-…), as enrolment returned it.")
     var deviceID: String
 
-    func run() throws {
-        let store = try AggregatorStore(path: try options.load().databasePath)
-        guard try store.revoke(deviceID: deviceID) else { throw ValidationError("no active device \(deviceID)") }
+    func run() async throws {
+        let store = try await openAggregatorStore(try options.load().database, logger: Logger(label: "veil-aggregator"))
+        let revoked = try await store.revoke(deviceID: deviceID)
+        await store.close()
+        guard revoked else { throw ValidationError("no active device \(deviceID)") }
         print("revoked \(deviceID)")
     }
 }

@@ -32,15 +32,16 @@ public struct NetworkSimulation: Sendable {
         public var port: Int
         /// The CA certificate to pin.
         public var caCertificatePath: String
-        /// The aggregator's SQLite database.
-        public var databasePath: String
+        /// The aggregator's store, as its `database` setting names it: an SQLite path or a
+        /// `postgres://` URL.
+        public var database: String
 
         /// Describes an external aggregator.
-        public init(host: String, port: Int, caCertificatePath: String, databasePath: String) {
+        public init(host: String, port: Int, caCertificatePath: String, database: String) {
             self.host = host
             self.port = port
             self.caCertificatePath = caCertificatePath
-            self.databasePath = databasePath
+            self.database = database
         }
     }
 
@@ -64,16 +65,18 @@ public struct NetworkSimulation: Sendable {
         let directory = NSTemporaryDirectory() + "veil-sim-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let store: AggregatorStore
+        let store: any AggregatorStore
+        var ownedStore: (any AggregatorStore)?
         let endpoint: AggregatorEndpoint
         var inProcess: Aggregator?
         var serving: Task<Void, any Error>?
         defer { serving?.cancel() }
         if let external {
-            store = try AggregatorStore(path: external.databasePath)
+            store = try await openAggregatorStore(external.database, logger: Logger(label: "veil-sim", factory: { _ in SwiftLogNoOpLogHandler() }))
+            ownedStore = store
             endpoint = AggregatorEndpoint(host: external.host, port: external.port, security: .tls(caCertificatePath: external.caCertificatePath))
         } else {
-            let aggregator = try startAggregator(directory: directory, parameters: parameters)
+            let aggregator = try await startAggregator(directory: directory, parameters: parameters)
             serving = Task { try await aggregator.run() }
             await aggregator.waitUntilListening()
             inProcess = aggregator
@@ -95,7 +98,10 @@ public struct NetworkSimulation: Sendable {
             }
         }
         let dropPlan = drops
-        let tokens = try (0..<n).map { _ in try store.createEnrolmentToken(lifetime: 3600) }
+        var tokens: [String] = []
+        tokens.reserveCapacity(n)
+        for _ in 0..<n { tokens.append(try await store.createEnrolmentToken(lifetime: 3600)) }
+        let enrolmentTokens = tokens
         let connectionCount = (n + devicesPerConnection - 1) / devicesPerConnection
         let connections = try (0..<connectionCount).map { _ in try AggregatorConnection(to: endpoint) }
         let rounds = await inProcess?.completedRounds()
@@ -112,7 +118,7 @@ public struct NetworkSimulation: Sendable {
                         let identity = DeviceIdentity.generate()
                         let device = VeilDevice(identity: identity, connection: connections[d / devicesPerConnection])
                         do {
-                            _ = try await device.enrol(token: tokens[d])
+                            _ = try await device.enrol(token: enrolmentTokens[d])
                             let p = try await device.participate(options: .init(disconnectBefore: dropPlan[d])) { _ in data.input(for: UInt32(d)) }
                             return (d, p, nil)
                         } catch {
@@ -137,19 +143,20 @@ public struct NetworkSimulation: Sendable {
             }
             round = RoundView(completed)
         } else {
-            round = try RoundView(stored: store, outcomes: outcomes.compactMap(\.participation))
+            round = try await RoundView(stored: store, outcomes: outcomes.compactMap(\.participation))
+            await ownedStore?.close()
         }
         return report(round: round, outcomes: outcomes, data: data, parameters: parameters, limits: limits,
                       totalSeconds: totalSeconds, connections: connectionCount)
     }
 
     /// The in-process aggregator, configured so that one round takes exactly the whole cohort.
-    private func startAggregator(directory: String, parameters: GraphParameters) throws -> Aggregator {
+    private func startAggregator(directory: String, parameters: GraphParameters) async throws -> Aggregator {
         let n = scenario.devices
         var configuration = AggregatorConfiguration()
         configuration.listen = .init(host: "127.0.0.1", port: 0)
         configuration.httpListen = nil
-        configuration.databasePath = directory + "/aggregator.sqlite"
+        configuration.database = directory + "/aggregator.sqlite"
         if tls {
             let paths = try DevelopmentCertificates.write(to: directory + "/tls")
             configuration.tlsCertificatePath = paths.serverCertificate
@@ -179,7 +186,7 @@ public struct NetworkSimulation: Sendable {
         configuration.rounds.threshold = parameters.threshold
         var logger = Logger(label: "veil.sim.aggregator")
         logger.logLevel = .error
-        return try Aggregator(configuration: configuration, logger: logger)
+        return try await Aggregator(configuration: configuration, logger: logger)
     }
 
     private func report(

@@ -26,14 +26,14 @@ struct RoundView {
     }
 
     /// The round the devices took part in, as the external aggregator stored it.
-    init(stored store: AggregatorStore, outcomes: [RoundParticipation]) throws {
+    init(stored store: any AggregatorStore, outcomes: [RoundParticipation]) async throws {
         let configurations = Set(outcomes.compactMap(\.configuration))
         guard configurations.count == 1, let configuration = configurations.first else {
             throw ScenarioError(field: "aggregator", reason: "the devices were placed in \(configurations.count) rounds; configure the aggregator's minimumCohort and maximumCohort to the scenario's device count")
         }
         self.configuration = configuration
         let id = "\(configuration.roundID)"
-        if let stored = try store.result(roundID: id) {
+        if let stored = try await store.result(roundID: id) {
             let sum: ModularVector
             let survivors: [UInt32]
             do {
@@ -44,7 +44,7 @@ struct RoundView {
             }
             outcome = .finished(AggregationResult(roundID: configuration.roundID, sum: sum, survivors: survivors, droppedInPhase: [:], misbehaving: [:]))
         } else {
-            let reason = try store.recentRounds(limit: 1000).first { $0.roundID == id }?.reason ?? "no record of the round"
+            let reason = try await store.round(id: id)?.reason ?? "no record of the round"
             outcome = .aborted(.cancelled(reason))
         }
         statistics = UnmaskingStatistics()

@@ -59,7 +59,7 @@ extension VeilSim {
         @Option(help: "With --aggregator: the CA certificate that signed the aggregator's certificate (ca.pem from dev-certificates).")
         var ca: String?
 
-        @Option(name: .customLong("aggregator-database"), help: "With --aggregator: the aggregator's SQLite database, where the simulator creates enrolment tokens and reads the round's result.")
+        @Option(name: .customLong("aggregator-database"), help: "With --aggregator: the aggregator's store (its `database` setting: an SQLite path or a postgres:// URL), where the simulator creates enrolment tokens and reads the round's result.")
         var aggregatorDatabase: String?
 
         @Option(name: .customLong("report-json"), help: "Write the full report as one JSON object to this path.")
@@ -108,7 +108,7 @@ extension VeilSim {
                         guard let colon = aggregator.lastIndex(of: ":"), let port = Int(aggregator[aggregator.index(after: colon)...]) else {
                             throw ValidationError("--aggregator must be host:port, got \(aggregator)")
                         }
-                        external = .init(host: String(aggregator[..<colon]), port: port, caCertificatePath: ca, databasePath: aggregatorDatabase)
+                        external = .init(host: String(aggregator[..<colon]), port: port, caCertificatePath: ca, database: aggregatorDatabase)
                     }
                     report = try await NetworkSimulation(scenario: loaded, devicesPerConnection: devicesPerConnection, external: external).run { phase, done, total in
                         bar.update(label: phase, done: done, total: total)

@@ -158,8 +158,8 @@ import VeilWire
         try await withAggregatorConnection(to: harness.endpoint) { connection in
             let identity = DeviceIdentity.generate()
             let device = VeilDevice(identity: identity, connection: connection)
-            let id = try await device.enrol(token: try harness.aggregator.store.createEnrolmentToken(lifetime: 60))
-            #expect(try harness.aggregator.store.revoke(deviceID: id))
+            let id = try await device.enrol(token: try await harness.aggregator.store.createEnrolmentToken(lifetime: 60))
+            #expect(try await harness.aggregator.store.revoke(deviceID: id))
             do {
                 _ = try await device.participate { try NetworkHarness.input(device: 0, $0) }
                 Issue.record("a revoked device joined")
@@ -175,7 +175,7 @@ import VeilWire
         defer { Task { await harness.stop() } }
         let victim = DeviceIdentity.generate()
         try await withAggregatorConnection(to: harness.endpoint) { connection in
-            _ = try await VeilDevice(identity: victim, connection: connection).enrol(token: try harness.aggregator.store.createEnrolmentToken(lifetime: 60))
+            _ = try await VeilDevice(identity: victim, connection: connection).enrol(token: try await harness.aggregator.store.createEnrolmentToken(lifetime: 60))
         }
         // An attacker claims the victim's identity but signs with its own key.
         let attacker = DeviceIdentity.generate()
@@ -191,7 +191,7 @@ import VeilWire
         let harness = try await Self.harness()
         defer { Task { await harness.stop() } }
         try await withAggregatorConnection(to: harness.endpoint) { connection in
-            let token = try harness.aggregator.store.createEnrolmentToken(lifetime: 60)
+            let token = try await harness.aggregator.store.createEnrolmentToken(lifetime: 60)
             let first = VeilDevice(identity: .generate(), connection: connection)
             let id = try await first.enrol(token: token)
             #expect(id.hasPrefix("dev-") && id.count == 20)
@@ -201,11 +201,11 @@ import VeilWire
             await #expect(throws: DeviceError.rejected(code: "unauthenticated", message: "unknown enrolment token")) {
                 _ = try await VeilDevice(identity: .generate(), connection: connection).enrol(token: "veil-enrol-made-up")
             }
-            let again = try harness.aggregator.store.createEnrolmentToken(lifetime: 60)
+            let again = try await harness.aggregator.store.createEnrolmentToken(lifetime: 60)
             await #expect(throws: DeviceError.rejected(code: "alreadyExists", message: "identity already enrolled as \(id)")) {
                 _ = try await first.enrol(token: again)
             }
-            let expired = try harness.aggregator.store.createEnrolmentToken(lifetime: -1)
+            let expired = try await harness.aggregator.store.createEnrolmentToken(lifetime: -1)
             await #expect(throws: DeviceError.rejected(code: "unauthenticated", message: "enrolment token expired")) {
                 _ = try await VeilDevice(identity: .generate(), connection: connection).enrol(token: expired)
             }
@@ -217,7 +217,7 @@ import VeilWire
         defer { Task { await harness.stop() } }
         let identity = DeviceIdentity.generate()
         try await withAggregatorConnection(to: harness.endpoint) { connection in
-            _ = try await VeilDevice(identity: identity, connection: connection).enrol(token: try harness.aggregator.store.createEnrolmentToken(lifetime: 60))
+            _ = try await VeilDevice(identity: identity, connection: connection).enrol(token: try await harness.aggregator.store.createEnrolmentToken(lifetime: 60))
         }
         let scripted = ScriptedDevice(harness)
         // The first stream waits in the waiting room; the second for the same identity is refused.

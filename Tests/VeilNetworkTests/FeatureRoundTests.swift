@@ -112,10 +112,10 @@ import VeilProtocol
                 #expect(results.allSatisfy { $0.outcome == .counted && $0.task == "fleet/v2/\(window)" })
                 for d in batch { #expect(try stores[d].isCounted(window: window)) }
                 // Wait for the aggregator to record the round.
-                for _ in 0..<100 where try harness.aggregator.featureWindows(from: window, to: window + 1).first?.contributors != batch.upperBound {
+                for _ in 0..<100 where try await harness.aggregator.featureWindows(of: set, from: window, to: window + 1).first?.contributors != batch.upperBound {
                     try await Task.sleep(for: .milliseconds(20))
                 }
-                let released = try #require(try harness.aggregator.featureWindows(from: window, to: window + 3600).first)
+                let released = try #require(try await harness.aggregator.featureWindows(of: set, from: window, to: window + 3600).first)
                 #expect(released.contributors == batch.upperBound)
                 if batch.upperBound < 10 {
                     #expect(released.values == nil, "8 contributors is below the release minimum of 10")

@@ -23,7 +23,7 @@ final class NetworkHarness: Sendable {
         var configuration = AggregatorConfiguration()
         configuration.listen = .init(host: "127.0.0.1", port: 0)
         configuration.httpListen = .init(host: "127.0.0.1", port: 0)
-        configuration.databasePath = directory + "/aggregator.sqlite"
+        configuration.database = directory + "/aggregator.sqlite"
         var caPath = ""
         if tls {
             let paths = try DevelopmentCertificates.write(to: directory + "/tls")
@@ -43,7 +43,7 @@ final class NetworkHarness: Sendable {
         configure(&configuration)
         var logger = Logger(label: "veil.test.aggregator")
         logger.logLevel = ProcessInfo.processInfo.environment["VEIL_TEST_LOG"] == nil ? .critical : .debug
-        let aggregator = try Aggregator(configuration: configuration, logger: logger, clock: { fixedTime ?? Date() })
+        let aggregator = try await Aggregator(configuration: configuration, logger: logger, clock: { fixedTime ?? Date() })
         self.aggregator = aggregator
         serving = Task { try await aggregator.run() }
         await aggregator.waitUntilListening()
@@ -56,6 +56,7 @@ final class NetworkHarness: Sendable {
     func stop() async {
         await aggregator.shutDown()
         _ = try? await serving.value
+        await aggregator.store.close()
         try? FileManager.default.removeItem(atPath: directory)
     }
 
@@ -81,7 +82,7 @@ final class NetworkHarness: Sendable {
         var identities: [DeviceIdentity] = []
         for _ in 0..<count {
             let identity = DeviceIdentity.generate()
-            let token = try aggregator.store.createEnrolmentToken(lifetime: 600)
+            let token = try await aggregator.store.createEnrolmentToken(lifetime: 600)
             _ = try await VeilDevice(identity: identity, connection: connection).enrol(token: token)
             identities.append(identity)
         }

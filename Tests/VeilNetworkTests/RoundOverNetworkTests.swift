@@ -59,7 +59,7 @@ import VeilWire
         #expect(result.sum.elements == expected)
         for d in 4..<12 { #expect(participations[d]!.outcome == .counted, "device \(d)") }
         for (d, phase) in dropouts { #expect(participations[d]!.outcome == .disconnected(before: phase)) }
-        let history = try harness.aggregator.store.recentRounds()
+        let history = try await harness.aggregator.store.recentRounds()
         #expect(history.first?.outcome == "finished" && history.first?.survivors == 9)
         // Every stream ended, including those of devices that vanished: a graceful shutdown
         // completes instead of waiting for handlers that never finish.
@@ -192,7 +192,7 @@ import VeilWire
         #expect(results.count == 8)
         for r in results { #expect(r.outcome == .aborted, "every device is told the round aborted: \(r.reason)") }
         _ = try? await harness.serving.value
-        #expect(try harness.aggregator.store.recentRounds().first?.outcome == "aborted")
+        #expect(try await harness.aggregator.store.recentRounds().first?.outcome == "aborted")
         try? FileManager.default.removeItem(atPath: harness.directory)
     }
 }

@@ -1,0 +1,134 @@
+public import Foundation
+public import VeilFeatures
+public import VeilProtocol
+
+/// One window of a feature set as stored: the running sum of its rounds, still encoded.
+public struct StoredWindow: Sendable, Equatable {
+    /// The window's start, seconds since the Unix epoch (UTC).
+    public let windowStart: Int
+    /// The sum of every finished round of the window.
+    public let sum: ModularVector
+    /// Devices whose contributions are in the sum (over all its rounds).
+    public let contributors: Int
+    /// The rounds whose sums were added, oldest first.
+    public let roundIDs: [String]
+
+    /// Creates a stored window.
+    public init(windowStart: Int, sum: ModularVector, contributors: Int, roundIDs: [String]) {
+        self.windowStart = windowStart
+        self.sum = sum
+        self.contributors = contributors
+        self.roundIDs = roundIDs
+    }
+
+    /// The window with one more round added, refused when the window would exceed the feature
+    /// set's maximum cohort. `self` nil means the window's first round. Both store
+    /// implementations merge through this one function.
+    static func merging(_ stored: StoredWindow?, _ set: FeatureSet, windowStart: Int, roundID: String, sum: ModularVector, contributors: Int) throws -> StoredWindow {
+        var total = sum
+        var count = contributors
+        var rounds = [roundID]
+        if let stored {
+            guard stored.sum.count == sum.count, stored.sum.bitWidth == sum.bitWidth else {
+                throw AggregatorStoreError("window \(windowStart) of \(set.name) v\(set.version) holds a vector of \(stored.sum.count) × \(stored.sum.bitWidth) bits, the round \(sum.count) × \(sum.bitWidth)")
+            }
+            guard !stored.roundIDs.contains(roundID) else {
+                throw AggregatorStoreError("round \(roundID) was already added to window \(windowStart)")
+            }
+            total.add(stored.sum)
+            count += stored.contributors
+            rounds = stored.roundIDs + rounds
+        }
+        guard count <= set.maximumCohort else {
+            throw FeatureWindowError.windowOverflow(window: windowStart, contributors: count, maximum: set.maximumCohort)
+        }
+        return StoredWindow(windowStart: windowStart, sum: total, contributors: count, roundIDs: rounds)
+    }
+
+    /// The round ids as stored: a JSON array of strings.
+    var roundIDsJSON: String {
+        String(decoding: (try? JSONEncoder().encode(roundIDs)) ?? Data("[]".utf8), as: UTF8.self)
+    }
+
+    /// Parses ``roundIDsJSON``.
+    static func roundIDs(fromJSON text: String) throws -> [String] {
+        try JSONDecoder().decode([String].self, from: Data(text.utf8))
+    }
+
+    /// The window as released: decoded only when at least `minimumReleaseCohort` contributed.
+    public func released(by layout: FeatureLayout, minimumReleaseCohort: Int) throws -> ReleasedWindow {
+        ReleasedWindow(
+            windowStart: windowStart, contributors: contributors, roundIDs: roundIDs,
+            values: contributors >= minimumReleaseCohort ? try layout.decode(sum) : nil)
+    }
+}
+
+/// One window of a feature set as released: the values only when enough devices contributed.
+public struct ReleasedWindow: Sendable, Equatable, Codable {
+    /// The window's start, seconds since the Unix epoch (UTC).
+    public let windowStart: Int
+    /// Devices whose contributions are in the window (over all its rounds).
+    public let contributors: Int
+    /// The rounds whose sums were added into the window.
+    public let roundIDs: [String]
+    /// The decoded values, or nil while fewer than the minimum release cohort contributed.
+    public let values: FeatureSetValues?
+}
+
+/// A window result the store refuses.
+public enum FeatureWindowError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// Adding the round would exceed the feature set's maximum cohort for one window.
+    case windowOverflow(window: Int, contributors: Int, maximum: Int)
+
+    /// A one-line explanation.
+    public var description: String {
+        switch self {
+        case let .windowOverflow(window, contributors, maximum):
+            return "window \(window) would have \(contributors) contributors, above the feature set's maximumCohort \(maximum); its sums could wrap"
+        }
+    }
+}
+
+/// A feature set in the store's registry.
+public struct RegisteredFeatureSet: Sendable, Equatable {
+    /// The definition.
+    public let featureSet: FeatureSet
+    /// When it was first defined.
+    public let definedAt: Date
+    /// When it was retired, if it was.
+    public let retiredAt: Date?
+
+    /// Creates an entry.
+    public init(featureSet: FeatureSet, definedAt: Date, retiredAt: Date?) {
+        self.featureSet = featureSet
+        self.definedAt = definedAt
+        self.retiredAt = retiredAt
+    }
+
+    /// The canonical stored form of a definition: JSON with sorted keys, so that equal
+    /// definitions compare equal as text.
+    static func canonicalJSON(_ set: FeatureSet) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try encoder.encode(set), as: UTF8.self)
+    }
+
+    /// Parses ``canonicalJSON(_:)``.
+    static func definition(fromJSON text: String) throws -> FeatureSet {
+        try JSONDecoder().decode(FeatureSet.self, from: Data(text.utf8))
+    }
+}
+
+/// A feature-set definition the registry refuses.
+public enum FeatureSetRegistryError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// This name and version already hold a different definition.
+    case conflictingDefinition(name: String, version: Int)
+
+    /// A one-line explanation.
+    public var description: String {
+        switch self {
+        case let .conflictingDefinition(name, version):
+            return "feature set \(name) v\(version) is already defined differently; a version never changes, define version \(version + 1) instead"
+        }
+    }
+}

@@ -1,0 +1,387 @@
+public import Foundation
+public import Logging
+import NIOSSL
+import PostgresNIO
+public import VeilCrypto
+public import VeilFeatures
+public import VeilProtocol
+
+/// The ``AggregatorStore`` on PostgreSQL (postgres-nio), for several aggregator instances sharing
+/// one store. Selected by a `postgres://` URL in the `database` setting.
+///
+/// Migrations run in one transaction under an advisory lock, so instances starting together
+/// apply each one once; window sums are merged under a per-window advisory lock, so two instances
+/// finishing rounds of one window never lose an addition.
+public final class PostgresAggregatorStore: AggregatorStore {
+    private let client: PostgresClient
+    private let runner: Task<Void, Never>
+    private let logger: Logger
+    /// Where the store is, without the password.
+    public let location: PostgresLocation
+
+    /// Connects to `location`, then creates and migrates the schema.
+    public init(location: PostgresLocation, logger: Logger) async throws {
+        self.location = location
+        self.logger = logger
+        var configuration = PostgresClient.Configuration(
+            host: location.host, port: location.port, username: location.username, password: location.password,
+            database: location.database, tls: location.requireTLS ? .require(.makeClientConfiguration()) : location.preferTLS ? .prefer(.makeClientConfiguration()) : .disable)
+        configuration.options.maximumConnections = 16
+        configuration.options.connectTimeout = .seconds(10)
+        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        self.client = client
+        runner = Task { await client.run() }
+        do {
+            try await migrate()
+        } catch {
+            runner.cancel()
+            throw AggregatorStoreError("cannot open the PostgreSQL store at \(location): \(Self.describe(error))")
+        }
+    }
+
+    public func close() async {
+        runner.cancel()
+        await runner.value
+    }
+
+    // MARK: Migrations
+
+    /// The schema, one versioned migration at a time; the names match ``SQLiteAggregatorStore``'s.
+    static let migrations: [(version: String, statements: [String])] = [
+        ("v1: enrolment and rounds", [
+            """
+            CREATE TABLE enrolment_token (token_hash BYTEA PRIMARY KEY, created_at DOUBLE PRECISION NOT NULL,
+              expires_at DOUBLE PRECISION NOT NULL, used_by TEXT)
+            """,
+            """
+            CREATE TABLE device (device_id TEXT PRIMARY KEY, identity_key BYTEA NOT NULL UNIQUE,
+              enrolled_at DOUBLE PRECISION NOT NULL, revoked_at DOUBLE PRECISION)
+            """,
+            """
+            CREATE TABLE round (round_id TEXT PRIMARY KEY, task TEXT NOT NULL, started_at DOUBLE PRECISION NOT NULL,
+              ended_at DOUBLE PRECISION NOT NULL, cohort_size BIGINT NOT NULL, survivors BIGINT NOT NULL,
+              outcome TEXT NOT NULL, reason TEXT NOT NULL)
+            """,
+            "CREATE INDEX round_ended_at ON round (ended_at DESC)",
+        ]),
+        ("v2: round results", [
+            """
+            CREATE TABLE round_result (round_id TEXT PRIMARY KEY REFERENCES round (round_id) ON DELETE CASCADE,
+              dimension BIGINT NOT NULL, bit_width BIGINT NOT NULL, sum BYTEA NOT NULL, survivor_bitmap BYTEA NOT NULL)
+            """,
+        ]),
+        ("v3: feature windows", [
+            """
+            CREATE TABLE window_aggregate (feature_set TEXT NOT NULL, version BIGINT NOT NULL, window_start BIGINT NOT NULL,
+              dimension BIGINT NOT NULL, bit_width BIGINT NOT NULL, sum BYTEA NOT NULL, contributors BIGINT NOT NULL,
+              round_ids TEXT NOT NULL, updated_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (feature_set, version, window_start))
+            """,
+        ]),
+        ("v4: feature set registry", [
+            """
+            CREATE TABLE feature_set (name TEXT NOT NULL, version BIGINT NOT NULL, definition TEXT NOT NULL,
+              defined_at DOUBLE PRECISION NOT NULL, retired_at DOUBLE PRECISION, PRIMARY KEY (name, version))
+            """,
+        ]),
+    ]
+
+    /// An arbitrary constant naming the migration lock among this database's advisory locks.
+    private static let migrationLock = 0x7665_696C_0001
+
+    private func migrate() async throws {
+        let logger = logger
+        try await transaction { connection in
+            // Held until the transaction ends: instances starting together migrate one at a time.
+            try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: logger)
+            try await connection.query("""
+                CREATE TABLE IF NOT EXISTS veil_migration (version TEXT PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)
+                """, logger: logger)
+            var applied = Set<String>()
+            for row in try await connection.query("SELECT version FROM veil_migration", logger: logger).collect() {
+                applied.insert(try row.decode(String.self))
+            }
+            for migration in Self.migrations where !applied.contains(migration.version) {
+                for statement in migration.statements {
+                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                }
+                try await connection.query(
+                    "INSERT INTO veil_migration (version, applied_at) VALUES (\(migration.version), \(Date().timeIntervalSince1970))", logger: logger)
+                logger.info("applied store migration", metadata: ["version": "\(migration.version)"])
+            }
+        }
+    }
+
+    public func appliedMigrations() async throws -> [String] {
+        try await rows("SELECT version FROM veil_migration ORDER BY applied_at, version").map { try $0.decode(String.self) }
+    }
+
+    // MARK: Enrolment
+
+    public func createEnrolmentToken(lifetime: TimeInterval, now: Date) async throws -> String {
+        let token = StoreNames.newEnrolmentToken()
+        let hash = Data(StoreNames.tokenHash(token))
+        try await execute("""
+            INSERT INTO enrolment_token (token_hash, created_at, expires_at)
+            VALUES (\(hash), \(now.timeIntervalSince1970), \(now.timeIntervalSince1970 + lifetime))
+            """)
+        return token
+    }
+
+    public func enrol(token: String, identityKey: Ed25519.PublicKey, now: Date) async throws(EnrolmentError) -> String {
+        let hash = Data(StoreNames.tokenHash(token))
+        let deviceID = StoreNames.deviceID(for: identityKey)
+        let key = Data(identityKey.rawRepresentation)
+        let t = now.timeIntervalSince1970
+        let logger = logger
+        let result: Result<String, EnrolmentError>
+        do {
+            result = try await transaction { connection -> Result<String, EnrolmentError> in
+                // FOR UPDATE: two instances presenting one token at once cannot both use it.
+                let tokens = try await connection.query(
+                    "SELECT expires_at, used_by FROM enrolment_token WHERE token_hash = \(hash) FOR UPDATE", logger: logger).collect()
+                guard let row = tokens.first else { return .failure(.unknownToken) }
+                let (expiresAt, usedBy) = try row.decode((Double, String?).self)
+                if usedBy != nil { return .failure(.tokenAlreadyUsed) }
+                if expiresAt < t { return .failure(.tokenExpired) }
+                let inserted = try await connection.query("""
+                    INSERT INTO device (device_id, identity_key, enrolled_at) VALUES (\(deviceID), \(key), \(t))
+                    ON CONFLICT DO NOTHING RETURNING device_id
+                    """, logger: logger).collect()
+                guard !inserted.isEmpty else { return .failure(.alreadyEnrolled(deviceID)) }
+                try await connection.query("UPDATE enrolment_token SET used_by = \(deviceID) WHERE token_hash = \(hash)", logger: logger)
+                return .success(deviceID)
+            }
+        } catch {
+            throw .storage(Self.describe(error))
+        }
+        return try result.get()
+    }
+
+    public func revoke(deviceID: String, now: Date) async throws -> Bool {
+        try await !rows("""
+            UPDATE device SET revoked_at = \(now.timeIntervalSince1970) WHERE device_id = \(deviceID) AND revoked_at IS NULL RETURNING device_id
+            """).isEmpty
+    }
+
+    public func status(of identityKey: Ed25519.PublicKey) async throws -> DeviceStatus {
+        let key = Data(identityKey.rawRepresentation)
+        guard let row = try await rows("SELECT device_id, revoked_at FROM device WHERE identity_key = \(key)").first else { return .unknown }
+        let (id, revokedAt) = try row.decode((String, Double?).self)
+        return revokedAt == nil ? .active(deviceID: id) : .revoked(deviceID: id)
+    }
+
+    public func activeDeviceCount() async throws -> Int {
+        try await rows("SELECT COUNT(*) FROM device WHERE revoked_at IS NULL").first?.decode(Int.self) ?? 0
+    }
+
+    // MARK: Rounds
+
+    public func record(_ round: RoundRecord) async throws {
+        try await execute("""
+            INSERT INTO round (round_id, task, started_at, ended_at, cohort_size, survivors, outcome, reason)
+            VALUES (\(round.roundID), \(round.task), \(round.startedAt.timeIntervalSince1970), \(round.endedAt.timeIntervalSince1970),
+                    \(round.cohortSize), \(round.survivors), \(round.outcome), \(round.reason))
+            """)
+    }
+
+    public func recordResult(_ result: RoundResultRecord) async throws {
+        try await execute("""
+            INSERT INTO round_result (round_id, dimension, bit_width, sum, survivor_bitmap)
+            VALUES (\(result.roundID), \(result.dimension), \(result.bitWidth), \(Data(result.packedSum)), \(Data(result.survivorBitmap)))
+            """)
+    }
+
+    private static let roundColumns = "round_id, task, started_at, ended_at, cohort_size, survivors, outcome, reason"
+
+    public func round(id roundID: String) async throws -> RoundRecord? {
+        try await rows("SELECT \(unescaped: Self.roundColumns) FROM round WHERE round_id = \(roundID)").first.map(Self.roundRecord)
+    }
+
+    public func result(roundID: String) async throws -> RoundResultRecord? {
+        guard let row = try await rows("""
+            SELECT round_id, dimension, bit_width, sum, survivor_bitmap FROM round_result WHERE round_id = \(roundID)
+            """).first else { return nil }
+        let (id, dimension, bitWidth, sum, bitmap) = try row.decode((String, Int, Int, Data, Data).self)
+        return RoundResultRecord(roundID: id, dimension: dimension, bitWidth: bitWidth, packedSum: Array(sum), survivorBitmap: Array(bitmap))
+    }
+
+    public func recentRounds(limit: Int) async throws -> [RoundRecord] {
+        try await rows("SELECT \(unescaped: Self.roundColumns) FROM round ORDER BY ended_at DESC, round_id LIMIT \(limit)").map(Self.roundRecord)
+    }
+
+    private static func roundRecord(_ row: PostgresRow) throws -> RoundRecord {
+        let (id, task, startedAt, endedAt, cohortSize, survivors, outcome, reason) =
+            try row.decode((String, String, Double, Double, Int, Int, String, String).self)
+        return RoundRecord(
+            roundID: id, task: task, startedAt: Date(timeIntervalSince1970: startedAt), endedAt: Date(timeIntervalSince1970: endedAt),
+            cohortSize: cohortSize, survivors: survivors, outcome: outcome, reason: reason)
+    }
+
+    // MARK: Feature windows
+
+    private static let windowColumns = "window_start, dimension, bit_width, sum, contributors, round_ids"
+
+    public func addToWindow(_ set: FeatureSet, windowStart: Int, roundID: String, sum: ModularVector, contributors: Int, now: Date) async throws {
+        let logger = logger
+        let lockKey = "window/\(set.name)/\(set.version)/\(windowStart)"
+        try await transaction { connection in
+            // Serialises the read-add-write of one window across every instance sharing the store.
+            try await connection.query("SELECT pg_advisory_xact_lock(hashtextextended(\(lockKey), 0))", logger: logger)
+            let stored = try await connection.query("""
+                SELECT \(unescaped: Self.windowColumns) FROM window_aggregate
+                WHERE feature_set = \(set.name) AND version = \(set.version) AND window_start = \(windowStart)
+                """, logger: logger).collect().first.map(Self.storedWindow)
+            let merged = try StoredWindow.merging(stored, set, windowStart: windowStart, roundID: roundID, sum: sum, contributors: contributors)
+            try await connection.query("""
+                INSERT INTO window_aggregate (feature_set, version, window_start, dimension, bit_width, sum, contributors, round_ids, updated_at)
+                VALUES (\(set.name), \(set.version), \(windowStart), \(sum.count), \(sum.bitWidth), \(Data(merged.sum.packed())),
+                        \(merged.contributors), \(merged.roundIDsJSON), \(now.timeIntervalSince1970))
+                ON CONFLICT (feature_set, version, window_start) DO UPDATE SET
+                  sum = excluded.sum, contributors = excluded.contributors, round_ids = excluded.round_ids, updated_at = excluded.updated_at
+                """, logger: logger)
+        }
+    }
+
+    public func storedWindows(of set: FeatureSet, from: Int, to: Int) async throws -> [StoredWindow] {
+        try await rows("""
+            SELECT \(unescaped: Self.windowColumns) FROM window_aggregate
+            WHERE feature_set = \(set.name) AND version = \(set.version) AND window_start >= \(from) AND window_start < \(to)
+            ORDER BY window_start
+            """).map(Self.storedWindow)
+    }
+
+    public func newestWindow(of set: FeatureSet) async throws -> StoredWindow? {
+        try await rows("""
+            SELECT \(unescaped: Self.windowColumns) FROM window_aggregate
+            WHERE feature_set = \(set.name) AND version = \(set.version) ORDER BY window_start DESC LIMIT 1
+            """).first.map(Self.storedWindow)
+    }
+
+    private static func storedWindow(_ row: PostgresRow) throws -> StoredWindow {
+        let (start, dimension, bitWidth, sum, contributors, roundIDs) = try row.decode((Int, Int, Int, Data, Int, String).self)
+        return StoredWindow(
+            windowStart: start, sum: try ModularVector(packed: Array(sum), count: dimension, bitWidth: bitWidth),
+            contributors: contributors, roundIDs: try StoredWindow.roundIDs(fromJSON: roundIDs))
+    }
+
+    // MARK: Feature set registry
+
+    public func define(_ set: FeatureSet, now: Date) async throws -> Bool {
+        let definition = try RegisteredFeatureSet.canonicalJSON(set)
+        let inserted = try await rows("""
+            INSERT INTO feature_set (name, version, definition, defined_at) VALUES (\(set.name), \(set.version), \(definition), \(now.timeIntervalSince1970))
+            ON CONFLICT DO NOTHING RETURNING name
+            """)
+        if !inserted.isEmpty { return true }
+        guard let existing = try await rows("SELECT definition FROM feature_set WHERE name = \(set.name) AND version = \(set.version)").first,
+              try RegisteredFeatureSet.definition(fromJSON: try existing.decode(String.self)) == set else {
+            throw FeatureSetRegistryError.conflictingDefinition(name: set.name, version: set.version)
+        }
+        return false
+    }
+
+    public func featureSets(includingRetired: Bool) async throws -> [RegisteredFeatureSet] {
+        try await rows("""
+            SELECT definition, defined_at, retired_at FROM feature_set
+            WHERE \(includingRetired) OR retired_at IS NULL ORDER BY defined_at, name, version
+            """).map { row in
+            let (definition, definedAt, retiredAt) = try row.decode((String, Double, Double?).self)
+            return RegisteredFeatureSet(
+                featureSet: try RegisteredFeatureSet.definition(fromJSON: definition),
+                definedAt: Date(timeIntervalSince1970: definedAt), retiredAt: retiredAt.map(Date.init(timeIntervalSince1970:)))
+        }
+    }
+
+    public func retire(name: String, version: Int, now: Date) async throws -> Bool {
+        try await !rows("""
+            UPDATE feature_set SET retired_at = \(now.timeIntervalSince1970)
+            WHERE name = \(name) AND version = \(version) AND retired_at IS NULL RETURNING name
+            """).isEmpty
+    }
+
+    // MARK: Queries
+
+    /// Runs `body` in a transaction. The store's own errors thrown by `body` come out as they
+    /// are; database failures as ``AggregatorStoreError``.
+    private func transaction<Value: Sendable>(_ body: (PostgresConnection) async throws -> Value) async throws -> Value {
+        do {
+            return try await client.withTransaction(logger: logger) { connection in try await body(connection) }
+        } catch let error as PostgresTransactionError {
+            if let inner = error.closureError, !(inner is PSQLError) { throw inner }
+            throw AggregatorStoreError("PostgreSQL: \(Self.describe(error))")
+        }
+    }
+
+    private func rows(_ query: PostgresQuery) async throws -> [PostgresRow] {
+        do {
+            return try await client.query(query, logger: logger).collect()
+        } catch {
+            throw AggregatorStoreError("PostgreSQL: \(Self.describe(error))")
+        }
+    }
+
+    private func execute(_ query: PostgresQuery) async throws {
+        _ = try await rows(query)
+    }
+
+    /// The server's message and SQLSTATE for a PostgreSQL error (postgres-nio's own description
+    /// hides them), never the query's bound values.
+    static func describe(_ error: any Error) -> String {
+        guard let error = error as? PSQLError else {
+            if let error = error as? PostgresTransactionError {
+                return describe(error.closureError ?? error.beginError ?? error.commitError ?? error.rollbackError ?? error)
+            }
+            return String(describing: error)
+        }
+        if let info = error.serverInfo {
+            return "\(info[.message] ?? "error") (SQLSTATE \(info[.sqlState] ?? "?"))"
+        }
+        return "\(error.code)" + (error.underlying.map { ": \($0)" } ?? "")
+    }
+}
+
+/// A PostgreSQL store's address, parsed from `postgres://user:password@host:port/database?sslmode=…`
+/// (`sslmode` disable, prefer (default) or require). Its description never shows the password.
+public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
+    /// Server host.
+    public var host: String
+    /// Server port (5432 by default).
+    public var port: Int
+    /// Role to log in as.
+    public var username: String
+    /// Password, if the server asks for one.
+    public var password: String?
+    /// Database name (the user name by default).
+    public var database: String?
+    /// Whether TLS is required.
+    public var requireTLS: Bool
+    /// Whether TLS is tried first (sslmode=prefer).
+    public var preferTLS: Bool
+
+    /// Parses `text`; nil when it is not a PostgreSQL URL at all, an error when it is one but malformed.
+    public init?(parsing text: String) throws(AggregatorConfigurationError) {
+        guard text.hasPrefix("postgres://") || text.hasPrefix("postgresql://") else { return nil }
+        guard let url = URLComponents(string: text), let host = url.host, !host.isEmpty else {
+            throw .invalid("database", "a PostgreSQL URL must look like postgres://user:password@host:5432/database")
+        }
+        guard let user = url.user, !user.isEmpty else { throw .invalid("database", "the PostgreSQL URL names no user") }
+        self.host = host
+        port = url.port ?? 5432
+        username = user.removingPercentEncoding ?? user
+        password = url.password.map { $0.removingPercentEncoding ?? $0 }
+        let path = url.path.hasPrefix("/") ? String(url.path.dropFirst()) : url.path
+        database = path.isEmpty ? nil : path
+        let mode = url.queryItems?.first { $0.name == "sslmode" }?.value ?? "prefer"
+        switch mode {
+        case "disable": (requireTLS, preferTLS) = (false, false)
+        case "prefer": (requireTLS, preferTLS) = (false, true)
+        case "require": (requireTLS, preferTLS) = (true, false)
+        default: throw .invalid("database", "sslmode must be disable, prefer or require, got \"\(mode)\"")
+        }
+    }
+
+    /// `postgres://user@host:port/database`, without the password.
+    public var description: String {
+        "postgres://\(username)@\(host):\(port)/\(database ?? username)"
+    }
+}

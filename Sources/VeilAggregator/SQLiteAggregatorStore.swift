@@ -1,0 +1,289 @@
+public import Foundation
+import GRDB
+public import VeilCrypto
+public import VeilFeatures
+public import VeilProtocol
+
+/// The embedded default ``AggregatorStore``: one SQLite file (GRDB, WAL mode), created and
+/// migrated when opened. One aggregator process owns it; several instances sharing one store use
+/// ``PostgresAggregatorStore``.
+public final class SQLiteAggregatorStore: AggregatorStore {
+    let pool: DatabasePool
+
+    /// Opens (creating and migrating as needed) the database at `path`.
+    public init(path: String) throws {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(5)
+        pool = try DatabasePool(path: path, configuration: configuration)
+        try Self.migrator.migrate(pool)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: enrolment and rounds") { db in
+            try db.create(table: "enrolment_token") { t in
+                t.primaryKey("token_hash", .blob)
+                t.column("created_at", .double).notNull()
+                t.column("expires_at", .double).notNull()
+                t.column("used_by", .text)
+            }
+            try db.create(table: "device") { t in
+                t.primaryKey("device_id", .text)
+                t.column("identity_key", .blob).notNull().unique()
+                t.column("enrolled_at", .double).notNull()
+                t.column("revoked_at", .double)
+            }
+            try db.create(table: "round") { t in
+                t.primaryKey("round_id", .text)
+                t.column("task", .text).notNull()
+                t.column("started_at", .double).notNull()
+                t.column("ended_at", .double).notNull()
+                t.column("cohort_size", .integer).notNull()
+                t.column("survivors", .integer).notNull()
+                t.column("outcome", .text).notNull()
+                t.column("reason", .text).notNull()
+            }
+        }
+        migrator.registerMigration("v2: round results") { db in
+            // The output of each finished round: the sum modulo 2^b, packed as in the protocol
+            // (m little-endian words of ceil(b / 8) bytes), and U3 as a bitmap of n bits.
+            try db.create(table: "round_result") { t in
+                t.primaryKey("round_id", .text).references("round", onDelete: .cascade)
+                t.column("dimension", .integer).notNull()
+                t.column("bit_width", .integer).notNull()
+                t.column("sum", .blob).notNull()
+                t.column("survivor_bitmap", .blob).notNull()
+            }
+        }
+        migrator.registerMigration("v3: feature windows") { db in
+            // The running sum of every finished round of one window of one feature-set version.
+            try db.create(table: "window_aggregate") { t in
+                t.column("feature_set", .text).notNull()
+                t.column("version", .integer).notNull()
+                t.column("window_start", .integer).notNull()
+                t.column("dimension", .integer).notNull()
+                t.column("bit_width", .integer).notNull()
+                t.column("sum", .blob).notNull()
+                t.column("contributors", .integer).notNull()
+                t.column("round_ids", .text).notNull()
+                t.column("updated_at", .double).notNull()
+                t.primaryKey(["feature_set", "version", "window_start"])
+            }
+        }
+        migrator.registerMigration("v4: feature set registry") { db in
+            // Every defined feature-set version, as canonical JSON; retired ones keep their row.
+            try db.create(table: "feature_set") { t in
+                t.column("name", .text).notNull()
+                t.column("version", .integer).notNull()
+                t.column("definition", .text).notNull()
+                t.column("defined_at", .double).notNull()
+                t.column("retired_at", .double)
+                t.primaryKey(["name", "version"])
+            }
+        }
+        return migrator
+    }
+
+    public func appliedMigrations() async throws -> [String] {
+        try await pool.read { db in try Self.migrator.appliedMigrations(db) }
+    }
+
+    public func close() async {
+        try? pool.close()
+    }
+
+    // MARK: Enrolment
+
+    public func createEnrolmentToken(lifetime: TimeInterval, now: Date) async throws -> String {
+        let token = StoreNames.newEnrolmentToken()
+        let hash = Data(StoreNames.tokenHash(token))
+        try await pool.write { db in
+            try db.execute(
+                sql: "INSERT INTO enrolment_token (token_hash, created_at, expires_at) VALUES (?, ?, ?)",
+                arguments: [hash, now.timeIntervalSince1970, now.timeIntervalSince1970 + lifetime])
+        }
+        return token
+    }
+
+    public func enrol(token: String, identityKey: Ed25519.PublicKey, now: Date) async throws(EnrolmentError) -> String {
+        let hash = Data(StoreNames.tokenHash(token))
+        let deviceID = StoreNames.deviceID(for: identityKey)
+        let key = Data(identityKey.rawRepresentation)
+        let t = now.timeIntervalSince1970
+        let result: Result<String, EnrolmentError>
+        do {
+            result = try await pool.write { db -> Result<String, EnrolmentError> in
+                guard let row = try Row.fetchOne(db, sql: "SELECT expires_at, used_by FROM enrolment_token WHERE token_hash = ?", arguments: [hash]) else {
+                    return .failure(.unknownToken)
+                }
+                if (row["used_by"] as String?) != nil { return .failure(.tokenAlreadyUsed) }
+                if (row["expires_at"] as Double) < t { return .failure(.tokenExpired) }
+                if try Row.fetchOne(db, sql: "SELECT 1 FROM device WHERE identity_key = ?", arguments: [key]) != nil {
+                    return .failure(.alreadyEnrolled(deviceID))
+                }
+                try db.execute(sql: "UPDATE enrolment_token SET used_by = ? WHERE token_hash = ?", arguments: [deviceID, hash])
+                try db.execute(sql: "INSERT INTO device (device_id, identity_key, enrolled_at) VALUES (?, ?, ?)", arguments: [deviceID, key, t])
+                return .success(deviceID)
+            }
+        } catch {
+            throw .storage(String(describing: error))
+        }
+        return try result.get()
+    }
+
+    public func revoke(deviceID: String, now: Date) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE device SET revoked_at = ? WHERE device_id = ? AND revoked_at IS NULL", arguments: [now.timeIntervalSince1970, deviceID])
+            return db.changesCount > 0
+        }
+    }
+
+    public func status(of identityKey: Ed25519.PublicKey) async throws -> DeviceStatus {
+        let key = Data(identityKey.rawRepresentation)
+        return try await pool.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT device_id, revoked_at FROM device WHERE identity_key = ?", arguments: [key]) else {
+                return .unknown
+            }
+            let id: String = row["device_id"]
+            return (row["revoked_at"] as Double?) == nil ? .active(deviceID: id) : .revoked(deviceID: id)
+        }
+    }
+
+    public func activeDeviceCount() async throws -> Int {
+        try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM device WHERE revoked_at IS NULL") ?? 0 }
+    }
+
+    // MARK: Rounds
+
+    public func record(_ round: RoundRecord) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: """
+                INSERT INTO round (round_id, task, started_at, ended_at, cohort_size, survivors, outcome, reason)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                arguments: [round.roundID, round.task, round.startedAt.timeIntervalSince1970, round.endedAt.timeIntervalSince1970,
+                            round.cohortSize, round.survivors, round.outcome, round.reason])
+        }
+    }
+
+    public func recordResult(_ result: RoundResultRecord) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: "INSERT INTO round_result (round_id, dimension, bit_width, sum, survivor_bitmap) VALUES (?, ?, ?, ?, ?)",
+                arguments: [result.roundID, result.dimension, result.bitWidth, Data(result.packedSum), Data(result.survivorBitmap)])
+        }
+    }
+
+    public func round(id roundID: String) async throws -> RoundRecord? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM round WHERE round_id = ?", arguments: [roundID]).map(Self.roundRecord)
+        }
+    }
+
+    public func result(roundID: String) async throws -> RoundResultRecord? {
+        try await pool.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM round_result WHERE round_id = ?", arguments: [roundID]) else { return nil }
+            return RoundResultRecord(
+                roundID: row["round_id"], dimension: row["dimension"], bitWidth: row["bit_width"],
+                packedSum: Array(row["sum"] as Data), survivorBitmap: Array(row["survivor_bitmap"] as Data))
+        }
+    }
+
+    public func recentRounds(limit: Int) async throws -> [RoundRecord] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM round ORDER BY ended_at DESC, round_id LIMIT ?", arguments: [limit]).map(Self.roundRecord)
+        }
+    }
+
+    private static func roundRecord(_ row: Row) -> RoundRecord {
+        RoundRecord(
+            roundID: row["round_id"], task: row["task"],
+            startedAt: Date(timeIntervalSince1970: row["started_at"]), endedAt: Date(timeIntervalSince1970: row["ended_at"]),
+            cohortSize: row["cohort_size"], survivors: row["survivors"], outcome: row["outcome"], reason: row["reason"])
+    }
+
+    // MARK: Feature windows
+
+    public func addToWindow(_ set: FeatureSet, windowStart: Int, roundID: String, sum: ModularVector, contributors: Int, now: Date) async throws {
+        try await pool.write { db in
+            let row = try Row.fetchOne(db, sql: """
+                SELECT window_start, dimension, bit_width, sum, contributors, round_ids FROM window_aggregate
+                WHERE feature_set = ? AND version = ? AND window_start = ?
+                """, arguments: [set.name, set.version, windowStart])
+            let merged = try StoredWindow.merging(
+                try row.map(Self.storedWindow), set, windowStart: windowStart, roundID: roundID, sum: sum, contributors: contributors)
+            try db.execute(sql: """
+                INSERT INTO window_aggregate (feature_set, version, window_start, dimension, bit_width, sum, contributors, round_ids, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (feature_set, version, window_start) DO UPDATE SET
+                  sum = excluded.sum, contributors = excluded.contributors, round_ids = excluded.round_ids, updated_at = excluded.updated_at
+                """, arguments: [set.name, set.version, windowStart, sum.count, sum.bitWidth, Data(merged.sum.packed()),
+                                 merged.contributors, merged.roundIDsJSON, now.timeIntervalSince1970])
+        }
+    }
+
+    public func storedWindows(of set: FeatureSet, from: Int, to: Int) async throws -> [StoredWindow] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT window_start, dimension, bit_width, sum, contributors, round_ids FROM window_aggregate
+                WHERE feature_set = ? AND version = ? AND window_start >= ? AND window_start < ? ORDER BY window_start
+                """, arguments: [set.name, set.version, from, to]).map(Self.storedWindow)
+        }
+    }
+
+    public func newestWindow(of set: FeatureSet) async throws -> StoredWindow? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: """
+                SELECT window_start, dimension, bit_width, sum, contributors, round_ids FROM window_aggregate
+                WHERE feature_set = ? AND version = ? ORDER BY window_start DESC LIMIT 1
+                """, arguments: [set.name, set.version]).map(Self.storedWindow)
+        }
+    }
+
+    private static func storedWindow(_ row: Row) throws -> StoredWindow {
+        StoredWindow(
+            windowStart: row["window_start"],
+            sum: try ModularVector(packed: Array(row["sum"] as Data), count: row["dimension"], bitWidth: row["bit_width"]),
+            contributors: row["contributors"], roundIDs: try StoredWindow.roundIDs(fromJSON: row["round_ids"]))
+    }
+
+    // MARK: Feature set registry
+
+    public func define(_ set: FeatureSet, now: Date) async throws -> Bool {
+        let definition = try RegisteredFeatureSet.canonicalJSON(set)
+        return try await pool.write { db in
+            if let existing = try String.fetchOne(db, sql: "SELECT definition FROM feature_set WHERE name = ? AND version = ?", arguments: [set.name, set.version]) {
+                guard try RegisteredFeatureSet.definition(fromJSON: existing) == set else {
+                    throw FeatureSetRegistryError.conflictingDefinition(name: set.name, version: set.version)
+                }
+                return false
+            }
+            try db.execute(sql: "INSERT INTO feature_set (name, version, definition, defined_at) VALUES (?, ?, ?, ?)",
+                           arguments: [set.name, set.version, definition, now.timeIntervalSince1970])
+            return true
+        }
+    }
+
+    public func featureSets(includingRetired: Bool) async throws -> [RegisteredFeatureSet] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT definition, defined_at, retired_at FROM feature_set
+                WHERE ? OR retired_at IS NULL ORDER BY defined_at, name, version
+                """, arguments: [includingRetired]).map { row in
+                RegisteredFeatureSet(
+                    featureSet: try RegisteredFeatureSet.definition(fromJSON: row["definition"]),
+                    definedAt: Date(timeIntervalSince1970: row["defined_at"]),
+                    retiredAt: (row["retired_at"] as Double?).map(Date.init(timeIntervalSince1970:)))
+            }
+        }
+    }
+
+    public func retire(name: String, version: Int, now: Date) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE feature_set SET retired_at = ? WHERE name = ? AND version = ? AND retired_at IS NULL",
+                           arguments: [now.timeIntervalSince1970, name, version])
+            return db.changesCount > 0
+        }
+    }
+}
