@@ -169,6 +169,11 @@ public struct RoundPolicy: Sendable, Codable, Equatable {
     /// m for every round: the feature layout's when there is a feature set.
     public var effectiveDimension: Int { featureLayout?.dimension ?? dimension }
 
+    /// How long a round's claim on its devices' feature window holds: twice as long as a round
+    /// can run with every phase at its deadline. An older claim is taken to belong to an
+    /// instance that stopped mid-round, and its devices may join another round of the window.
+    public var claimLifetimeSeconds: Double { 2 * Double(Phase.allCases.count + 1) * phaseTimeoutSeconds }
+
     /// b for every round: the feature set's when there is one.
     public var effectiveBitWidth: Int { featureSet?.bitWidth ?? bitWidth }
 

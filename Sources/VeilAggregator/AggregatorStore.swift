@@ -48,12 +48,29 @@ public protocol AggregatorStore: Sendable {
     /// The most recent rounds, newest first.
     func recentRounds(limit: Int) async throws -> [RoundRecord]
 
-    /// Adds a finished round's sum into its window's running sum (sums add: each device counts
-    /// at most once per window, so the rounds of a window have disjoint contributors). Refuses
-    /// with ``FeatureWindowError/windowOverflow(window:contributors:maximum:)``, and changes
-    /// nothing, when the window would exceed the feature set's maximum cohort, which its overflow
-    /// check assumed. Atomic, also between aggregator instances sharing the store.
-    func addToWindow(_ set: FeatureSet, windowStart: Int, roundID: String, sum: ModularVector, contributors: Int, now: Date) async throws
+    /// Claims window `windowStart` of `set` for the cohort of round `roundID`, about to start:
+    /// every device not yet counted in the window and not claimed by a round of it that is still
+    /// running is claimed, so that no device can be in two rounds of one window at once. Claims
+    /// older than `staleBefore` belong to rounds that cannot still be running (an instance that
+    /// stopped mid-round) and are taken over. Atomic, also between instances sharing the store.
+    func claimWindow(_ set: FeatureSet, windowStart: Int, roundID: String, deviceIDs: [String], staleBefore: Date, now: Date) async throws -> WindowClaims
+
+    /// Releases the claims of round `roundID` on devices it did not count (it aborted, or they
+    /// dropped), so that they can take part in a later round of the window.
+    func releaseClaims(roundID: String) async throws
+
+    /// Adds a finished round's sum into its window's running sum and records `contributorIDs`,
+    /// the devices in the sum, as counted in the window; the round's other claims are released.
+    /// Sums add because each device counts at most once per window, which this enforces: it
+    /// refuses with ``FeatureWindowError/alreadyCounted(window:devices:)`` when a contributor is
+    /// already counted or claimed by another round, and with
+    /// ``FeatureWindowError/windowOverflow(window:contributors:maximum:)`` when the window would
+    /// exceed the feature set's maximum cohort, which its overflow check assumed; a refusal
+    /// changes nothing. Atomic, also between aggregator instances sharing the store.
+    func addToWindow(_ set: FeatureSet, windowStart: Int, roundID: String, sum: ModularVector, contributorIDs: [String], now: Date) async throws
+
+    /// The round that counted `deviceID` in window `windowStart` of `set`, if one did.
+    func countingRound(of deviceID: String, in set: FeatureSet, windowStart: Int) async throws -> String?
 
     /// The stored windows of `set` starting in `from ..< to`, oldest first.
     func storedWindows(of set: FeatureSet, from: Int, to: Int) async throws -> [StoredWindow]
@@ -100,9 +117,14 @@ extension AggregatorStore {
         try await recentRounds(limit: 100)
     }
 
-    /// ``addToWindow(_:windowStart:roundID:sum:contributors:now:)`` at the current time.
-    public func addToWindow(_ set: FeatureSet, windowStart: Int, roundID: String, sum: ModularVector, contributors: Int) async throws {
-        try await addToWindow(set, windowStart: windowStart, roundID: roundID, sum: sum, contributors: contributors, now: Date())
+    /// ``addToWindow(_:windowStart:roundID:sum:contributorIDs:now:)`` at the current time.
+    public func addToWindow(_ set: FeatureSet, windowStart: Int, roundID: String, sum: ModularVector, contributorIDs: [String]) async throws {
+        try await addToWindow(set, windowStart: windowStart, roundID: roundID, sum: sum, contributorIDs: contributorIDs, now: Date())
+    }
+
+    /// ``claimWindow(_:windowStart:roundID:deviceIDs:staleBefore:now:)`` at the current time.
+    public func claimWindow(_ set: FeatureSet, windowStart: Int, roundID: String, deviceIDs: [String], staleBefore: Date) async throws -> WindowClaims {
+        try await claimWindow(set, windowStart: windowStart, roundID: roundID, deviceIDs: deviceIDs, staleBefore: staleBefore, now: Date())
     }
 
     /// The windows of `layout`'s feature set starting in `from ..< to`, oldest first, decoded and

@@ -22,7 +22,7 @@ public struct StoredWindow: Sendable, Equatable {
     }
 
     /// The window with one more round added, refused when the window would exceed the feature
-    /// set's maximum cohort. `self` nil means the window's first round. Both store
+    /// set's maximum cohort. `stored` nil means the window's first round. Both store
     /// implementations merge through this one function.
     static func merging(_ stored: StoredWindow?, _ set: FeatureSet, windowStart: Int, roundID: String, sum: ModularVector, contributors: Int) throws -> StoredWindow {
         var total = sum
@@ -79,12 +79,70 @@ public struct ReleasedWindow: Sendable, Equatable, Codable {
 public enum FeatureWindowError: Error, Equatable, Sendable, CustomStringConvertible {
     /// Adding the round would exceed the feature set's maximum cohort for one window.
     case windowOverflow(window: Int, contributors: Int, maximum: Int)
+    /// Devices of the round are already counted in the window, or claimed by another round of it.
+    case alreadyCounted(window: Int, devices: [String])
 
     /// A one-line explanation.
     public var description: String {
         switch self {
         case let .windowOverflow(window, contributors, maximum):
             return "window \(window) would have \(contributors) contributors, above the feature set's maximumCohort \(maximum); its sums could wrap"
+        case let .alreadyCounted(window, devices):
+            return "window \(window) already counts (or another round claimed) \(devices.count) of the round's devices, for example \(devices.prefix(3).joined(separator: ", ")); a device counts at most once per window"
+        }
+    }
+}
+
+/// One device's entry in a window's contributor table: claimed by a round that is running, or
+/// counted by the round whose sum holds its input.
+struct ContributorEntry: Sendable, Equatable {
+    /// The round that claimed or counted the device.
+    var roundID: String
+    /// Whether that round finished with the device's input in its sum.
+    var counted: Bool
+    /// When the round claimed the device (seconds since the epoch).
+    var claimedAt: Double
+}
+
+/// What a round about to start may do with each device of its cohort (SPEC.md §12.1).
+public struct WindowClaims: Sendable, Equatable {
+    /// Devices now claimed for the round, in the order asked.
+    public var claimed: [String] = []
+    /// Devices already counted in the window, with the round that counted each.
+    public var alreadyCounted: [String: String] = [:]
+    /// Devices claimed by another round of the window that is still running.
+    public var busy: [String] = []
+
+    /// Creates an empty set of claims.
+    public init() {}
+
+    /// Decides from the entries already stored for `deviceIDs`: a device without an entry, or
+    /// whose claim is older than `staleBefore` (its round cannot still be running), is claimed.
+    /// Both store implementations decide through this one function.
+    static func deciding(_ deviceIDs: [String], existing: [String: ContributorEntry], staleBefore: Double) -> WindowClaims {
+        var claims = WindowClaims()
+        for id in deviceIDs {
+            guard let entry = existing[id] else { claims.claimed.append(id); continue }
+            if entry.counted {
+                claims.alreadyCounted[id] = entry.roundID
+            } else if entry.claimedAt < staleBefore {
+                claims.claimed.append(id)
+            } else {
+                claims.busy.append(id)
+            }
+        }
+        return claims
+    }
+}
+
+extension ContributorEntry {
+    /// The devices among `contributorIDs` that round `roundID` may not count: counted or claimed
+    /// by another round. Both store implementations check through this one function.
+    static func conflicts(_ contributorIDs: [String], existing: [String: ContributorEntry], roundID: String) -> [String] {
+        var seen = Set<String>()
+        return contributorIDs.filter { id in
+            guard seen.insert(id).inserted else { return true }  // named twice by one round
+            return existing[id].map { $0.roundID != roundID } ?? false
         }
     }
 }

@@ -83,6 +83,14 @@ public final class PostgresAggregatorStore: AggregatorStore {
               defined_at DOUBLE PRECISION NOT NULL, retired_at DOUBLE PRECISION, PRIMARY KEY (name, version))
             """,
         ]),
+        ("v5: window contributors", [
+            """
+            CREATE TABLE window_contributor (feature_set TEXT NOT NULL, version BIGINT NOT NULL, window_start BIGINT NOT NULL,
+              device_id TEXT NOT NULL, round_id TEXT NOT NULL, counted BOOLEAN NOT NULL, claimed_at DOUBLE PRECISION NOT NULL,
+              PRIMARY KEY (feature_set, version, window_start, device_id))
+            """,
+            "CREATE INDEX window_contributor_round ON window_contributor (round_id)",
+        ]),
     ]
 
     /// An arbitrary constant naming the migration lock among this database's advisory locks.
@@ -221,17 +229,81 @@ public final class PostgresAggregatorStore: AggregatorStore {
 
     private static let windowColumns = "window_start, dimension, bit_width, sum, contributors, round_ids"
 
-    public func addToWindow(_ set: FeatureSet, windowStart: Int, roundID: String, sum: ModularVector, contributors: Int, now: Date) async throws {
-        let logger = logger
+    /// Takes the lock that serialises every change to one window (its sum and its contributors)
+    /// across the instances sharing the store, until the transaction ends.
+    private static func lockWindow(_ connection: PostgresConnection, _ set: FeatureSet, _ windowStart: Int, _ logger: Logger) async throws {
         let lockKey = "window/\(set.name)/\(set.version)/\(windowStart)"
+        try await connection.query("SELECT pg_advisory_xact_lock(hashtextextended(\(lockKey), 0))", logger: logger)
+    }
+
+    /// The stored contributor entries of `deviceIDs` in one window.
+    private static func contributorEntries(
+        _ connection: PostgresConnection, _ set: FeatureSet, _ windowStart: Int, _ deviceIDs: [String], _ logger: Logger
+    ) async throws -> [String: ContributorEntry] {
+        var entries: [String: ContributorEntry] = [:]
+        let rows = try await connection.query("""
+            SELECT device_id, round_id, counted, claimed_at FROM window_contributor
+            WHERE feature_set = \(set.name) AND version = \(set.version) AND window_start = \(windowStart) AND device_id = ANY(\(deviceIDs))
+            """, logger: logger).collect()
+        for row in rows {
+            let (id, roundID, counted, claimedAt) = try row.decode((String, String, Bool, Double).self)
+            entries[id] = ContributorEntry(roundID: roundID, counted: counted, claimedAt: claimedAt)
+        }
+        return entries
+    }
+
+    public func claimWindow(_ set: FeatureSet, windowStart: Int, roundID: String, deviceIDs: [String], staleBefore: Date, now: Date) async throws -> WindowClaims {
+        let logger = logger
+        return try await transaction { connection in
+            try await Self.lockWindow(connection, set, windowStart, logger)
+            let existing = try await Self.contributorEntries(connection, set, windowStart, deviceIDs, logger)
+            let claims = WindowClaims.deciding(deviceIDs, existing: existing, staleBefore: staleBefore.timeIntervalSince1970)
+            if !claims.claimed.isEmpty {
+                try await connection.query("""
+                    INSERT INTO window_contributor (feature_set, version, window_start, device_id, round_id, counted, claimed_at)
+                    SELECT \(set.name), \(set.version), \(windowStart), id, \(roundID), FALSE, \(now.timeIntervalSince1970)
+                    FROM unnest(\(claims.claimed)::text[]) AS id
+                    ON CONFLICT (feature_set, version, window_start, device_id) DO UPDATE SET
+                      round_id = excluded.round_id, claimed_at = excluded.claimed_at
+                    """, logger: logger)
+            }
+            return claims
+        }
+    }
+
+    public func releaseClaims(roundID: String) async throws {
+        try await execute("DELETE FROM window_contributor WHERE round_id = \(roundID) AND NOT counted")
+    }
+
+    public func countingRound(of deviceID: String, in set: FeatureSet, windowStart: Int) async throws -> String? {
+        try await rows("""
+            SELECT round_id FROM window_contributor
+            WHERE feature_set = \(set.name) AND version = \(set.version) AND window_start = \(windowStart) AND device_id = \(deviceID) AND counted
+            """).first?.decode(String.self)
+    }
+
+    public func addToWindow(_ set: FeatureSet, windowStart: Int, roundID: String, sum: ModularVector, contributorIDs: [String], now: Date) async throws {
+        let logger = logger
         try await transaction { connection in
             // Serialises the read-add-write of one window across every instance sharing the store.
-            try await connection.query("SELECT pg_advisory_xact_lock(hashtextextended(\(lockKey), 0))", logger: logger)
+            try await Self.lockWindow(connection, set, windowStart, logger)
+            let conflicts = ContributorEntry.conflicts(
+                contributorIDs, existing: try await Self.contributorEntries(connection, set, windowStart, contributorIDs, logger), roundID: roundID)
+            guard conflicts.isEmpty else { throw FeatureWindowError.alreadyCounted(window: windowStart, devices: conflicts) }
             let stored = try await connection.query("""
                 SELECT \(unescaped: Self.windowColumns) FROM window_aggregate
                 WHERE feature_set = \(set.name) AND version = \(set.version) AND window_start = \(windowStart)
                 """, logger: logger).collect().first.map(Self.storedWindow)
-            let merged = try StoredWindow.merging(stored, set, windowStart: windowStart, roundID: roundID, sum: sum, contributors: contributors)
+            let merged = try StoredWindow.merging(stored, set, windowStart: windowStart, roundID: roundID, sum: sum, contributors: contributorIDs.count)
+            if !contributorIDs.isEmpty {
+                try await connection.query("""
+                    INSERT INTO window_contributor (feature_set, version, window_start, device_id, round_id, counted, claimed_at)
+                    SELECT \(set.name), \(set.version), \(windowStart), id, \(roundID), TRUE, \(now.timeIntervalSince1970)
+                    FROM unnest(\(contributorIDs)::text[]) AS id
+                    ON CONFLICT (feature_set, version, window_start, device_id) DO UPDATE SET counted = TRUE
+                    """, logger: logger)
+            }
+            try await connection.query("DELETE FROM window_contributor WHERE round_id = \(roundID) AND NOT counted", logger: logger)
             try await connection.query("""
                 INSERT INTO window_aggregate (feature_set, version, window_start, dimension, bit_width, sum, contributors, round_ids, updated_at)
                 VALUES (\(set.name), \(set.version), \(windowStart), \(sum.count), \(sum.bitWidth), \(Data(merged.sum.packed())),

@@ -23,6 +23,8 @@ actor RoundCoordinator {
     private var live: [String: DeviceLink] = [:]
     private var rounds: [RoundID: RoundDriver] = [:]
     private var gatherTimer: Task<Void, Never>?
+    /// Cohorts taken from the waiting room whose rounds are being set up (claiming their window).
+    private var starting = 0
     private var shuttingDown = false
     private var listeners: [UUID: AsyncStream<CompletedRound>.Continuation] = [:]
     private let clock: @Sendable () -> Date
@@ -69,10 +71,27 @@ actor RoundCoordinator {
 
     /// Starts a round now with the devices waiting, if there are at least `minimumCohort`.
     /// Returns false when too few devices wait or the concurrency limit is reached.
-    func startRoundNow() -> Bool {
-        let before = rounds.count
-        formRounds(gatherDeadlinePassed: true)
-        return rounds.count > before
+    func startRoundNow() async -> Bool {
+        var started = false
+        for cohort in takeCohorts(gatherDeadlinePassed: true) {
+            if await startRound(with: cohort) { started = true }
+        }
+        return started
+    }
+
+    /// For feature rounds: the window a round would aggregate now and the round that already
+    /// counted `deviceID` in it, if one did; such a device is told so at check-in (SPEC.md §12.1).
+    func countedWindow(of deviceID: String) async throws -> (task: String, roundID: String)? {
+        guard let set = policy.featureSet else { return nil }
+        let window = currentWindow()
+        guard let round = try await store.countingRound(of: deviceID, in: set, windowStart: window) else { return nil }
+        return (FeatureWindowTask(featureSet: set.name, version: set.version, windowStart: window).description, round)
+    }
+
+    /// The start of the most recent window that has closed, by this aggregator's clock.
+    private func currentWindow() -> Int {
+        let seconds = Int(clock().timeIntervalSince1970.rounded(.down))
+        return FeatureSet.windowStart(of: seconds, windowSeconds: policy.windowSeconds) - policy.windowSeconds
     }
 
     /// Stops (or resumes) rounds for the configured feature set once it is retired (or defined again).
@@ -135,40 +154,57 @@ actor RoundCoordinator {
     }
 
     private func formRounds(gatherDeadlinePassed: Bool) {
+        for cohort in takeCohorts(gatherDeadlinePassed: gatherDeadlinePassed) {
+            Task { await self.startRound(with: cohort) }
+        }
+    }
+
+    /// Takes the cohorts that can start now out of the waiting room; each counts against the
+    /// concurrency limit from this moment.
+    private func takeCohorts(gatherDeadlinePassed: Bool) -> [[DeviceLink]] {
         waiting.removeAll { $0.isClosed }
-        while rounds.count < policy.maximumConcurrentRounds,
+        var cohorts: [[DeviceLink]] = []
+        while rounds.count + starting < policy.maximumConcurrentRounds,
               waiting.count >= policy.maximumCohort || (gatherDeadlinePassed && waiting.count >= policy.minimumCohort) {
             let cohort = Array(waiting.prefix(policy.maximumCohort))
             waiting.removeFirst(cohort.count)
-            startRound(with: cohort)
+            starting += 1
+            cohorts.append(cohort)
         }
         metrics.waiting.record(waiting.count)
+        return cohorts
     }
 
-    private func startRound(with cohort: [DeviceLink]) {
+    /// Starts a round with `cohort` (taken by ``takeCohorts(gatherDeadlinePassed:)``); true if it started.
+    @discardableResult
+    private func startRound(with cohort: [DeviceLink]) async -> Bool {
+        defer { starting -= 1 }
         if featureSetRetired, let set = policy.featureSet {
             for link in cohort {
                 link.end(TransportCodec.endedFrame(.noRound, reason: "feature set \(set.name) v\(set.version) is retired", retryAfterMilliseconds: 600_000))
             }
-            return
+            return false
         }
         var random = SystemRandomSource()
         var generator = SystemRandomNumberGenerator()
-        let links = cohort.shuffled(using: &generator)
+        let roundID = RoundID(using: &random)
+        var task = policy.task
+        var members = cohort
+        if let set = policy.featureSet {
+            let now = clock()
+            let window = currentWindow()
+            task = FeatureWindowTask(featureSet: set.name, version: set.version, windowStart: window).description
+            guard let claimed = await claim(members, for: set, window: window, task: task, roundID: roundID, now: now) else { return false }
+            members = claimed
+        }
+        let links = members.shuffled(using: &generator)
         let driver: RoundDriver
         do {
             let (graph, threshold) = try policy.parameters(forCohortOf: links.count)
             let configuration = try RoundConfiguration(
-                roundID: RoundID(using: &random), roundSeed: random.bytes(count: 32), cohortSize: links.count,
+                roundID: roundID, roundSeed: random.bytes(count: 32), cohortSize: links.count,
                 dimension: policy.effectiveDimension, bitWidth: policy.effectiveBitWidth, prg: policy.prg, graph: graph,
                 threshold: threshold, threatModel: policy.threatModel)
-            var task = policy.task
-            if let set = policy.featureSet {
-                // The most recent window that has closed.
-                let now = Int(clock().timeIntervalSince1970.rounded(.down))
-                let window = FeatureSet.windowStart(of: now, windowSeconds: policy.windowSeconds) - policy.windowSeconds
-                task = FeatureWindowTask(featureSet: set.name, version: set.version, windowStart: window).description
-            }
             driver = try RoundDriver(
                 configuration: configuration, task: task, links: links,
                 phaseTimeout: .milliseconds(Int64(policy.phaseTimeoutSeconds * 1000)), metrics: metrics, logger: logger
@@ -179,10 +215,69 @@ actor RoundCoordinator {
             for link in links {
                 link.end(TransportCodec.endedFrame(.noRound, reason: "the aggregator could not plan a round: \(error)", retryAfterMilliseconds: 10_000))
             }
-            return
+            if policy.featureSet != nil { await releaseClaims(of: "\(roundID)") }
+            return false
         }
         metrics.activeRounds.record(rounds.count)
         Task { await driver.start() }
+        return true
+    }
+
+    /// Claims the feature window for `cohort` (SPEC.md §12.1) and returns the devices that may
+    /// take part. Devices already counted in the window are told so and leave; devices still in
+    /// another round of the window, and the whole cohort when too few remain or the store
+    /// fails, go back to waiting. Nil when no round should start.
+    private func claim(_ cohort: [DeviceLink], for set: FeatureSet, window: Int, task: String, roundID: RoundID, now: Date) async -> [DeviceLink]? {
+        let ids = cohort.map { $0.identity?.deviceID ?? "" }
+        let claims: WindowClaims
+        do {
+            claims = try await store.claimWindow(
+                set, windowStart: window, roundID: "\(roundID)", deviceIDs: ids,
+                staleBefore: now.addingTimeInterval(-policy.claimLifetimeSeconds), now: now)
+        } catch {
+            logger.error("cannot claim the feature window; the cohort waits", metadata: ["task": "\(task)", "error": "\(error)"])
+            requeue(cohort)
+            return nil
+        }
+        var members: [DeviceLink] = []
+        var busy: [DeviceLink] = []
+        let claimed = Set(claims.claimed)
+        for (link, id) in zip(cohort, ids) {
+            if let counting = claims.alreadyCounted[id] {
+                link.end(TransportCodec.alreadyCountedFrame(task: task, countedRoundID: counting))
+                metrics.rejected(reason: "already-counted")
+            } else if claimed.contains(id), !link.isClosed {
+                members.append(link)
+            } else {
+                busy.append(link)
+            }
+        }
+        guard !shuttingDown, members.count >= max(policy.minimumCohort, 3) else {
+            await releaseClaims(of: "\(roundID)")
+            requeue(members + busy)
+            return nil
+        }
+        requeue(busy)
+        return members
+    }
+
+    /// Puts devices back at the front of the waiting room (or ends them when shutting down).
+    private func requeue(_ links: [DeviceLink]) {
+        let open = links.filter { !$0.isClosed }
+        guard !open.isEmpty else { return }
+        if shuttingDown {
+            for link in open { link.end(TransportCodec.endedFrame(.noRound, reason: "the aggregator is shutting down", retryAfterMilliseconds: 5_000)) }
+            return
+        }
+        waiting.insert(contentsOf: open, at: 0)
+        metrics.waiting.record(waiting.count)
+        if gatherTimer == nil { scheduleGatherTimer() }
+    }
+
+    private func releaseClaims(of roundID: String) async {
+        do { try await store.releaseClaims(roundID: roundID) } catch {
+            logger.error("cannot release the round's window claims; they expire on their own", metadata: ["round": "\(roundID)", "error": "\(error)"])
+        }
     }
 
     private func roundEnded(_ completed: CompletedRound) async {
@@ -207,13 +302,17 @@ actor RoundCoordinator {
                     packedSum: result.sum.packed(),
                     survivorBitmap: SurvivorBitmap.encode(result.survivors, cohortSize: completed.configuration.cohortSize)))
                 if let layout = policy.featureLayout, let window = FeatureWindowTask(parsing: completed.task) {
-                    try await store.addToWindow(layout.featureSet, windowStart: window.windowStart, roundID: record.roundID, sum: result.sum, contributors: result.survivors.count)
+                    let contributors = result.survivors.map { completed.deviceIDs[Int($0)] }
+                    try await store.addToWindow(layout.featureSet, windowStart: window.windowStart, roundID: record.roundID, sum: result.sum, contributorIDs: contributors)
                     await windowUpdated(layout)
                 }
             }
         } catch {
-            logger.error("cannot record the round", metadata: ["error": "\(error)"])
+            logger.error("cannot record the round", metadata: ["round": "\(record.roundID)", "error": "\(error)"])
         }
+        // Devices the round did not count may join a later round of the window (after a
+        // successful addition this finds nothing left to release).
+        if policy.featureSet != nil { await releaseClaims(of: record.roundID) }
         for continuation in listeners.values { continuation.yield(completed) }
         if !shuttingDown { formRounds(gatherDeadlinePassed: false) }
     }

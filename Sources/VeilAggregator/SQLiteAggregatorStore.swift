@@ -81,6 +81,20 @@ public final class SQLiteAggregatorStore: AggregatorStore {
                 t.primaryKey(["name", "version"])
             }
         }
+        migrator.registerMigration("v5: window contributors") { db in
+            // Which devices a window counts (and which a running round claimed), so that no
+            // device counts twice in one window, even when it never heard that it was counted.
+            try db.create(table: "window_contributor") { t in
+                t.column("feature_set", .text).notNull()
+                t.column("version", .integer).notNull()
+                t.column("window_start", .integer).notNull()
+                t.column("device_id", .text).notNull()
+                t.column("round_id", .text).notNull().indexed()
+                t.column("counted", .boolean).notNull()
+                t.column("claimed_at", .double).notNull()
+                t.primaryKey(["feature_set", "version", "window_start", "device_id"])
+            }
+        }
         return migrator
     }
 
@@ -205,14 +219,73 @@ public final class SQLiteAggregatorStore: AggregatorStore {
 
     // MARK: Feature windows
 
-    public func addToWindow(_ set: FeatureSet, windowStart: Int, roundID: String, sum: ModularVector, contributors: Int, now: Date) async throws {
+    /// The stored contributor entries of `deviceIDs` in one window.
+    private static func contributorEntries(_ db: Database, _ set: FeatureSet, _ windowStart: Int, _ deviceIDs: [String]) throws -> [String: ContributorEntry] {
+        var entries: [String: ContributorEntry] = [:]
+        let statement = try db.cachedStatement(sql: """
+            SELECT round_id, counted, claimed_at FROM window_contributor
+            WHERE feature_set = ? AND version = ? AND window_start = ? AND device_id = ?
+            """)
+        for id in deviceIDs {
+            if let row = try Row.fetchOne(statement, arguments: [set.name, set.version, windowStart, id]) {
+                entries[id] = ContributorEntry(roundID: row["round_id"], counted: row["counted"], claimedAt: row["claimed_at"])
+            }
+        }
+        return entries
+    }
+
+    public func claimWindow(_ set: FeatureSet, windowStart: Int, roundID: String, deviceIDs: [String], staleBefore: Date, now: Date) async throws -> WindowClaims {
         try await pool.write { db in
+            let existing = try Self.contributorEntries(db, set, windowStart, deviceIDs)
+            let claims = WindowClaims.deciding(deviceIDs, existing: existing, staleBefore: staleBefore.timeIntervalSince1970)
+            let statement = try db.cachedStatement(sql: """
+                INSERT INTO window_contributor (feature_set, version, window_start, device_id, round_id, counted, claimed_at)
+                VALUES (?, ?, ?, ?, ?, 0, ?)
+                ON CONFLICT (feature_set, version, window_start, device_id) DO UPDATE SET
+                  round_id = excluded.round_id, claimed_at = excluded.claimed_at
+                """)
+            for id in claims.claimed {
+                try statement.execute(arguments: [set.name, set.version, windowStart, id, roundID, now.timeIntervalSince1970])
+            }
+            return claims
+        }
+    }
+
+    public func releaseClaims(roundID: String) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM window_contributor WHERE round_id = ? AND counted = 0", arguments: [roundID])
+        }
+    }
+
+    public func countingRound(of deviceID: String, in set: FeatureSet, windowStart: Int) async throws -> String? {
+        try await pool.read { db in
+            try String.fetchOne(db, sql: """
+                SELECT round_id FROM window_contributor
+                WHERE feature_set = ? AND version = ? AND window_start = ? AND device_id = ? AND counted = 1
+                """, arguments: [set.name, set.version, windowStart, deviceID])
+        }
+    }
+
+    public func addToWindow(_ set: FeatureSet, windowStart: Int, roundID: String, sum: ModularVector, contributorIDs: [String], now: Date) async throws {
+        try await pool.write { db in
+            let conflicts = ContributorEntry.conflicts(
+                contributorIDs, existing: try Self.contributorEntries(db, set, windowStart, contributorIDs), roundID: roundID)
+            guard conflicts.isEmpty else { throw FeatureWindowError.alreadyCounted(window: windowStart, devices: conflicts) }
             let row = try Row.fetchOne(db, sql: """
                 SELECT window_start, dimension, bit_width, sum, contributors, round_ids FROM window_aggregate
                 WHERE feature_set = ? AND version = ? AND window_start = ?
                 """, arguments: [set.name, set.version, windowStart])
             let merged = try StoredWindow.merging(
-                try row.map(Self.storedWindow), set, windowStart: windowStart, roundID: roundID, sum: sum, contributors: contributors)
+                try row.map(Self.storedWindow), set, windowStart: windowStart, roundID: roundID, sum: sum, contributors: contributorIDs.count)
+            let mark = try db.cachedStatement(sql: """
+                INSERT INTO window_contributor (feature_set, version, window_start, device_id, round_id, counted, claimed_at)
+                VALUES (?, ?, ?, ?, ?, 1, ?)
+                ON CONFLICT (feature_set, version, window_start, device_id) DO UPDATE SET counted = 1
+                """)
+            for id in contributorIDs {
+                try mark.execute(arguments: [set.name, set.version, windowStart, id, roundID, now.timeIntervalSince1970])
+            }
+            try db.execute(sql: "DELETE FROM window_contributor WHERE round_id = ? AND counted = 0", arguments: [roundID])
             try db.execute(sql: """
                 INSERT INTO window_aggregate (feature_set, version, window_start, dimension, bit_width, sum, contributors, round_ids, updated_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)

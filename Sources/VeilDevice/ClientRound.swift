@@ -98,9 +98,20 @@ struct ClientRound {
             }
 
         case let (.inRound(_, assignment), .ended(ended)):
+            guard ended.outcome != .alreadyCounted else {
+                state = .done
+                throw .unexpectedFrame("already-counted after the round was assigned")
+            }
             return finish(outcome(ended), ended.reason, assignment, survivors: Int(ended.survivors))
 
         case let (.waitingForRound, .ended(ended)), let (.awaitingChallenge, .ended(ended)):
+            if ended.outcome == .alreadyCounted {
+                state = .done
+                return .finished(RoundParticipation(
+                    outcome: .alreadyCounted, reason: ended.reason, configuration: nil, deviceIndex: nil, task: ended.task,
+                    countedRoundID: RoundID(hex: ended.countedRoundID), survivors: 0, bytesSent: bytesSent,
+                    bytesReceived: bytesReceived, computeSeconds: computeSeconds))
+            }
             return finish(outcome(ended), ended.reason, nil, survivors: Int(ended.survivors))
 
         default:
@@ -124,6 +135,7 @@ struct ClientRound {
         state = .done
         return .finished(RoundParticipation(
             outcome: outcome, reason: reason, configuration: assignment?.configuration, deviceIndex: assignment?.deviceIndex, task: assignment?.task,
+            countedRoundID: outcome == .counted ? assignment?.configuration.roundID : nil,
             survivors: survivors, bytesSent: bytesSent, bytesReceived: bytesReceived, computeSeconds: computeSeconds))
     }
 

@@ -16,6 +16,10 @@ public struct RoundParticipation: Sendable, Equatable {
         case noRound(retryAfterMilliseconds: UInt32)
         /// The device disconnected on purpose before answering `phase` (fault injection).
         case disconnected(before: Phase)
+        /// Feature rounds: the aggregator already counts this device in the window the round
+        /// would aggregate (``RoundParticipation/task``), by round ``RoundParticipation/countedRoundID``;
+        /// no round ran. This happens when the device missed the end of the round that counted it.
+        case alreadyCounted
     }
 
     /// The outcome.
@@ -26,8 +30,12 @@ public struct RoundParticipation: Sendable, Equatable {
     public let configuration: RoundConfiguration?
     /// The device's index in the round, when assigned.
     public let deviceIndex: UInt32?
-    /// What the round aggregated, as the aggregator named it, when assigned.
+    /// What the round aggregated, as the aggregator named it, when assigned; with
+    /// ``Outcome/alreadyCounted``, the window the device is already counted in.
     public let task: String?
+    /// The round whose sum holds this device's input: this round when ``Outcome/counted``, the
+    /// earlier round when ``Outcome/alreadyCounted``, otherwise nil.
+    public let countedRoundID: RoundID?
     /// |U3| as the aggregator reported it, when the round finished.
     public let survivors: Int
     /// Protocol message bytes sent (the serialized `DeviceToServer` envelopes).

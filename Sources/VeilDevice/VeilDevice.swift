@@ -84,11 +84,21 @@ public struct VeilDevice: Sendable {
         interval: Duration = .seconds(1), options: ParticipationOptions = .init(), input: @escaping InputProvider,
         onRound: @Sendable (RoundParticipation) async -> Void = { _ in }
     ) async throws {
+        try await loop(interval: interval, onRound: onRound) { () async throws(DeviceError) -> RoundParticipation in
+            try await participate(options: options, input: input)
+        }
+    }
+
+    /// Runs `participation` until the task is cancelled, with the pacing of ``run(interval:options:input:onRound:)``.
+    func loop(
+        interval: Duration, onRound: @Sendable (RoundParticipation) async -> Void,
+        participation: () async throws(DeviceError) -> RoundParticipation
+    ) async throws {
         var backoff = Backoff()
         while !Task.isCancelled {
             let delay: Duration
             do {
-                let result = try await participate(options: options, input: input)
+                let result = try await participation()
                 await onRound(result)
                 backoff.reset()
                 if case let .noRound(retryAfter) = result.outcome {

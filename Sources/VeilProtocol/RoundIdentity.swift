@@ -6,6 +6,9 @@ public struct RoundID: Sendable, Hashable, CustomStringConvertible {
     /// The 16 identifier bytes.
     public let bytes: [UInt8]
 
+    /// The length of an identifier in bytes.
+    public static let byteCount = 16
+
     /// Wraps 16 bytes received from the aggregator.
     public init(bytes: [UInt8]) throws(CryptoError) {
         guard bytes.count == 16 else { throw .invalidLength(what: "round id", expected: 16, actual: bytes.count) }
@@ -15,6 +18,12 @@ public struct RoundID: Sendable, Hashable, CustomStringConvertible {
     /// Draws a fresh identifier.
     public init(using random: inout some RandomSource) {
         bytes = random.bytes(count: 16)
+    }
+
+    /// Parses the hex form (``description``); nil unless it is 32 hex digits.
+    public init?(hex: String) {
+        guard hex.utf8.count == 2 * Self.byteCount, let bytes = Hex.decode(hex), bytes.count == Self.byteCount else { return nil }
+        self.bytes = bytes
     }
 
     /// Lower-case hex, for logs.

@@ -46,6 +46,10 @@ public struct RoundEndedContent: Sendable, Equatable {
     public let survivors: UInt32
     /// When to check in again after `noRound`, in milliseconds.
     public let retryAfterMilliseconds: UInt32
+    /// With `alreadyCounted`: the feature window (a round task) the device was already counted in.
+    public let task: String
+    /// With `alreadyCounted`: the round that counted the device, in hex.
+    public let countedRoundID: String
 }
 
 /// Encodes and strictly decodes the frames of the `Participate` stream and the round
@@ -172,11 +176,23 @@ public enum TransportCodec {
         case let .ended(e)?:
             try WireCodec.refuseUnknownFields(e, name: "ended")
             switch e.outcome {
-            case .counted, .notCounted, .aborted, .noRound: break
+            case .counted, .notCounted, .aborted, .noRound, .alreadyCounted: break
             default: throw .invalidField(field: "ended.outcome", reason: "unknown outcome \(e.outcome.rawValue)")
             }
             guard e.reason.utf8.count <= maximumTextByteCount else { throw .invalidField(field: "ended.reason", reason: "longer than \(maximumTextByteCount) bytes") }
-            return .ended(RoundEndedContent(outcome: e.outcome, reason: e.reason, survivors: e.survivors, retryAfterMilliseconds: e.retryAfterMs))
+            guard e.task.utf8.count <= maximumTextByteCount else { throw .invalidField(field: "ended.task", reason: "longer than \(maximumTextByteCount) bytes") }
+            if e.outcome == .alreadyCounted {
+                guard !e.task.isEmpty else { throw .invalidField(field: "ended.task", reason: "ALREADY_COUNTED must name the window") }
+                guard RoundID(hex: e.countedRoundID) != nil else {
+                    throw .invalidField(field: "ended.counted_round_id", reason: "must be \(2 * RoundID.byteCount) hex digits")
+                }
+            } else {
+                guard e.task.isEmpty, e.countedRoundID.isEmpty else {
+                    throw .invalidField(field: "ended.task", reason: "only ALREADY_COUNTED names a window")
+                }
+            }
+            return .ended(RoundEndedContent(outcome: e.outcome, reason: e.reason, survivors: e.survivors, retryAfterMilliseconds: e.retryAfterMs,
+                                            task: e.task, countedRoundID: e.countedRoundID))
         }
     }
 
@@ -222,6 +238,15 @@ public enum TransportCodec {
             $0.survivors = UInt32(survivors)
             $0.retryAfterMs = retryAfterMilliseconds
         }
+        return frame
+    }
+
+    /// The frame ending the stream of a device already counted in feature window `task` by round
+    /// `countedRoundID` (hex), sent instead of an assignment (SPEC.md §12.1).
+    public static func alreadyCountedFrame(task: String, countedRoundID: String) -> Veil_V1_ServerFrame {
+        var frame = endedFrame(.alreadyCounted, reason: "this device is already counted in \(task)")
+        frame.ended.task = task
+        frame.ended.countedRoundID = countedRoundID
         return frame
     }
 }

@@ -76,6 +76,11 @@ struct ScratchStore {
 }
 
 /// A new Ed25519 identity's public key.
+/// `count` distinct device ids starting with `prefix`.
+func devices(_ prefix: String, _ count: Int) -> [String] {
+    (0..<count).map { "\(prefix)\($0)" }
+}
+
 func freshIdentityKey() -> Ed25519.PublicKey {
     var random = SystemRandomSource()
     return Ed25519.PrivateKey(using: &random).publicKey
@@ -107,7 +112,7 @@ func withScratchStore(_ backend: StoreBackend, _ body: (ScratchStore, any Aggreg
     @Test(arguments: StoreBackend.allCases)
     func migrationsAreVersionedAndReopeningAppliesNothingTwice(_ backend: StoreBackend) async throws {
         try await withScratchStore(backend) { scratch, store in
-            let expected = ["v1: enrolment and rounds", "v2: round results", "v3: feature windows", "v4: feature set registry"]
+            let expected = ["v1: enrolment and rounds", "v2: round results", "v3: feature windows", "v4: feature set registry", "v5: window contributors"]
             #expect(try await store.appliedMigrations() == expected)
             let again = try await scratch.open()
             #expect(try await again.appliedMigrations() == expected)
@@ -192,9 +197,9 @@ func withScratchStore(_ backend: StoreBackend, _ body: (ScratchStore, any Aggreg
             let layout = try FeatureLayout(Self.fleet)
             let window = 1_800_000_000
             let one = ModularVector(reducing: (0..<layout.dimension).map { Int64($0 + 1) }, bitWidth: 32)
-            try await store.addToWindow(Self.fleet, windowStart: window, roundID: "r1", sum: one, contributors: 20)
-            try await store.addToWindow(Self.fleet, windowStart: window, roundID: "r2", sum: one, contributors: 25)
-            try await store.addToWindow(Self.fleet, windowStart: window + 3600, roundID: "r3", sum: one, contributors: 5)
+            try await store.addToWindow(Self.fleet, windowStart: window, roundID: "r1", sum: one, contributorIDs: devices("a", 20))
+            try await store.addToWindow(Self.fleet, windowStart: window, roundID: "r2", sum: one, contributorIDs: devices("b", 25))
+            try await store.addToWindow(Self.fleet, windowStart: window + 3600, roundID: "r3", sum: one, contributorIDs: devices("c", 5))
             let stored = try await store.storedWindows(of: Self.fleet, from: window, to: window + 7200)
             #expect(stored.map(\.windowStart) == [window, window + 3600])
             #expect(stored[0].contributors == 45)
@@ -209,16 +214,79 @@ func withScratchStore(_ backend: StoreBackend, _ body: (ScratchStore, any Aggreg
 
             // The overflow check assumed at most maximumCohort (50) devices per window.
             await #expect(throws: FeatureWindowError.windowOverflow(window: window, contributors: 51, maximum: 50)) {
-                try await store.addToWindow(Self.fleet, windowStart: window, roundID: "r4", sum: one, contributors: 6)
+                try await store.addToWindow(Self.fleet, windowStart: window, roundID: "r4", sum: one, contributorIDs: devices("d", 6))
             }
             await #expect(throws: (any Error).self, "a round is added once") {
-                try await store.addToWindow(Self.fleet, windowStart: window, roundID: "r2", sum: one, contributors: 1)
+                try await store.addToWindow(Self.fleet, windowStart: window, roundID: "r2", sum: one, contributorIDs: devices("e", 1))
             }
             #expect(try await store.storedWindows(of: Self.fleet, from: window, to: window + 1) == [stored[0]], "refusals change nothing")
             // Another version of the set has its own windows.
             var v2 = Self.fleet
             v2.version = 2
             #expect(try await store.storedWindows(of: v2, from: window, to: window + 7200).isEmpty)
+        }
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func aDeviceCountsAtMostOncePerWindow(_ backend: StoreBackend) async throws {
+        try await withScratchStore(backend) { _, store in
+            let layout = try FeatureLayout(Self.fleet)
+            let one = ModularVector(reducing: [Int64](repeating: 1, count: layout.dimension), bitWidth: 32)
+            let window = 1_800_007_200
+            let t0 = Date(timeIntervalSince1970: 1_800_010_000)
+            let cohort = devices("dev-", 6)
+            let first = try await store.claimWindow(Self.fleet, windowStart: window, roundID: "round-a", deviceIDs: cohort, staleBefore: t0.addingTimeInterval(-600), now: t0)
+            #expect(first.claimed == cohort && first.busy.isEmpty && first.alreadyCounted.isEmpty)
+            // While round-a runs, its devices cannot join another round of the window.
+            let during = try await store.claimWindow(Self.fleet, windowStart: window, roundID: "round-b", deviceIDs: ["dev-0", "new-1"], staleBefore: t0.addingTimeInterval(-600), now: t0)
+            #expect(during.claimed == ["new-1"] && during.busy == ["dev-0"])
+            // round-a counts four devices (dev-4 and dev-5 dropped before their masked input).
+            try await store.addToWindow(Self.fleet, windowStart: window, roundID: "round-a", sum: one, contributorIDs: Array(cohort.prefix(4)), now: t0)
+            #expect(try await store.countingRound(of: "dev-1", in: Self.fleet, windowStart: window) == "round-a")
+            #expect(try await store.countingRound(of: "dev-5", in: Self.fleet, windowStart: window) == nil)
+            let after = try await store.claimWindow(Self.fleet, windowStart: window, roundID: "round-c", deviceIDs: cohort, staleBefore: t0.addingTimeInterval(-600), now: t0)
+            #expect(after.claimed == ["dev-4", "dev-5"], "the dropped devices may contribute later in the window")
+            #expect(after.alreadyCounted == ["dev-0": "round-a", "dev-1": "round-a", "dev-2": "round-a", "dev-3": "round-a"])
+            // A round that would count a device twice is refused whole and changes nothing.
+            await #expect(throws: FeatureWindowError.alreadyCounted(window: window, devices: ["dev-2"])) {
+                try await store.addToWindow(Self.fleet, windowStart: window, roundID: "round-c", sum: one, contributorIDs: ["dev-4", "dev-2"], now: t0)
+            }
+            await #expect(throws: FeatureWindowError.alreadyCounted(window: window, devices: ["dev-4"])) {
+                try await store.addToWindow(Self.fleet, windowStart: window, roundID: "round-c", sum: one, contributorIDs: ["dev-4", "dev-4"], now: t0)
+            }
+            #expect(try await store.storedWindows(of: Self.fleet, from: window, to: window + 1).first?.contributors == 4)
+            // An aborted round releases its claims; a claim older than its lifetime is taken over.
+            try await store.releaseClaims(roundID: "round-c")
+            let retry = try await store.claimWindow(Self.fleet, windowStart: window, roundID: "round-d", deviceIDs: ["dev-4", "new-1"], staleBefore: t0.addingTimeInterval(-600), now: t0)
+            #expect(retry.claimed == ["dev-4"] && retry.busy == ["new-1"])
+            let later = t0.addingTimeInterval(3600)
+            let takeover = try await store.claimWindow(Self.fleet, windowStart: window, roundID: "round-e", deviceIDs: ["new-1"], staleBefore: later.addingTimeInterval(-600), now: later)
+            #expect(takeover.claimed == ["new-1"], "round-b's claim outlived any round")
+            // Other windows and versions are independent.
+            let next = try await store.claimWindow(Self.fleet, windowStart: window + 3600, roundID: "round-f", deviceIDs: ["dev-0"], staleBefore: t0, now: t0)
+            #expect(next.claimed == ["dev-0"])
+        }
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func twoInstancesClaimingOneWindowShareNoDevice(_ backend: StoreBackend) async throws {
+        try await withScratchStore(backend) { scratch, store in
+            let other = try await scratch.open()
+            let cohort = devices("dev-", 200)
+            let window = 1_800_010_800
+            let now = Date(timeIntervalSince1970: 1_800_020_000)
+            let claims = try await withThrowingTaskGroup(of: WindowClaims.self) { group in
+                for r in 0..<8 {
+                    let instance = r % 2 == 0 ? store : other
+                    group.addTask {
+                        try await instance.claimWindow(Self.fleet, windowStart: window, roundID: "round-\(r)", deviceIDs: cohort.shuffled(), staleBefore: now.addingTimeInterval(-600), now: now)
+                    }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            let claimed = claims.flatMap(\.claimed)
+            #expect(claimed.count == cohort.count && Set(claimed) == Set(cohort), "every device claimed by exactly one round")
+            await other.close()
         }
     }
 
@@ -232,7 +300,7 @@ func withScratchStore(_ backend: StoreBackend, _ body: (ScratchStore, any Aggreg
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for r in 0..<24 {
                     let instance = r % 2 == 0 ? store : other
-                    group.addTask { try await instance.addToWindow(Self.fleet, windowStart: window, roundID: "round-\(r)", sum: unit, contributors: 2) }
+                    group.addTask { try await instance.addToWindow(Self.fleet, windowStart: window, roundID: "round-\(r)", sum: unit, contributorIDs: devices("r\(r)-", 2)) }
                 }
                 try await group.waitForAll()
             }

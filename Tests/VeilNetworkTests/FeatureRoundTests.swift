@@ -130,4 +130,71 @@ import VeilProtocol
             }
         }
     }
+
+    @Test func aDeviceCountedWithoutHearingItIsToldSoAndNeverCountsTwice() async throws {
+        let set = FeatureSet(name: "fleet", version: 3, bitWidth: 48, maximumCohort: 1000, features: [
+            Feature(name: "crashes", kind: .eventCount, maximumValuesPerDevice: 3),
+        ])
+        let layout = try FeatureLayout(set)
+        let window = 1_800_000_000
+        let harness = try await NetworkHarness(fixedTime: Date(timeIntervalSince1970: Double(window + 5400))) { c in
+            c.rounds.featureSet = set
+            c.rounds.minimumReleaseCohort = 1
+            c.rounds.minimumCohort = 8
+            c.rounds.maximumCohort = 8
+            c.rounds.expectedDropout = 0.01
+            c.rounds.threshold = 5
+        }
+        defer { Task { await harness.stop() } }
+        var opened: [ObservationStore] = []
+        for d in 0..<16 {
+            let store = try ObservationStore(path: harness.directory + "/device-\(d).sqlite", layout: layout, windowSeconds: 3600, retention: 86_400)
+            try store.recordEvents(feature: "crashes", count: 1, at: Date(timeIntervalSince1970: Double(window + 60)))
+            opened.append(store)
+        }
+        let stores = opened
+        try await withAggregatorConnection(to: harness.endpoint) { connection in
+            let identities = try await harness.enrolledIdentities(16, connection: connection)
+            func device(_ d: Int) -> VeilDevice { VeilDevice(identity: identities[d], connection: connection) }
+            // Device 7 loses its stream before unmasking: its masked input is in the sum, but it
+            // never hears COUNTED, so its window stays pending on the device.
+            let first = try await withThrowingTaskGroup(of: (Int, RoundParticipation).self) { group in
+                for d in 0..<8 {
+                    group.addTask {
+                        (d, try await device(d).participateInFeatureRound(store: stores[d], options: .init(disconnectBefore: d == 7 ? .unmasking : nil)))
+                    }
+                }
+                return try await group.reduce(into: [Int: RoundParticipation]()) { $0[$1.0] = $1.1 }
+            }
+            #expect(first[7]?.outcome == .disconnected(before: .unmasking))
+            #expect(try stores[7].pendingWindows(now: Date(timeIntervalSince1970: Double(window + 7200))) == [window])
+            for _ in 0..<100 where try await harness.aggregator.featureWindows(of: set, from: window, to: window + 1).first?.contributors != 8 {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            // Checking in again, it is told at once that the window already counts it.
+            let again = try await device(7).participateInFeatureRound(store: stores[7])
+            #expect(again.outcome == .alreadyCounted && again.task == "fleet/v3/\(window)")
+            #expect(again.countedRoundID == first[0]?.countedRoundID)
+            #expect(try stores[7].isCounted(window: window))
+            // A second round of the window with eight new devices counts only them.
+            let second = try await withThrowingTaskGroup(of: RoundParticipation.self) { group in
+                for d in 8..<16 { group.addTask { try await device(d).participateInFeatureRound(store: stores[d]) } }
+                group.addTask {
+                    // Device 0 lost its record of being counted (for example restored from a backup).
+                    let forgetful = try ObservationStore(path: harness.directory + "/device-0-restored.sqlite", layout: layout, windowSeconds: 3600, retention: 86_400)
+                    try forgetful.recordEvents(feature: "crashes", count: 1, at: Date(timeIntervalSince1970: Double(window + 60)))
+                    return try await device(0).participateInFeatureRound(store: forgetful)
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(second.filter { $0.outcome == .alreadyCounted }.count == 1, "device 0 is refused, not counted twice")
+            #expect(second.filter { $0.outcome == .counted }.count == 8)
+            for _ in 0..<100 where try await harness.aggregator.featureWindows(of: set, from: window, to: window + 1).first?.contributors != 16 {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            let stored = try #require(try await harness.aggregator.featureWindows(of: set, from: window, to: window + 1).first)
+            #expect(stored.contributors == 16 && stored.roundIDs.count == 2)
+            #expect(stored.values?.values["crashes"] == .eventCount(count: 16, clipped: 0))
+        }
+    }
 }

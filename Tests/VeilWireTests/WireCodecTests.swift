@@ -180,4 +180,28 @@ func makeConfiguration(n: Int = 8, m: Int = 16, b: Int = 24, threat: ThreatModel
         }) else { Issue.record("short ciphertext accepted"); return }
         #expect(try SurvivorBitmap.decode(SurvivorBitmap.encode([0, 3, 7], cohortSize: 8), cohortSize: 8) == [0, 3, 7])
     }
+
+    /// ALREADY_COUNTED names a window and the round that counted the device; no other outcome may.
+    @Test func roundEndedFramesAreCheckedByOutcome() throws {
+        let round = try makeConfiguration().roundID
+        let good = TransportCodec.alreadyCountedFrame(task: "fleet/v1/1800000000", countedRoundID: "\(round)")
+        guard case let .ended(ended) = try TransportCodec.content(of: good) else { Issue.record("not ended"); return }
+        #expect(ended.outcome == .alreadyCounted && ended.task == "fleet/v1/1800000000" && ended.countedRoundID == "\(round)")
+        #expect(RoundID(hex: ended.countedRoundID) == round)
+
+        var noTask = good
+        noTask.ended.task = ""
+        #expect(throws: WireError.invalidField(field: "ended.task", reason: "ALREADY_COUNTED must name the window")) { try TransportCodec.content(of: noTask) }
+        for bad in ["", "zz" + String(repeating: "0", count: 30), String(repeating: "0", count: 31)] {
+            var badRound = good
+            badRound.ended.countedRoundID = bad
+            #expect(throws: WireError.invalidField(field: "ended.counted_round_id", reason: "must be 32 hex digits")) { try TransportCodec.content(of: badRound) }
+        }
+        var counted = TransportCodec.endedFrame(.counted, reason: "ok")
+        counted.ended.task = "fleet/v1/1800000000"
+        #expect(throws: WireError.invalidField(field: "ended.task", reason: "only ALREADY_COUNTED names a window")) { try TransportCodec.content(of: counted) }
+        var unknown = TransportCodec.endedFrame(.counted, reason: "ok")
+        unknown.ended.outcome = .UNRECOGNIZED(9)
+        #expect(throws: WireError.invalidField(field: "ended.outcome", reason: "unknown outcome 9")) { try TransportCodec.content(of: unknown) }
+    }
 }

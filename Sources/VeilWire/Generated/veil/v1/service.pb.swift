@@ -147,6 +147,12 @@ public nonisolated struct Veil_V1_RoundEnded: Sendable {
   /// When NO_ROUND: the earliest time to check in again.
   public var retryAfterMs: UInt32 = 0
 
+  /// When ALREADY_COUNTED: the feature window, as in RoundAssignment.task.
+  public var task: String = String()
+
+  /// When ALREADY_COUNTED: the round (hex) that counted the device.
+  public var countedRoundID: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum Outcome: SwiftProtobuf.Enum, Swift.CaseIterable {
@@ -164,6 +170,11 @@ public nonisolated struct Veil_V1_RoundEnded: Sendable {
 
     /// The wait ended before a cohort formed; check in again later.
     case noRound // = 4
+
+    /// Feature rounds (SPEC.md §12.1): the device is already counted in the window this round
+    /// would aggregate (`task`), by round `counted_round_id`; sent instead of an assignment. The
+    /// device records the window as counted and does not offer it again.
+    case alreadyCounted // = 5
     case UNRECOGNIZED(Int)
 
     public init() {
@@ -177,6 +188,7 @@ public nonisolated struct Veil_V1_RoundEnded: Sendable {
       case 2: self = .notCounted
       case 3: self = .aborted
       case 4: self = .noRound
+      case 5: self = .alreadyCounted
       default: self = .UNRECOGNIZED(rawValue)
       }
     }
@@ -188,6 +200,7 @@ public nonisolated struct Veil_V1_RoundEnded: Sendable {
       case .notCounted: return 2
       case .aborted: return 3
       case .noRound: return 4
+      case .alreadyCounted: return 5
       case .UNRECOGNIZED(let i): return i
       }
     }
@@ -199,6 +212,7 @@ public nonisolated struct Veil_V1_RoundEnded: Sendable {
       .notCounted,
       .aborted,
       .noRound,
+      .alreadyCounted,
     ]
 
   }
@@ -486,7 +500,7 @@ nonisolated extension Veil_V1_RoundAssignment: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Veil_V1_RoundEnded: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RoundEnded"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}outcome\0\u{1}reason\0\u{1}survivors\0\u{3}retry_after_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}outcome\0\u{1}reason\0\u{1}survivors\0\u{3}retry_after_ms\0\u{1}task\0\u{3}counted_round_id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -498,6 +512,8 @@ nonisolated extension Veil_V1_RoundEnded: SwiftProtobuf.Message, SwiftProtobuf._
       case 2: try { try decoder.decodeSingularStringField(value: &self.reason) }()
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.survivors) }()
       case 4: try { try decoder.decodeSingularUInt32Field(value: &self.retryAfterMs) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.task) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.countedRoundID) }()
       default: break
       }
     }
@@ -516,6 +532,12 @@ nonisolated extension Veil_V1_RoundEnded: SwiftProtobuf.Message, SwiftProtobuf._
     if self.retryAfterMs != 0 {
       try visitor.visitSingularUInt32Field(value: self.retryAfterMs, fieldNumber: 4)
     }
+    if !self.task.isEmpty {
+      try visitor.visitSingularStringField(value: self.task, fieldNumber: 5)
+    }
+    if !self.countedRoundID.isEmpty {
+      try visitor.visitSingularStringField(value: self.countedRoundID, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -524,13 +546,15 @@ nonisolated extension Veil_V1_RoundEnded: SwiftProtobuf.Message, SwiftProtobuf._
     if lhs.reason != rhs.reason {return false}
     if lhs.survivors != rhs.survivors {return false}
     if lhs.retryAfterMs != rhs.retryAfterMs {return false}
+    if lhs.task != rhs.task {return false}
+    if lhs.countedRoundID != rhs.countedRoundID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
 }
 
 nonisolated extension Veil_V1_RoundEnded.Outcome: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0OUTCOME_UNSPECIFIED\0\u{1}OUTCOME_COUNTED\0\u{1}OUTCOME_NOT_COUNTED\0\u{1}OUTCOME_ABORTED\0\u{1}OUTCOME_NO_ROUND\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0OUTCOME_UNSPECIFIED\0\u{1}OUTCOME_COUNTED\0\u{1}OUTCOME_NOT_COUNTED\0\u{1}OUTCOME_ABORTED\0\u{1}OUTCOME_NO_ROUND\0\u{1}OUTCOME_ALREADY_COUNTED\0")
 }
 
 nonisolated extension Veil_V1_DeviceFrame: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
