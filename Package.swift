@@ -70,13 +70,13 @@ let package = Package(
         ),
         .target(
             name: "VeilSimulation",
-            dependencies: ["VeilProtocol", "VeilCrypto", "VeilWire", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            dependencies: ["VeilProtocol", "VeilCrypto", "VeilWire", "VeilFeatures", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             swiftSettings: strictSettings
         ),
         .target(
             name: "VeilNetworkSimulation",
             dependencies: [
-                "VeilSimulation", "VeilAggregator", "VeilDevice", "VeilWire", "VeilProtocol", "VeilCrypto",
+                "VeilSimulation", "VeilAggregator", "VeilDevice", "VeilFeatures", "VeilWire", "VeilProtocol", "VeilCrypto",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
@@ -84,7 +84,7 @@ let package = Package(
         .executableTarget(
             name: "VeilSim",
             dependencies: [
-                "VeilSimulation", "VeilNetworkSimulation", "VeilProtocol", "VeilCrypto",
+                "VeilSimulation", "VeilNetworkSimulation", "VeilFeatures", "VeilProtocol", "VeilCrypto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
@@ -187,13 +187,14 @@ let package = Package(
         ),
         .testTarget(
             name: "VeilSimulationTests",
-            dependencies: ["VeilSimulation", "VeilProtocol", "VeilCrypto"],
+            dependencies: ["VeilSimulation", "VeilFeatures", "VeilProtocol", "VeilCrypto"],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "VeilNetworkTests",
             dependencies: [
                 "VeilAggregator", "VeilDevice", "VeilFeatures", "VeilTransport", "VeilWire", "VeilProtocol", "VeilCrypto",
+                "VeilSimulation", "VeilNetworkSimulation",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),

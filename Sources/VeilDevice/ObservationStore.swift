@@ -73,9 +73,35 @@ public final class ObservationStore: Sendable {
         try insert(feature: feature, expecting: .events, value: nil, category: nil, events: count, at: date)
     }
 
-    private enum Expected { case value, category, events }
+    /// Records many observations in one transaction: all of them or, when one is refused, none.
+    /// An agent that buffers readings saves a synchronous write per reading this way.
+    public func record(_ observations: [Observation]) throws {
+        for o in observations {
+            try check(o.feature, expecting: o.expected)
+            if case let .events(feature, count, _) = o, count < 0 { throw ObservationError.negativeEventCount(feature) }
+        }
+        try queue.write { db in
+            let statement = try db.cachedStatement(sql: Self.insertSQL)
+            for o in observations { try statement.execute(arguments: arguments(o)) }
+        }
+    }
 
-    private func insert(feature: String, expecting: Expected, value: Double?, category: String?, events: Int?, at date: Date) throws {
+    private static let insertSQL = "INSERT INTO observation (feature, window_start, value, category, events, recorded_at) VALUES (?, ?, ?, ?, ?, ?)"
+
+    private func arguments(_ o: Observation) -> StatementArguments {
+        switch o {
+        case let .value(feature, value, date):
+            return [feature, windowStart(of: date), value, nil, nil, date.timeIntervalSince1970]
+        case let .category(feature, category, date):
+            return [feature, windowStart(of: date), nil, category, nil, date.timeIntervalSince1970]
+        case let .events(feature, count, date):
+            return [feature, windowStart(of: date), nil, nil, count, date.timeIntervalSince1970]
+        }
+    }
+
+    enum Expected { case value, category, events }
+
+    private func check(_ feature: String, expecting: Expected) throws {
         guard let definition = layout.featureSet.features.first(where: { $0.name == feature }) else { throw ObservationError.unknownFeature(feature) }
         let fits: Bool
         switch (definition.kind, expecting) {
@@ -83,11 +109,13 @@ public final class ObservationStore: Sendable {
         default: fits = false
         }
         guard fits else { throw ObservationError.wrongKind(feature) }
+    }
+
+    private func insert(feature: String, expecting: Expected, value: Double?, category: String?, events: Int?, at date: Date) throws {
+        try check(feature, expecting: expecting)
         let window = windowStart(of: date)
         try queue.write { db in
-            try db.execute(
-                sql: "INSERT INTO observation (feature, window_start, value, category, events, recorded_at) VALUES (?, ?, ?, ?, ?, ?)",
-                arguments: [feature, window, value, category, events, date.timeIntervalSince1970])
+            try db.execute(sql: Self.insertSQL, arguments: [feature, window, value, category, events, date.timeIntervalSince1970])
         }
     }
 
@@ -162,6 +190,31 @@ public final class ObservationStore: Sendable {
     /// The number of raw observations held.
     public func observationCount() throws -> Int {
         try queue.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM observation") ?? 0 }
+    }
+}
+
+/// One raw observation, for ``ObservationStore/record(_:)``.
+public enum Observation: Sendable, Equatable {
+    /// A value of a numeric or histogram feature.
+    case value(feature: String, Double, at: Date)
+    /// A value of a categorical feature.
+    case category(feature: String, String, at: Date)
+    /// Occurrences of an eventCount feature.
+    case events(feature: String, count: Int, at: Date)
+
+    /// The feature observed.
+    public var feature: String {
+        switch self {
+        case let .value(f, _, _), let .category(f, _, _), let .events(f, _, _): return f
+        }
+    }
+
+    var expected: ObservationStore.Expected {
+        switch self {
+        case .value: return .value
+        case .category: return .category
+        case .events: return .events
+        }
     }
 }
 

@@ -251,10 +251,17 @@ final class ProgressCounter: @unchecked Sendable {
     private let lock = NSLock()
     private var value = 0
 
+    @discardableResult
     func increment() -> Int {
         lock.lock()
         defer { lock.unlock() }
         value += 1
+        return value
+    }
+
+    var current: Int {
+        lock.lock()
+        defer { lock.unlock() }
         return value
     }
 }

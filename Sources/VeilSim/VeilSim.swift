@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import VeilProtocol
+import VeilFeatures
 import VeilNetworkSimulation
 import VeilSimulation
 
@@ -62,6 +63,9 @@ extension VeilSim {
         @Option(name: .customLong("aggregator-database"), help: "With --aggregator: the aggregator's store (its `database` setting: an SQLite path or a postgres:// URL), where the simulator creates enrolment tokens and reads the round's result.")
         var aggregatorDatabase: String?
 
+        @Option(help: "Feature scenarios in network mode: keep the aggregator's store here (an SQLite path, or a postgres:// URL) to serve it afterwards with `veil-aggregator serve --database …`.")
+        var database: String?
+
         @Option(name: .customLong("report-json"), help: "Write the full report as one JSON object to this path.")
         var reportJSON: String?
 
@@ -95,8 +99,13 @@ extension VeilSim {
             overrides.seed = seed
             let loaded: Scenario
             do {
-                loaded = try Scenario.load(path: scenario).applying(overrides)
-            } catch {
+                switch try AnyScenario.load(path: scenario) {
+                case let .round(s):
+                    guard database == nil else { throw ValidationError("--database is for feature scenarios; round scenarios use --aggregator-database with --aggregator") }
+                    loaded = try s.applying(overrides)
+                case let .features(s): return try await runFeatures(s.applying(overrides))
+                }
+            } catch let error as ScenarioError {
                 throw ValidationError("\(scenario): \(error)")
             }
             let bar = ProgressBar()
@@ -128,6 +137,33 @@ extension VeilSim {
                 throw ExitCode(1)
             }
         }
+
+        /// A feature scenario: windows of rounds, every decoded feature checked.
+        func runFeatures(_ loaded: FeatureScenario) async throws {
+            let bar = ProgressBar()
+            let report: FeatureSimulationReport
+            do {
+                if mode == "network" {
+                    guard aggregator == nil else { throw ValidationError("--aggregator runs round scenarios only; feature scenarios start their own aggregator") }
+                    report = try await FeatureNetworkSimulation(scenario: loaded, devicesPerConnection: devicesPerConnection, database: database).run { label, done, total in
+                        bar.update(label: label, done: done, total: total)
+                    }
+                } else {
+                    guard database == nil else { throw ValidationError("--database needs --mode network (the in-process mode has no aggregator store)") }
+                    report = try FeatureSimulation(scenario: loaded).run { window, total in
+                        bar.update(label: "window \(window + 1)/\(total)", done: window, total: total)
+                    }
+                }
+            } catch {
+                bar.finish()
+                throw ValidationError("\(scenario): \(error)")
+            }
+            bar.finish()
+            print(report.table())
+            if let reportJSON { try report.json().write(to: URL(fileURLWithPath: reportJSON)) }
+            if let reportHTML { try Data(HTMLReport.page(report).utf8).write(to: URL(fileURLWithPath: reportHTML)) }
+            if !report.correct { throw ExitCode(1) }
+        }
     }
 
     struct Scenarios: ParsableCommand {
@@ -141,8 +177,13 @@ extension VeilSim {
             for file in files {
                 let path = directory + "/" + file
                 do {
-                    let s = try Scenario.load(path: path)
-                    print("\(path.padding(toLength: 40, withPad: " ", startingAt: 0)) \(s.devices) devices × \(s.dimension) elements, \(s.graph.kind) graph, \(s.threatModel.rawValue): \(s.description)")
+                    let column = path.padding(toLength: 40, withPad: " ", startingAt: 0)
+                    switch try AnyScenario.load(path: path) {
+                    case let .round(s):
+                        print("\(column) \(s.devices) devices × \(s.dimension) elements, \(s.graph.kind) graph, \(s.threatModel.rawValue): \(s.description)")
+                    case let .features(s):
+                        print("\(column) \(s.devices) devices, feature set \(s.featureSet.name) v\(s.featureSet.version) over \(s.windows) windows: \(s.description)")
+                    }
                 } catch {
                     print("\(path): invalid: \(error)")
                 }

@@ -26,7 +26,8 @@ struct Cohort: @unchecked Sendable {
     /// The round's neighbour graph, shared by every session.
     let graph: NeighbourGraph
 
-    init(scenario: Scenario, configuration: RoundConfiguration, workers: Int, random: inout SeededRandomSource) {
+    init(scenario: Scenario, configuration: RoundConfiguration, workers: Int, random: inout SeededRandomSource,
+         inputs provided: (@Sendable (UInt32) -> ModularVector)? = nil) {
         let n = scenario.devices
         let graph = NeighbourGraph(configuration: configuration)
         self.graph = graph
@@ -58,7 +59,7 @@ struct Cohort: @unchecked Sendable {
             while d < n {
                 var deviceRandom = SeededRandomSource(seed: scenario.seed, label: "device-\(d)")
                 let identity = active ? Ed25519.PrivateKey(using: &deviceRandom) : nil
-                let input = data.input(for: UInt32(d))
+                let input = provided?(UInt32(d)) ?? data.input(for: UInt32(d))
                 let session = try! DeviceSession(configuration: configuration, graph: graph, device: UInt32(d), identity: identity, input: input)
                 slots.store((session, deviceRandom, input), at: d)
                 d += workers

@@ -33,6 +33,26 @@ public struct Scenario: Codable, Sendable, Equatable {
         case name, description, devices, dimension, bitWidth, prg, graph, threatModel, dropout, data, misbehaving, seed
     }
 
+    /// Creates a scenario (call ``validate()`` before running it).
+    public init(
+        name: String, description: String = "", devices: Int, dimension: Int, bitWidth: Int, prg: PRGAlgorithm = .aes128CTR,
+        graph: GraphSpec, threatModel: ThreatModel = .honestButCurious, dropout: DropoutSpec = DropoutSpec(),
+        data: [DataGenerator] = [], misbehaving: [Misbehaviour] = [], seed: UInt64 = 1
+    ) {
+        self.name = name
+        self.description = description
+        self.devices = devices
+        self.dimension = dimension
+        self.bitWidth = bitWidth
+        self.prg = prg
+        self.graph = graph
+        self.threatModel = threatModel
+        self.dropout = dropout
+        self.data = data
+        self.misbehaving = misbehaving
+        self.seed = seed
+    }
+
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         name = try c.decode(String.self, forKey: .name)

@@ -20,20 +20,20 @@ public struct ScenarioError: Error, Equatable, Sendable, CustomStringConvertible
 extension Scenario {
     /// Reads and validates a scenario file.
     public static func load(path: String) throws(ScenarioError) -> Scenario {
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw ScenarioError(field: "(file)", reason: "cannot read \(path): \(error.localizedDescription)")
-        }
-        return try decode(data)
+        try decode(read(path: path))
     }
 
     /// Decodes and validates scenario JSON.
     public static func decode(_ data: Data) throws(ScenarioError) -> Scenario {
-        let scenario: Scenario
+        let scenario = try decodeJSON(Scenario.self, from: data)
+        try scenario.validate()
+        return scenario
+    }
+
+    /// Decodes JSON, turning a decoding failure into an error naming the field.
+    static func decodeJSON<T: Decodable>(_ type: T.Type, from data: Data) throws(ScenarioError) -> T {
         do {
-            scenario = try JSONDecoder().decode(Scenario.self, from: data)
+            return try JSONDecoder().decode(T.self, from: data)
         } catch let DecodingError.keyNotFound(key, context) {
             throw ScenarioError(field: path(context.codingPath + [key]), reason: "is missing")
         } catch let DecodingError.typeMismatch(_, context) {
@@ -45,8 +45,15 @@ extension Scenario {
         } catch {
             throw ScenarioError(field: "(file)", reason: "\(error)")
         }
-        try scenario.validate()
-        return scenario
+    }
+
+    /// Reads a file's bytes.
+    static func read(path: String) throws(ScenarioError) -> Data {
+        do {
+            return try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            throw ScenarioError(field: "(file)", reason: "cannot read \(path): \(error.localizedDescription)")
+        }
     }
 
     static func path(_ keys: [any CodingKey]) -> String {

@@ -27,12 +27,19 @@ public struct SimulationEngine: Sendable {
     public let workers: Int
     /// Devices processed per parallel batch (bounds the memory of in-flight messages).
     public let batchSize: Int
+    /// Each device's input, when the caller supplies them (feature simulations); otherwise the
+    /// scenario's synthetic data generators.
+    public let inputs: (@Sendable (UInt32) -> ModularVector)?
 
     /// Creates an engine.
-    public init(scenario: Scenario, workers: Int = ProcessInfo.processInfo.activeProcessorCount, batchSize: Int = 1024) {
+    public init(
+        scenario: Scenario, workers: Int = ProcessInfo.processInfo.activeProcessorCount, batchSize: Int = 1024,
+        inputs: (@Sendable (UInt32) -> ModularVector)? = nil
+    ) {
         self.scenario = scenario
         self.workers = max(1, workers)
         self.batchSize = max(1, batchSize)
+        self.inputs = inputs
     }
 
     /// The graph parameters the scenario asks for (explicit, fixed-degree, or chosen by the finder).
@@ -61,6 +68,12 @@ public struct SimulationEngine: Sendable {
 
     /// Runs the scenario and returns its report; `progress` is called from the driving thread.
     public func run(progress: ((SimulationProgress) -> Void)? = nil) throws(ScenarioError) -> SimulationReport {
+        try runRound(progress: progress).report
+    }
+
+    /// Runs the scenario and returns its report and the server's outcome (the sum and survivor
+    /// set when it finished).
+    public func runRound(progress: ((SimulationProgress) -> Void)? = nil) throws(ScenarioError) -> (report: SimulationReport, outcome: AggregationOutcome) {
         let parameters = try graphParameters()
         let limits = PhysicalLimits.measure(algorithm: scenario.prg, cores: workers)
         var random = SeededRandomSource(seed: scenario.seed, label: "round")
@@ -73,9 +86,9 @@ public struct SimulationEngine: Sendable {
         } catch {
             throw ScenarioError(field: "graph", reason: error.description)
         }
-        var cohort = Cohort(scenario: scenario, configuration: configuration, workers: workers, random: &random)
+        var cohort = Cohort(scenario: scenario, configuration: configuration, workers: workers, random: &random, inputs: inputs)
         var round = RoundRun(configuration: configuration, cohort: cohort, limits: limits, workers: workers, batchSize: batchSize)
         let outcome = round.drive(cohort: &cohort, random: &random, progress: progress)
-        return SimulationReport(scenario: scenario, parameters: parameters, run: round, cohort: cohort, outcome: outcome)
+        return (SimulationReport(scenario: scenario, parameters: parameters, run: round, cohort: cohort, outcome: outcome), outcome)
     }
 }

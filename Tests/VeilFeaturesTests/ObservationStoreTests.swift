@@ -69,4 +69,25 @@ import VeilProtocol
         #expect(try store.purge(now: Self.t0.addingTimeInterval(3 * 86_400)) == 1)
         #expect(try store.observationCount() == 2)
     }
+
+    @Test func aBatchIsRecordedWholeOrNotAtAll() throws {
+        let path = Self.temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try Self.open(path)
+        let at = Self.t0.addingTimeInterval(30)
+        try store.record([
+            .value(feature: "session_seconds", 12, at: at), .category(feature: "app_category", "maps", at: at),
+            .events(feature: "crashes", count: 1, at: at),
+        ])
+        #expect(try store.observationCount() == 3)
+        #expect(throws: ObservationError.wrongKind("crashes")) {
+            try store.record([.value(feature: "session_seconds", 1, at: at), .value(feature: "crashes", 2, at: at)])
+        }
+        #expect(throws: ObservationError.negativeEventCount("crashes")) { try store.record([.events(feature: "crashes", count: -1, at: at)]) }
+        #expect(throws: ObservationError.unknownFeature("nope")) { try store.record([.value(feature: "nope", 1, at: at)]) }
+        #expect(try store.observationCount() == 3, "a refused batch records nothing")
+        let window = Int(Self.t0.timeIntervalSince1970)
+        let values = try FeatureLayout(FeatureEncodingTests.fleet).decode(store.contribution(for: window))
+        #expect(values.values["crashes"] == .eventCount(count: 1, clipped: 0))
+    }
 }

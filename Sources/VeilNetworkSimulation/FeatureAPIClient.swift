@@ -1,0 +1,64 @@
+import Foundation
+import VeilAggregator
+import VeilSimulation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// The HTTP API as a training job or service reads it: bearer token, JSON and CSV over loopback.
+struct FeatureAPIClient: Sendable {
+    let port: Int
+    let token: String
+    let featureSet: String
+
+    private struct WindowsBody: Decodable {
+        let windows: [ReleasedWindow]
+    }
+
+    /// `GET /v1/feature-sets/{name}/windows?from=&to=`.
+    func windows(from: Int, to: Int) async throws -> [ReleasedWindow] {
+        let body = try await get("/v1/feature-sets/\(featureSet)/windows?from=\(from)&to=\(to)")
+        return try JSONDecoder().decode(WindowsBody.self, from: body).windows
+    }
+
+    /// `GET /v1/feature-sets/{name}/latest`; nil when there is no window yet.
+    func latest() async throws -> ReleasedWindow? {
+        let (status, body) = try await request("GET", "/v1/feature-sets/\(featureSet)/latest")
+        if status == 404 { return nil }
+        guard status == 200 else { throw Self.failure("GET latest", status, body) }
+        return try JSONDecoder().decode(WindowsBody.self, from: body).windows.first
+    }
+
+    /// `GET /v1/feature-sets/{name}/export?format=csv`.
+    func exportCSV(from: Int, to: Int) async throws -> String {
+        String(decoding: try await get("/v1/feature-sets/\(featureSet)/export?from=\(from)&to=\(to)&format=csv"), as: UTF8.self)
+    }
+
+    /// `POST /v1/rounds`: true when a round started (202), false when too few devices wait (409).
+    func startRound() async throws -> Bool {
+        let (status, body) = try await request("POST", "/v1/rounds")
+        switch status {
+        case 202: return true
+        case 409: return false
+        default: throw Self.failure("POST /v1/rounds", status, body)
+        }
+    }
+
+    private func get(_ path: String) async throws -> Data {
+        let (status, body) = try await request("GET", path)
+        guard status == 200 else { throw Self.failure("GET \(path)", status, body) }
+        return body
+    }
+
+    private func request(_ method: String, _ path: String) async throws -> (Int, Data) {
+        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+        request.httpMethod = method
+        request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+        let (data, response) = try await URLSession.shared.data(for: request)
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, data)
+    }
+
+    private static func failure(_ what: String, _ status: Int, _ body: Data) -> ScenarioError {
+        ScenarioError(field: "network", reason: "\(what) answered \(status): \(String(decoding: body.prefix(300), as: UTF8.self))")
+    }
+}
