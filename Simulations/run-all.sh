@@ -24,6 +24,16 @@ if [ $# -eq 0 ]; then
       | tee "Simulations/results/network-$name.txt"
   done
 fi
+# Feature scenarios: windows of rounds over recorded observations, every decoded feature checked,
+# in-process and through a real aggregator (rounds started and windows read over its HTTP API).
+if [ $# -eq 0 ]; then
+  for mode in in-process network; do
+    echo "== fleet-features ($mode)"
+    .build/release/veil-sim run Simulations/fleet-features.json --mode "$mode" \
+      --report-json "Simulations/results/features-$mode.json" --report-html "Simulations/results/features-$mode.html" \
+      | tee "Simulations/results/features-$mode.txt"
+  done
+fi
 # The aggregator's own memory: veil-aggregator serve in its own process, the 10,000 devices in
 # veil-sim against it; its peak RSS (VmHWM) is read before a SIGTERM that must stop it cleanly.
 if [ $# -eq 0 ]; then
@@ -33,7 +43,7 @@ if [ $# -eq 0 ]; then
   cat > "$work/config.json" <<JSON
 { "listen": {"host": "127.0.0.1", "port": 7443}, "httpListen": null,
   "tlsCertificatePath": "$work/tls/server.pem", "tlsPrivateKeyPath": "$work/tls/server-key.pem",
-  "databasePath": "$work/aggregator.sqlite", "maximumWaitingDevices": 10100,
+  "database": "$work/aggregator.sqlite", "maximumWaitingDevices": 10100,
   "rounds": {"dimension": 1000, "bitWidth": 32, "minimumCohort": 10000, "maximumCohort": 10000,
              "gatherSeconds": 600, "phaseTimeoutSeconds": 120, "maximumWaitSeconds": 1200, "expectedDropout": 0.05} }
 JSON

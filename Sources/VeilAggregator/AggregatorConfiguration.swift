@@ -52,6 +52,7 @@ public struct AggregatorConfiguration: Sendable, Codable, Equatable {
 
     /// Decodes a configuration, filling absent keys with defaults.
     public init(from decoder: any Decoder) throws {
+        try refuseUnknownKeys(decoder, known: CodingKeys.self, in: "")
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let d = AggregatorConfiguration()
         listen = try c.decodeIfPresent(Endpoint.self, forKey: .listen) ?? d.listen
@@ -137,6 +138,7 @@ public struct RoundPolicy: Sendable, Codable, Equatable {
 
     /// Decodes a policy, filling absent keys with defaults.
     public init(from decoder: any Decoder) throws {
+        try refuseUnknownKeys(decoder, known: CodingKeys.self, in: "rounds.")
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let d = RoundPolicy()
         task = try c.decodeIfPresent(String.self, forKey: .task) ?? d.task
@@ -254,5 +256,22 @@ public enum AggregatorConfigurationError: Error, Equatable, CustomStringConverti
         switch self {
         case let .invalid(field, reason): return "configuration error in \(field): \(reason)"
         }
+    }
+}
+
+/// Any JSON object key.
+private struct AnyKey: CodingKey {
+    var stringValue: String
+    var intValue: Int? { nil }
+    init(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
+}
+
+/// Refuses a configuration object with a key `known` does not name, so that a misspelt setting
+/// is an error naming it rather than silently left at its default.
+private func refuseUnknownKeys<Key: CodingKey>(_ decoder: any Decoder, known: Key.Type, in prefix: String) throws {
+    let all = try decoder.container(keyedBy: AnyKey.self)
+    if let unknown = all.allKeys.map(\.stringValue).sorted().first(where: { Key(stringValue: $0) == nil }) {
+        throw AggregatorConfigurationError.invalid(prefix + unknown, "unknown setting (README.md, \"Configuring the aggregator\", lists them)")
     }
 }
