@@ -14,7 +14,8 @@ struct VeilSim: AsyncParsableCommand {
             Every device is a real DeviceSession with its own keys; the server is a real AggregationSession;
             every message crosses the real wire encoding. The result is checked against the plaintext sum.
             With --mode network the server is a real veil-aggregator on loopback (TLS, SQLite) and every
-            device a real VeilDevice client with its own stream.
+            device a real VeilDevice client with its own stream. A scenario with a featureSet is a feature
+            scenario: devices record observations over several windows and every decoded feature is checked.
             """,
         subcommands: [Run.self, Scenarios.self],
         defaultSubcommand: Run.self)
@@ -24,7 +25,7 @@ extension VeilSim {
     struct Run: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Run one scenario and report time, bytes, memory and correctness.")
 
-        @Argument(help: "A scenario file (see Simulations/README.md), e.g. Simulations/quickstart.json.")
+        @Argument(help: "A scenario file (see Simulations/README.md): a round scenario such as Simulations/quickstart.json, or a feature scenario such as Simulations/fleet-features.json.")
         var scenario: String
 
         @Option(help: "Override the number of devices invited (n).")

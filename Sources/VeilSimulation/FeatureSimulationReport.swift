@@ -15,8 +15,9 @@ public struct FeatureRoundSummary: Codable, Sendable, Equatable {
     public let outcome: String
     /// Whether the round's sum equals the plaintext sum of its counted devices' encoded vectors.
     public let sumCorrect: Bool
-    /// "secagg" or "secagg+", with k and t.
+    /// k: neighbours per device in the round's graph.
     public let neighbors: Int
+    /// t: shares needed to rebuild a device's secret.
     public let threshold: Int
     /// Wall seconds of the round.
     public let seconds: Double
@@ -94,11 +95,13 @@ public struct FeatureSimulationReport: Codable, Sendable {
     public let correct: Bool
     /// Devices in the fleet.
     public let devices: Int
-    /// The feature set.
+    /// The feature set's name.
     public let featureSet: String
+    /// The feature set's version.
     public let version: Int
-    /// The layout's vector length and bit width.
+    /// m: the layout's vector length.
     public let dimension: Int
+    /// b: the feature set's bit width.
     public let bitWidth: Int
     /// The release minimum.
     public let minimumReleaseCohort: Int
