@@ -59,18 +59,17 @@ public final class ObservationStore: Sendable {
 
     /// Records a value of a numeric or histogram feature.
     public func record(feature: String, value: Double, at date: Date = Date()) throws {
-        try insert(feature: feature, expecting: .value, value: value, category: nil, events: nil, at: date)
+        try record([.value(feature: feature, value, at: date)])
     }
 
     /// Records a value of a categorical feature.
     public func record(feature: String, category: String, at date: Date = Date()) throws {
-        try insert(feature: feature, expecting: .category, value: nil, category: category, events: nil, at: date)
+        try record([.category(feature: feature, category, at: date)])
     }
 
     /// Records `count` occurrences of an eventCount feature.
     public func recordEvents(feature: String, count: Int = 1, at date: Date = Date()) throws {
-        guard count >= 0 else { throw ObservationError.negativeEventCount(feature) }
-        try insert(feature: feature, expecting: .events, value: nil, category: nil, events: count, at: date)
+        try record([.events(feature: feature, count: count, at: date)])
     }
 
     /// Records many observations in one transaction: all of them or, when one is refused, none.
@@ -81,12 +80,12 @@ public final class ObservationStore: Sendable {
             if case let .events(feature, count, _) = o, count < 0 { throw ObservationError.negativeEventCount(feature) }
         }
         try queue.write { db in
-            let statement = try db.cachedStatement(sql: Self.insertSQL)
+            let statement = try db.cachedStatement(sql: """
+                INSERT INTO observation (feature, window_start, value, category, events, recorded_at) VALUES (?, ?, ?, ?, ?, ?)
+                """)
             for o in observations { try statement.execute(arguments: arguments(o)) }
         }
     }
-
-    private static let insertSQL = "INSERT INTO observation (feature, window_start, value, category, events, recorded_at) VALUES (?, ?, ?, ?, ?, ?)"
 
     private func arguments(_ o: Observation) -> StatementArguments {
         switch o {
@@ -109,14 +108,6 @@ public final class ObservationStore: Sendable {
         default: fits = false
         }
         guard fits else { throw ObservationError.wrongKind(feature) }
-    }
-
-    private func insert(feature: String, expecting: Expected, value: Double?, category: String?, events: Int?, at date: Date) throws {
-        try check(feature, expecting: expecting)
-        let window = windowStart(of: date)
-        try queue.write { db in
-            try db.execute(sql: Self.insertSQL, arguments: [feature, window, value, category, events, date.timeIntervalSince1970])
-        }
     }
 
     // MARK: Contributing
