@@ -136,12 +136,7 @@ public struct FeatureSimulationReport: Codable, Sendable {
     }
 
     /// The report as pretty-printed JSON with sorted keys.
-    public func json() -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        return try! encoder.encode(self)
-    }
+    public func json() -> Data { Self.reportJSON(self) }
 
     /// A human-readable table: one line per window, then the last window's features.
     public func table() -> String {

@@ -6,17 +6,7 @@ extension HTMLReport {
     public static func page(_ r: FeatureSimulationReport) -> String {
         let formatter = ISO8601DateFormatter()
         let labels = r.windows.map { formatter.string(from: Date(timeIntervalSince1970: Double($0.windowStart))) }
-        var html = """
-            <!DOCTYPE html>
-            <html lang="en"><head><meta charset="utf-8"><title>Veil feature simulation: \(escape(r.scenario))</title>
-            <style>
-            body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 60em; color: #222; }
-            h1 { font-size: 1.5em; } h2 { font-size: 1.1em; margin-top: 2em; }
-            table { border-collapse: collapse; } td, th { padding: 0.25em 0.8em; text-align: left; border-bottom: 1px solid #ddd; vertical-align: top; }
-            .ok { color: #176f2c; font-weight: bold; } .bad { color: #b00020; font-weight: bold; }
-            svg text { font-size: 11px; fill: #333; }
-            </style></head><body>
-            <h1>Veil feature simulation: \(escape(r.scenario))</h1>
+        var html = head(title: "Veil feature simulation: \(r.scenario)") + """
             <table>
             <tr><th>Result</th><td class="\(r.correct ? "ok" : "bad")">\(r.correct ? "correct: every decoded feature equals the plaintext computation over the counted devices" : "NOT correct")</td></tr>
             <tr><th>Mode</th><td>\(escape(r.mode))\(r.connections.map { ", \($0) HTTP/2 connections, \(r.apiReads ?? 0) API reads checked" } ?? "")</td></tr>

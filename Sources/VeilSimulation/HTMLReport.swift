@@ -18,19 +18,7 @@ public enum HTMLReport {
             ("Bytes up / down per device", "\(Int(r.bytesUpPerDevice)) / \(Int(r.bytesDownPerDevice)) (plaintext vector \(r.plaintextBytes) B)"),
             ("Peak RSS", "\(fixed(Double(r.peakRSSBytes) / 1_048_576, 1)) MiB"),
         ]
-        var html = """
-            <!DOCTYPE html>
-            <html lang="en"><head><meta charset="utf-8"><title>Veil simulation: \(escape(r.scenario))</title>
-            <style>
-            body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 60em; color: #222; }
-            h1 { font-size: 1.5em; } h2 { font-size: 1.1em; margin-top: 2em; }
-            table { border-collapse: collapse; } td, th { padding: 0.25em 0.8em; text-align: left; border-bottom: 1px solid #ddd; }
-            .ok { color: #176f2c; font-weight: bold; } .bad { color: #b00020; font-weight: bold; }
-            svg text { font-size: 11px; fill: #333; }
-            </style></head><body>
-            <h1>Veil simulation: \(escape(r.scenario))</h1>
-            <table>
-            """
+        var html = head(title: "Veil simulation: \(r.scenario)") + "<table>\n"
         for (i, (k, v)) in summary.enumerated() {
             let cls = i == 0 ? (r.correct ? " class=\"ok\"" : " class=\"bad\"") : ""
             html += "<tr><th>\(k)</th><td\(cls)>\(escape(v))</td></tr>\n"
@@ -50,6 +38,23 @@ public enum HTMLReport {
         ], unit: "")
         html += "</body></html>\n"
         return html
+    }
+
+    /// The page's start, up to and including its `<h1>`: shared style for every report page.
+    static func head(title: String) -> String {
+        """
+        <!DOCTYPE html>
+        <html lang="en"><head><meta charset="utf-8"><title>\(escape(title))</title>
+        <style>
+        body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 60em; color: #222; }
+        h1 { font-size: 1.5em; } h2 { font-size: 1.1em; margin-top: 2em; }
+        table { border-collapse: collapse; } td, th { padding: 0.25em 0.8em; text-align: left; border-bottom: 1px solid #ddd; vertical-align: top; }
+        .ok { color: #176f2c; font-weight: bold; } .bad { color: #b00020; font-weight: bold; }
+        svg text { font-size: 11px; fill: #333; }
+        </style></head><body>
+        <h1>\(escape(title))</h1>
+
+        """
     }
 
     /// Vertical grouped bars, one group per label, with a legend.

@@ -170,12 +170,17 @@ public struct SimulationReport: Codable, Sendable {
     }
 
     /// The report as pretty-printed JSON with sorted keys.
-    public func json() -> Data {
+    public func json() -> Data { Self.reportJSON(self) }
+}
+
+extension Encodable {
+    /// `report` as the simulator writes every report: pretty-printed JSON with sorted keys.
+    static func reportJSON(_ report: some Encodable) -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         // A probability of exactly zero has infinitely many bits of security: write it as "inf".
         encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        return try! encoder.encode(self)
+        return try! encoder.encode(report)
     }
 }
 
