@@ -83,14 +83,14 @@ actor RoundCoordinator {
     /// counted `deviceID` in it, if one did; such a device is told so at check-in (SPEC.md §12.1).
     func countedWindow(of deviceID: String) async throws -> (task: String, roundID: String)? {
         guard let set = policy.featureSet else { return nil }
-        let window = currentWindow()
+        let window = currentWindow(at: clock())
         guard let round = try await store.countingRound(of: deviceID, in: set, windowStart: window) else { return nil }
         return (FeatureWindowTask(featureSet: set.name, version: set.version, windowStart: window).description, round)
     }
 
-    /// The start of the most recent window that has closed, by this aggregator's clock.
-    private func currentWindow() -> Int {
-        let seconds = Int(clock().timeIntervalSince1970.rounded(.down))
+    /// The start of the most recent window that has closed at `now`.
+    private func currentWindow(at now: Date) -> Int {
+        let seconds = Int(now.timeIntervalSince1970.rounded(.down))
         return FeatureSet.windowStart(of: seconds, windowSeconds: policy.windowSeconds) - policy.windowSeconds
     }
 
@@ -191,8 +191,9 @@ actor RoundCoordinator {
         var task = policy.task
         var members = cohort
         if let set = policy.featureSet {
+            // One reading of the clock names the window and dates the claim.
             let now = clock()
-            let window = currentWindow()
+            let window = currentWindow(at: now)
             task = FeatureWindowTask(featureSet: set.name, version: set.version, windowStart: window).description
             guard let claimed = await claim(members, for: set, window: window, task: task, roundID: roundID, now: now) else { return false }
             members = claimed

@@ -107,29 +107,20 @@ public struct FeatureNetworkSimulation: Sendable {
 
     /// The in-process aggregator: the scenario's feature set, rounds started on demand only.
     private func startAggregator(directory: String, token: String, clock: SimulatedClock) async throws -> Aggregator {
-        var configuration = AggregatorConfiguration()
-        configuration.listen = .init(host: "127.0.0.1", port: 0)
-        configuration.httpListen = .init(host: "127.0.0.1", port: 0)
+        var configuration = try NetworkSimulation.loopbackConfiguration(
+            directory: directory, tls: true, devices: scenario.devices, prg: scenario.prg, threatModel: scenario.threatModel,
+            dropout: scenario.dropout, corruptFraction: scenario.graph.corruptFraction)
         configuration.apiToken = token
-        configuration.database = database ?? directory + "/aggregator.sqlite"
-        let paths = try DevelopmentCertificates.write(to: directory + "/tls")
-        configuration.tlsCertificatePath = paths.serverCertificate
-        configuration.tlsPrivateKeyPath = paths.serverPrivateKey
-        configuration.maximumWaitingDevices = scenario.devices + 16
+        if let database { configuration.database = database }
         configuration.rounds.featureSet = scenario.featureSet
         configuration.rounds.windowSeconds = scenario.windowSeconds
         configuration.rounds.minimumReleaseCohort = scenario.minimumReleaseCohort
-        configuration.rounds.prg = scenario.prg
-        configuration.rounds.threatModel = scenario.threatModel
         configuration.rounds.minimumCohort = 3
         configuration.rounds.maximumCohort = scenario.devices
         configuration.rounds.maximumConcurrentRounds = 1
         // Rounds start when the simulation asks over the API, with whoever waits then.
         configuration.rounds.gatherSeconds = 3600
         configuration.rounds.maximumWaitSeconds = 7200
-        configuration.rounds.phaseTimeoutSeconds = 120
-        configuration.rounds.expectedDropout = min(scenario.dropout.total, 0.99)
-        configuration.rounds.corruptFraction = scenario.graph.corruptFraction ?? 0
         // Cohorts differ from round to round, so k and t are chosen per cohort.
         configuration.rounds.graph = scenario.graph.kind == "complete" ? "complete" : "auto"
         var logger = Logger(label: "veil.sim.aggregator")

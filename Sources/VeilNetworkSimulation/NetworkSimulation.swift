@@ -153,30 +153,17 @@ public struct NetworkSimulation: Sendable {
     /// The in-process aggregator, configured so that one round takes exactly the whole cohort.
     private func startAggregator(directory: String, parameters: GraphParameters) async throws -> Aggregator {
         let n = scenario.devices
-        var configuration = AggregatorConfiguration()
-        configuration.listen = .init(host: "127.0.0.1", port: 0)
+        var configuration = try Self.loopbackConfiguration(
+            directory: directory, tls: tls, devices: n, prg: scenario.prg, threatModel: scenario.threatModel,
+            dropout: scenario.dropout, corruptFraction: scenario.graph.corruptFraction)
         configuration.httpListen = nil
-        configuration.database = directory + "/aggregator.sqlite"
-        if tls {
-            let paths = try DevelopmentCertificates.write(to: directory + "/tls")
-            configuration.tlsCertificatePath = paths.serverCertificate
-            configuration.tlsPrivateKeyPath = paths.serverPrivateKey
-        } else {
-            configuration.insecurePlaintext = true
-        }
-        configuration.maximumWaitingDevices = n + 16
         configuration.rounds.task = "simulation:\(scenario.name)"
         configuration.rounds.dimension = scenario.dimension
         configuration.rounds.bitWidth = scenario.bitWidth
-        configuration.rounds.prg = scenario.prg
-        configuration.rounds.threatModel = scenario.threatModel
         configuration.rounds.minimumCohort = n
         configuration.rounds.maximumCohort = n
         configuration.rounds.gatherSeconds = 600
         configuration.rounds.maximumWaitSeconds = 1200
-        configuration.rounds.phaseTimeoutSeconds = 120
-        configuration.rounds.expectedDropout = min(scenario.dropout.total, 0.99)
-        configuration.rounds.corruptFraction = scenario.graph.corruptFraction ?? 0
         if case let .harary(k) = parameters.graph {
             configuration.rounds.graph = "harary"
             configuration.rounds.degree = k
@@ -187,6 +174,34 @@ public struct NetworkSimulation: Sendable {
         var logger = Logger(label: "veil.sim.aggregator")
         logger.logLevel = .error
         return try await Aggregator(configuration: configuration, logger: logger)
+    }
+
+    /// What every simulated aggregator starts from: gRPC (and HTTP) on free loopback ports, its
+    /// SQLite store and, unless `tls` is false, fresh development certificates in `directory`;
+    /// room for every device to wait; phases long enough for a whole cohort sharing the cores;
+    /// and the scenario's protocol settings.
+    static func loopbackConfiguration(
+        directory: String, tls: Bool, devices: Int, prg: PRGAlgorithm, threatModel: ThreatModel,
+        dropout: Scenario.DropoutSpec, corruptFraction: Double?
+    ) throws -> AggregatorConfiguration {
+        var configuration = AggregatorConfiguration()
+        configuration.listen = .init(host: "127.0.0.1", port: 0)
+        configuration.httpListen = .init(host: "127.0.0.1", port: 0)
+        configuration.database = directory + "/aggregator.sqlite"
+        if tls {
+            let paths = try DevelopmentCertificates.write(to: directory + "/tls")
+            configuration.tlsCertificatePath = paths.serverCertificate
+            configuration.tlsPrivateKeyPath = paths.serverPrivateKey
+        } else {
+            configuration.insecurePlaintext = true
+        }
+        configuration.maximumWaitingDevices = devices + 16
+        configuration.rounds.prg = prg
+        configuration.rounds.threatModel = threatModel
+        configuration.rounds.phaseTimeoutSeconds = 120
+        configuration.rounds.expectedDropout = min(dropout.total, 0.99)
+        configuration.rounds.corruptFraction = corruptFraction ?? 0
+        return configuration
     }
 
     private func report(
