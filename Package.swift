@@ -204,6 +204,11 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(
+            name: "VeilDeviceTests",
+            dependencies: ["VeilDevice", "VeilWire", "VeilProtocol", "VeilCrypto"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
             name: "VeilFeaturesTests",
             dependencies: ["VeilFeatures", "VeilDevice", "VeilProtocol", "VeilCrypto"],
             swiftSettings: strictSettings

@@ -98,8 +98,8 @@ public struct RoundPolicy: Sendable, Codable, Equatable {
     public var bitWidth = 32
     /// The mask expansion cipher: "aes-128-ctr" or "chacha20".
     public var prg = PRGAlgorithm.aes128CTR
-    /// "honest-but-curious" or "active".
-    public var threatModel = ThreatModel.honestButCurious
+    /// "active" (the default, and what a device's default policy requires) or "honest-but-curious".
+    public var threatModel = ThreatModel.active
     /// Fewest devices a round starts with.
     public var minimumCohort = 10
     /// Most devices one round takes; further devices wait for the next round.
@@ -115,6 +115,10 @@ public struct RoundPolicy: Sendable, Codable, Equatable {
     public var expectedDropout = 0.05
     /// The fraction of devices assumed to collude with the server.
     public var corruptFraction = 0.0
+    /// log2 of the candidate placements an active server could try before revealing one (SPEC.md
+    /// §5.1): active rounds on a sparse graph are planned for 2^-(40 + this); it must be at least
+    /// what the fleet's device policy assumes (both default to 40).
+    public var placementGrindingBits = CohortAssumptions.defaultPlacementGrindingBits
     /// "auto" (SecAgg+ where it is cheaper, chosen by the parameter finder), "complete" (SecAgg) or
     /// "harary" with explicit `degree` and `threshold`.
     public var graph = "auto"
@@ -153,6 +157,7 @@ public struct RoundPolicy: Sendable, Codable, Equatable {
         maximumWaitSeconds = try c.decodeIfPresent(Double.self, forKey: .maximumWaitSeconds) ?? d.maximumWaitSeconds
         expectedDropout = try c.decodeIfPresent(Double.self, forKey: .expectedDropout) ?? d.expectedDropout
         corruptFraction = try c.decodeIfPresent(Double.self, forKey: .corruptFraction) ?? d.corruptFraction
+        placementGrindingBits = try c.decodeIfPresent(Double.self, forKey: .placementGrindingBits) ?? d.placementGrindingBits
         graph = try c.decodeIfPresent(String.self, forKey: .graph) ?? d.graph
         degree = try c.decodeIfPresent(Int.self, forKey: .degree)
         threshold = try c.decodeIfPresent(Int.self, forKey: .threshold)
@@ -191,6 +196,7 @@ public struct RoundPolicy: Sendable, Codable, Equatable {
         guard maximumWaitSeconds > 0 else { throw .invalid("rounds.maximumWaitSeconds", "must be positive") }
         guard (0..<1).contains(expectedDropout) else { throw .invalid("rounds.expectedDropout", "must be in [0, 1)") }
         guard (0..<0.5).contains(corruptFraction) else { throw .invalid("rounds.corruptFraction", "must be in [0, 0.5)") }
+        guard (0...128).contains(placementGrindingBits) else { throw .invalid("rounds.placementGrindingBits", "must be in 0...128") }
         guard maximumConcurrentRounds >= 1 else { throw .invalid("rounds.maximumConcurrentRounds", "must be at least 1") }
         if let featureSet {
             do { _ = try FeatureLayout(featureSet) } catch { throw .invalid("rounds.featureSet.\(error.field)", error.reason) }
@@ -218,7 +224,9 @@ public struct RoundPolicy: Sendable, Codable, Equatable {
 
     /// The graph and threshold for a round of `n` devices.
     public func parameters(forCohortOf n: Int) throws(AggregatorConfigurationError) -> (graph: GraphKind, threshold: Int) {
-        let assumptions = CohortAssumptions(cohortSize: n, dropoutFraction: expectedDropout, corruptFraction: corruptFraction, threatModel: threatModel)
+        let assumptions = CohortAssumptions(
+            cohortSize: n, dropoutFraction: expectedDropout, corruptFraction: corruptFraction, threatModel: threatModel,
+            placementGrindingBits: placementGrindingBits)
         do {
             switch graph {
             case "complete":

@@ -71,6 +71,14 @@ public final class AggregatorMetrics: Sendable {
     }
 
     /// Counts a device removed from a round or refused at the door.
+    /// A device refused to go on with its round (its policy, a reused round id, a violation it
+    /// blames on the aggregator, or a peer's fault): `veil_device_refusals_total{reason}`. A
+    /// rising policy count means the aggregator's round parameters and the fleet's device policy
+    /// disagree.
+    func refused(reason: String) {
+        CoreMetrics.Counter(label: "veil_device_refusals_total", dimensions: [("reason", reason)], factory: factory).increment()
+    }
+
     func rejected(reason: String) {
         CoreMetrics.Counter(label: "veil_rejected_devices_total", dimensions: [("reason", reason)], factory: factory).increment()
     }

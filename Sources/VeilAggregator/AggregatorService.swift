@@ -88,8 +88,14 @@ struct AggregatorService: Veil_V1_Aggregator.SimpleServiceProtocol {
                 if link.identity == nil {
                     try await checkIn(frame, link: link)
                 } else if let (driver, index) = link.round {
-                    let bytes = try TransportCodec.protocolMessage(from: frame, limit: WireCodec.maximumDeviceMessageByteCount(driver.configuration))
-                    await driver.receive(bytes, from: index)
+                    switch try TransportCodec.afterCheckIn(from: frame, limit: WireCodec.maximumDeviceMessageByteCount(driver.configuration)) {
+                    case let .protocolMessage(bytes):
+                        await driver.receive(bytes, from: index)
+                    case let .refusal(refusal):
+                        // The device leaves the round; nothing more is read from its stream.
+                        await driver.deviceRefused(index, refusal)
+                        link.end(TransportCodec.endedFrame(.notCounted, reason: "the device refused the round"))
+                    }
                 } else {
                     throw RPCError(code: .failedPrecondition, message: "protocol message before the device was assigned to a round")
                 }

@@ -202,12 +202,16 @@ actor RoundCoordinator {
         let driver: RoundDriver
         do {
             let (graph, threshold) = try policy.parameters(forCohortOf: links.count)
+            // Active rounds on a sparse graph commit to the placement secret now, before any key
+            // is seen (SPEC.md §5.1); a fresh secret for every round.
+            let placementSecret = RoundConfiguration.requiresPlacementCommitment(threatModel: policy.threatModel, graph: graph)
+                ? random.bytes(count: Placement.byteCount) : nil
             let configuration = try RoundConfiguration(
                 roundID: roundID, roundSeed: random.bytes(count: 32), cohortSize: links.count,
                 dimension: policy.effectiveDimension, bitWidth: policy.effectiveBitWidth, prg: policy.prg, graph: graph,
-                threshold: threshold, threatModel: policy.threatModel)
+                threshold: threshold, threatModel: policy.threatModel, placementCommitment: placementSecret.map(Placement.commitment(to:)))
             driver = try RoundDriver(
-                configuration: configuration, task: task, links: links,
+                configuration: configuration, placementSecret: placementSecret, task: task, links: links,
                 phaseTimeout: .milliseconds(Int64(policy.phaseTimeoutSeconds * 1000)), metrics: metrics, logger: logger
             ) { [weak self] completed in await self?.roundEnded(completed) }
             rounds[configuration.roundID] = driver

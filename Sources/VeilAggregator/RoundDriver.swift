@@ -32,14 +32,14 @@ actor RoundDriver {
     private var bytesOut: [Phase: Int] = [:]
 
     init(
-        configuration: RoundConfiguration, task: String, links: [DeviceLink], phaseTimeout: Duration,
+        configuration: RoundConfiguration, placementSecret: [UInt8]?, task: String, links: [DeviceLink], phaseTimeout: Duration,
         metrics: AggregatorMetrics, logger: Logger, onEnd: @escaping @Sendable (CompletedRound) async -> Void
     ) throws(ConfigurationError) {
         var identities: [UInt32: Ed25519.PublicKey] = [:]
         for (i, link) in links.enumerated() { identities[UInt32(i)] = link.identity?.key }
         session = try AggregationSession(
             configuration: configuration, graph: NeighbourGraph(configuration: configuration),
-            identities: configuration.threatModel == .active ? identities : [:])
+            identities: configuration.threatModel == .active ? identities : [:], placementSecret: placementSecret)
         self.configuration = configuration
         self.task = task
         self.links = links
@@ -88,6 +88,16 @@ actor RoundDriver {
             metrics.rejected(reason: "protocol-violation")
             logger.warning("device removed", metadata: ["device": "\(index)", "violation": "\(error)"])
         }
+        advanceWhileComplete()
+    }
+
+    /// Device `index` refused to go on (SPEC.md §11.3): it is treated as having dropped now, and
+    /// the refusal is logged and counted, so an operator sees devices refusing the rounds' parameters.
+    func deviceRefused(_ index: UInt32, _ refusal: RefusalContent) {
+        metrics.refused(reason: refusal.reasonName)
+        logger.warning("device refused the round", metadata: ["device": "\(index)", "refusal": "\(refusal)"])
+        guard session.phase != nil else { return }
+        session.deviceLeft(index)
         advanceWhileComplete()
     }
 

@@ -16,8 +16,38 @@ public enum BLAKE2b {
         return out
     }
 
+    /// Unkeyed BLAKE2b of `label` and the bytes `message` points to, `outputByteCount` in 16...64;
+    /// the same output as the array form of `hash(label:message:outputByteCount:)` for the same bytes.
+    ///
+    /// For secret messages: the bytes are fed to the hash where they lie (for example inside a
+    /// ``SecretBytes`` buffer, through ``SecretBytes/withUnsafeBytes(_:)``), with no intermediate
+    /// copy, and the hash state that buffered them is zeroed before this returns.
+    public static func hash(label: String, message: UnsafeRawBufferPointer, outputByteCount: Int = 32) -> [UInt8] {
+        precondition((16...64).contains(outputByteCount), "BLAKE2b output must be 16...64 bytes")
+        let labelBytes = validatedLabel(label)
+        SodiumRuntime.ensureInitialized()
+        // The state type is 64-byte aligned in C, so Swift sees it only as an opaque pointer.
+        let stateSize = crypto_generichash_statebytes()
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: stateSize, alignment: 64)
+        defer {
+            sodium_memzero(raw, stateSize)
+            raw.deallocate()
+        }
+        let state = OpaquePointer(raw)
+        var out = [UInt8](repeating: 0, count: outputByteCount)
+        _ = crypto_generichash_init(state, nil, 0, outputByteCount)
+        let prefix = [UInt8(labelBytes.count)] + labelBytes
+        _ = prefix.withUnsafeBufferPointer { crypto_generichash_update(state, $0.baseAddress, UInt64($0.count)) }
+        if let base = message.baseAddress, message.count > 0 {
+            _ = crypto_generichash_update(state, base.assumingMemoryBound(to: UInt8.self), UInt64(message.count))
+        }
+        _ = out.withUnsafeMutableBufferPointer { crypto_generichash_final(state, $0.baseAddress!, outputByteCount) }
+        return out
+    }
+
     /// Raw BLAKE2b (`crypto_generichash`) of `input` into all of `out` (16...64 bytes), keyed when
-    /// `key` is given. The single call site of the C function.
+    /// `key` is given. The single call site of the one-shot C function (the streaming functions are
+    /// called only by the pointer form of `hash(label:message:outputByteCount:)`).
     static func compute(into out: UnsafeMutableRawBufferPointer, input: [UInt8], key: UnsafeRawBufferPointer?) {
         SodiumRuntime.ensureInitialized()
         input.withUnsafeBytes { i in
@@ -30,14 +60,20 @@ public enum BLAKE2b {
 
     /// Encodes the hash input: one length byte, the label's UTF-8 bytes, then the message.
     static func encode(label: String, message: [UInt8]) -> [UInt8] {
-        let labelBytes = Array(label.utf8)
-        precondition(!labelBytes.isEmpty && labelBytes.count <= 255, "domain label must be 1...255 bytes")
+        let labelBytes = validatedLabel(label)
         var input = [UInt8]()
         input.reserveCapacity(1 + labelBytes.count + message.count)
         input.append(UInt8(labelBytes.count))
         input.append(contentsOf: labelBytes)
         input.append(contentsOf: message)
         return input
+    }
+
+    /// The label's UTF-8 bytes, which must be 1...255 of them.
+    static func validatedLabel(_ label: String) -> [UInt8] {
+        let labelBytes = Array(label.utf8)
+        precondition(!labelBytes.isEmpty && labelBytes.count <= 255, "domain label must be 1...255 bytes")
+        return labelBytes
     }
 }
 

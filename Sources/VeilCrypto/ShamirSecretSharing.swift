@@ -1,5 +1,3 @@
-import CSodium
-
 /// Errors of Shamir secret sharing. None of them carries secret material.
 public enum ShamirError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The secret was not exactly 32 bytes.
@@ -51,9 +49,9 @@ public struct ShamirCommitment: Sendable, Hashable, CustomStringConvertible {
         self.bytes = bytes
     }
 
-    /// The commitment to `secret`.
+    /// The commitment to `secret`, hashed straight from its protected buffer (no unprotected copy).
     public init(committingTo secret: SecretBytes) {
-        bytes = BLAKE2b.hash(label: "veil/v1/shamir-commitment", message: secret.unprotectedCopy(), outputByteCount: 32)
+        bytes = secret.withUnsafeBytes { BLAKE2b.hash(label: "veil/v1/shamir-commitment", message: $0, outputByteCount: 32) }
     }
 
     public var description: String { "ShamirCommitment(\(Hex.prefix(bytes)))" }
@@ -178,7 +176,7 @@ public enum ShamirSecretSharing {
         let commitment = ShamirCommitment(committingTo: secret)
         // coefficients[limb * threshold + degree]; degree 0 is the secret limb.
         var coefficients = [UInt64](repeating: 0, count: limbCount * threshold)
-        defer { coefficients.withUnsafeMutableBytes { sodium_memzero($0.baseAddress!, $0.count) } }
+        defer { SecureMemory.zero(&coefficients) }
         secret.withUnsafeBytes { raw in
             var offset = 0
             for limb in 0..<limbCount {
@@ -256,13 +254,21 @@ public enum ShamirSecretSharing {
         // Berlekamp-Welch on a bounded prefix of the shares, limb by limb.
         let used = Array(shares.prefix(t + 2 * max(0, maximumCorrectableErrors)))
         let xs = used.map { UInt64($0.x) }
+        // The share limbs and the decoded polynomials (whose constant terms are the secret's limbs)
+        // are zeroed before they are released.
         var polynomials: [[UInt64]] = []
+        defer { for i in polynomials.indices { SecureMemory.zero(&polynomials[i]) } }
         for limb in 0..<limbCount {
-            guard let p = BerlekampWelch.decode(xs: xs, ys: used.map { $0.limb(limb) }, threshold: t) else { break }
+            var ys = used.map { $0.limb(limb) }
+            let decoded = BerlekampWelch.decode(xs: xs, ys: ys, threshold: t)
+            SecureMemory.zero(&ys)
+            guard let p = decoded else { break }
             polynomials.append(p)
         }
-        if polynomials.count == limbCount, let secret = secret(fromConstantTerms: polynomials.map { $0[0] }),
-           ShamirCommitment(committingTo: secret) == shares[0].commitment {
+        var constantTerms = polynomials.map { $0[0] }
+        let decodedSecret = polynomials.count == limbCount ? secret(fromConstantTerms: constantTerms) : nil
+        SecureMemory.zero(&constantTerms)
+        if let secret = decodedSecret, ShamirCommitment(committingTo: secret) == shares[0].commitment {
             let bad = shares.filter { share in
                 (0..<limbCount).contains { BerlekampWelch.evaluate(polynomials[$0], at: UInt64(share.x)) != share.limb($0) }
             }.map(\.x)

@@ -12,6 +12,8 @@ struct ClientRound {
     enum Step {
         /// Write this frame.
         case send(Veil_V1_DeviceFrame)
+        /// Write this refusal, close the stream and fail with the error.
+        case refuse(Veil_V1_DeviceFrame, DeviceError)
         /// Nothing to send; read on.
         case wait
         /// Stop: the participation ended.
@@ -27,15 +29,21 @@ struct ClientRound {
 
     let identity: DeviceIdentity
     let options: ParticipationOptions
+    let policy: DevicePolicy
+    let signedRounds: SignedRoundLedger
     private var state = State.awaitingChallenge
     private var random = SystemRandomSource()
     private var bytesSent = 0
     private var bytesReceived = 0
+    /// When AdvertiseKeys was sent: the placement reveal must come within the policy's deadline.
+    private var advertisedAt: ContinuousClock.Instant?
     private var computeSeconds = 0.0
 
-    init(identity: DeviceIdentity, options: ParticipationOptions) {
+    init(identity: DeviceIdentity, options: ParticipationOptions, policy: DevicePolicy, signedRounds: SignedRoundLedger) {
         self.identity = identity
         self.options = options
+        self.policy = policy
+        self.signedRounds = signedRounds
     }
 
     mutating func handle(_ content: ServerFrameContent, input: VeilDevice.InputProvider) async throws(DeviceError) -> Step {
@@ -62,13 +70,26 @@ struct ClientRound {
                 do {
                     session = try DeviceSession(
                         configuration: configuration, graph: NeighbourGraph(configuration: configuration), device: assignment.deviceIndex,
-                        identity: configuration.threatModel == .active ? identity.privateKey : nil, input: vector)
+                        identity: configuration.threatModel == .active ? identity.privateKey : nil, input: vector, policy: policy)
                 } catch {
                     throw .input(String(describing: error))
                 }
+                // Remember the round id durably before anything is signed in it (SPEC.md §13.2).
+                do {
+                    try signedRounds.record(configuration.roundID)
+                } catch {
+                    switch error {
+                    case let .reused(violation):
+                        return refuse(ProtocolViolation(round: configuration.roundID, device: assignment.deviceIndex, phase: .advertiseKeys, kind: .policy(violation)))
+                    case let .unwritable(why):
+                        state = .done
+                        throw .localStore(why)
+                    }
+                }
                 let message: DeviceMessage
-                do { message = try session.start(using: &random) } catch { throw .protocolViolation(error) }
+                do { message = try session.start(using: &random) } catch { return refuse(error) }
                 state = .inRound(session, assignment)
+                advertisedAt = .now
                 return send(message, configuration)
             }
 
@@ -85,13 +106,20 @@ struct ClientRound {
             if options.disconnectBefore == message.phase {
                 return finish(.disconnected(before: message.phase), "disconnected before \(message.phase.rawValue)", assignment)
             }
+            // With committed placement, a server that takes longer than the policy allows to reveal
+            // the placement may be trying candidates (SPEC.md §5.1): leave before dealing shares.
+            if configuration.usesCommittedPlacement, message.phase == .shareKeys, let advertisedAt,
+               ContinuousClock.now - advertisedAt > .milliseconds(Int64(policy.placementDeadlineSeconds * 1000)) {
+                return refuse(ProtocolViolation(
+                    round: configuration.roundID, device: assignment.deviceIndex, phase: .shareKeys,
+                    kind: .placementRefused("the placement was revealed after the policy's \(policy.placementDeadlineSeconds) s deadline")))
+            }
             let started = ContinuousClock.now
             defer { addCompute(since: started) }
             do {
                 let reply: DeviceMessage
                 do { reply = try session.handle(message, using: &random) } catch {
-                    state = .done
-                    throw .protocolViolation(error)
+                    return refuse(error)
                 }
                 state = .inRound(session, assignment)
                 return send(reply, configuration)
@@ -118,6 +146,19 @@ struct ClientRound {
             state = .done
             throw .unexpectedFrame("\(Self.name(content)) while \(stateName)")
         }
+    }
+
+    /// Ends the round with a refusal frame naming who is at fault (SPEC.md §11.3), then the error.
+    private mutating func refuse(_ violation: ProtocolViolation) -> Step {
+        state = .done
+        let reason: Veil_V1_Refusal.Reason
+        switch violation.kind {
+        case .policy(.roundReused): reason = .roundReused
+        case .policy: reason = .policy
+        default: reason = violation.isCausedByPeer ? .peerFault : .aggregatorViolation
+        }
+        let frame = TransportCodec.refusalFrame(RefusalContent(reason: reason, detail: violation.description))
+        return .refuse(frame, .protocolViolation(violation))
     }
 
     private mutating func send(_ message: DeviceMessage, _ configuration: RoundConfiguration) -> Step {

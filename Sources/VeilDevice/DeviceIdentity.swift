@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 public import VeilCrypto
 
 /// A device's long-term Ed25519 identity: enrolled once with the aggregator, then used to answer

@@ -64,8 +64,10 @@ public enum DeviceError: Error, Equatable, CustomStringConvertible {
     case rejected(code: String, message: String)
     /// A frame from the aggregator failed validation; the device left the round.
     case malformedServerFrame(WireError)
-    /// The aggregator broke the protocol (for example asked for both shares of a neighbour); the
-    /// device aborted and revealed nothing further.
+    /// The device aborted the round and revealed nothing further: the aggregator broke the
+    /// protocol (for example asked for both shares of a neighbour), the round broke the device's
+    /// policy (kind ``ProtocolViolation/Kind/policy(_:)``), or a neighbour's key was unusable
+    /// (``ProtocolViolation/isCausedByPeer``). The device told the aggregator why (`Refusal`).
     case protocolViolation(ProtocolViolation)
     /// A frame arrived out of order.
     case unexpectedFrame(String)
@@ -78,14 +80,22 @@ public enum DeviceError: Error, Equatable, CustomStringConvertible {
     /// The device's local observation store failed or refused.
     case localStore(String)
 
-    /// Whether trying again later may succeed. Refusals of identity (unauthenticated, revoked)
-    /// and a protocol violation by the aggregator are not retried by ``VeilDevice/run(options:input:onRound:)``.
+    /// Whether trying again later may succeed. Refusals of identity (unauthenticated, revoked),
+    /// a protocol violation by the aggregator and a round that breaks the device's policy are not
+    /// retried by ``VeilDevice/run(interval:options:input:onRound:)``: the device stops and reports
+    /// them. A violation another device caused (``ProtocolViolation/isCausedByPeer``) is retried.
     public var isRetryable: Bool {
         switch self {
         case let .rejected(code, _): return !["unauthenticated", "permissionDenied"].contains(code)
-        case .protocolViolation: return false
+        case let .protocolViolation(violation): return violation.isCausedByPeer
         default: return true
         }
+    }
+
+    /// The policy violation, when the device refused the round's parameters.
+    public var policyViolation: PolicyViolation? {
+        if case let .protocolViolation(violation) = self, case let .policy(p) = violation.kind { return p }
+        return nil
     }
 
     /// A one-line explanation.
@@ -93,7 +103,9 @@ public enum DeviceError: Error, Equatable, CustomStringConvertible {
         switch self {
         case let .rejected(code, message): return "the aggregator refused (\(code)): \(message)"
         case let .malformedServerFrame(e): return "malformed frame from the aggregator: \(e)"
-        case let .protocolViolation(v): return "the aggregator broke the protocol: \(v)"
+        case let .protocolViolation(v):
+            if case .policy = v.kind { return "the device refused the round: \(v)" }
+            return v.isCausedByPeer ? "a neighbour made the round unusable: \(v)" : "the aggregator broke the protocol: \(v)"
         case let .unexpectedFrame(why): return "unexpected frame: \(why)"
         case .streamEnded: return "the aggregator closed the stream without a final frame"
         case let .input(why): return "input not usable: \(why)"

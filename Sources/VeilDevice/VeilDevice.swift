@@ -25,12 +25,29 @@ public struct VeilDevice: Sendable {
 
     /// The device's long-term identity.
     public let identity: DeviceIdentity
+    /// What the device accepts from the aggregator; every round is checked against it before the
+    /// device sends anything (SPEC.md §13.1).
+    public let policy: DevicePolicy
+    /// The round ids the device took part in, so that it never signs in one twice (SPEC.md §13.2).
+    public let signedRounds: SignedRoundLedger
     let connection: AggregatorConnection
     let logger: Logger
 
     /// A device speaking through `connection`.
-    public init(identity: DeviceIdentity, connection: AggregatorConnection, logger: Logger = Logger(label: "veil.device")) {
+    ///
+    /// - Parameters:
+    ///   - policy: what the device accepts (``DevicePolicy`` documents the defaults: the active
+    ///     threat model, cohorts of at least 10, a 2^-40 target at 5% dropout).
+    ///   - signedRounds: the durable ledger of rounds taken part in, normally
+    ///     `SignedRoundLedger(at:)` beside the identity file; `.inMemory()` only for devices that
+    ///     do not outlive the process (simulations, tests).
+    public init(
+        identity: DeviceIdentity, policy: DevicePolicy = DevicePolicy(), signedRounds: SignedRoundLedger,
+        connection: AggregatorConnection, logger: Logger = Logger(label: "veil.device")
+    ) {
         self.identity = identity
+        self.policy = policy
+        self.signedRounds = signedRounds
         self.connection = connection
         self.logger = logger
     }
@@ -54,23 +71,31 @@ public struct VeilDevice: Sendable {
     public func participate(options: ParticipationOptions = .init(), input: @escaping InputProvider) async throws(DeviceError) -> RoundParticipation {
         let service = Veil_V1_Aggregator.Client(wrapping: connection.client)
         let (outgoing, sender) = AsyncStream.makeStream(of: Veil_V1_DeviceFrame.self)
-        let identity = self.identity
+        let (identity, policy, signedRounds) = (self.identity, self.policy, self.signedRounds)
         do {
             return try await service.participate(requestProducer: { writer in
                 for await frame in outgoing { try await writer.write(frame) }
             }, onResponse: { response in
                 defer { sender.finish() }
-                var round = ClientRound(identity: identity, options: options)
+                var round = ClientRound(identity: identity, options: options, policy: policy, signedRounds: signedRounds)
+                var refusal: DeviceError?
                 for try await frame in response.messages {
+                    // After a refusal, wait for the aggregator to end the stream, so that the
+                    // refusal is delivered rather than cut off by cancelling the call.
+                    if let refusal { throw refusal }
                     let content: ServerFrameContent
                     do { content = try TransportCodec.content(of: frame) } catch let error as WireError { throw DeviceError.malformedServerFrame(error) }
                     switch try await round.handle(content, input: input) {
                     case let .send(frame): sender.yield(frame)
+                    case let .refuse(frame, error):
+                        sender.yield(frame)
+                        sender.finish()
+                        refusal = error
                     case .wait: continue
                     case let .finished(result): return result
                     }
                 }
-                throw DeviceError.streamEnded
+                throw refusal ?? DeviceError.streamEnded
             })
         } catch {
             throw DeviceError.from(error)

@@ -67,7 +67,12 @@ public struct FeatureNetworkSimulation: Sendable {
         let connectionCount = (n + devicesPerConnection - 1) / devicesPerConnection
         let connections = try (0..<connectionCount).map { _ in try AggregatorConnection(to: endpoint) }
         let started = ContinuousClock.now
-        let fleet = Fleet(stores: stores, identities: identities, connections: connections, devicesPerConnection: devicesPerConnection)
+        let fleet = Fleet(
+            stores: stores, identities: identities, connections: connections, devicesPerConnection: devicesPerConnection,
+            policy: DevicePolicy(
+                requiredThreatModel: scenario.threatModel, minimumCohort: 3, assumedDropout: min(scenario.dropout.total, 0.99),
+                assumedCorruptFraction: scenario.graph.corruptFraction ?? 0),
+            signedRounds: identities.map { _ in .inMemory() })
         let windows: [FeatureWindowReport]
         var apiReads = 0
         do {
@@ -136,9 +141,13 @@ struct Fleet: Sendable {
     let identities: [DeviceIdentity]
     let connections: [AggregatorConnection]
     let devicesPerConnection: Int
+    /// The policy every device enforces (the scenario's planning assumptions).
+    let policy: DevicePolicy
+    /// Each device's ledger of rounds taken part in, kept across the windows of the run.
+    let signedRounds: [SignedRoundLedger]
 
     func device(_ d: Int) -> VeilDevice {
-        VeilDevice(identity: identities[d], connection: connections[d / devicesPerConnection])
+        VeilDevice(identity: identities[d], policy: policy, signedRounds: signedRounds[d], connection: connections[d / devicesPerConnection])
     }
 }
 

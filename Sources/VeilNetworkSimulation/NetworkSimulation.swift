@@ -59,7 +59,11 @@ public struct NetworkSimulation: Sendable {
             throw ScenarioError(field: "misbehaving", reason: "misbehaving devices are simulated in-process only; use --mode in-process")
         }
         let n = scenario.devices
-        let parameters = try SimulationEngine(scenario: scenario).graphParameters()
+        let engine = SimulationEngine(scenario: scenario)
+        let parameters = try engine.graphParameters()
+        // Every device enforces the policy an operator would set for this fleet: the scenario's
+        // own planning assumptions (a separate aggregator planned otherwise is refused).
+        let policy = engine.devicePolicy
         let limits = PhysicalLimits.measure(algorithm: scenario.prg, cores: ProcessInfo.processInfo.activeProcessorCount)
 
         let directory = NSTemporaryDirectory() + "veil-sim-\(UUID().uuidString)"
@@ -116,7 +120,8 @@ public struct NetworkSimulation: Sendable {
                 for d in 0..<n {
                     group.addTask {
                         let identity = DeviceIdentity.generate()
-                        let device = VeilDevice(identity: identity, connection: connections[d / devicesPerConnection])
+                        let device = VeilDevice(
+                            identity: identity, policy: policy, signedRounds: .inMemory(), connection: connections[d / devicesPerConnection])
                         do {
                             _ = try await device.enrol(token: enrolmentTokens[d])
                             let p = try await device.participate(options: .init(disconnectBefore: dropPlan[d])) { _ in data.input(for: UInt32(d)) }

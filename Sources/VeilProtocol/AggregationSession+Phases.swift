@@ -14,7 +14,16 @@ extension AggregationSession {
 
         switch phase {
         case .advertiseKeys:
-            inKeySet = pruned(all.map { records[Int($0)].maskingKey != nil && misbehaving[$0] == nil })
+            let advertised = all.map { records[Int($0)].maskingKey != nil && misbehaving[$0] == nil }
+            if let secret = placementSecret {
+                // §5.1: the ring order is fixed now, from s and the accepted contributions.
+                var contributions: [UInt32: [UInt8]] = [:]
+                for d in all where advertised[Int(d)] { contributions[d] = records[Int(d)].placementContribution }
+                let tree = Placement.Tree(cohortSize: n, contributions: contributions)
+                placementTree = tree
+                graph = NeighbourGraph(configuration: configuration, placementSeed: Placement.seed(transcript: transcript, secret: secret, root: tree.root))
+            }
+            inKeySet = pruned(advertised)
             return open(.shareKeys, members: inKeySet)
         case .shareKeys:
             inShareSet = pruned(all.map { inKeySet[Int($0)] && records[Int($0)].sharedKeys && misbehaving[$0] == nil })
@@ -48,12 +57,13 @@ extension AggregationSession {
         case .advertiseKeys:
             return nil
         case .shareKeys:
+            let reveal = placementTree.map { PlacementReveal(secret: placementSecret!, root: $0.root, path: $0.path(for: device)) }
             return .neighbourKeys(neighbours.filter { inKeySet[Int($0)] }.map { j in
                 let r = records[Int(j)]
                 return AdvertisedKeys(
                     device: j, encryptionKey: r.encryptionKey!, maskingKey: r.maskingKey!,
-                    signature: r.signature, identityKey: identities[j])
-            })
+                    signature: r.signature, identityKey: identities[j], placementContribution: r.placementContribution)
+            }, placement: reveal)
         case .maskedInputCollection:
             return .sealedShares(neighbours.filter { inShareSet[Int($0)] }.map { sender in
                 let list = records[Int(sender)].sealedShares

@@ -21,8 +21,8 @@ extension AggregationSession {
         guard !records[index].answered(phase) else { throw reject(device, .duplicateMessage, in: phase) }
 
         switch message {
-        case let .advertiseKeys(encryptionKey, maskingKey, signature):
-            try acceptAdvertisedKeys(device, encryptionKey, maskingKey, signature)
+        case let .advertiseKeys(encryptionKey, maskingKey, signature, contribution):
+            try acceptAdvertisedKeys(device, encryptionKey, maskingKey, signature, contribution)
         case let .shareKeys(maskingKeyCommitment, selfMaskCommitment, shares):
             try acceptSharedKeys(device, maskingKeyCommitment, selfMaskCommitment, shares)
         case let .maskedInput(vector):
@@ -34,7 +34,9 @@ extension AggregationSession {
             accumulator.add(vector)
             records[index].maskedInput = true
         case let .consistencySignature(signature):
-            let statement = ProtocolEncoding.consistencyStatement(round: configuration.roundID, device: device, survivors: survivors)
+            let statement = ProtocolEncoding.consistencyStatement(
+                transcript: transcript, device: device, encryptionKey: records[index].encryptionKey!,
+                maskingKey: records[index].maskingKey!, survivors: survivors)
             guard identities[device]!.isValidSignature(signature, for: statement) else {
                 throw reject(device, .invalidSignature(signer: device), in: phase)
             }
@@ -46,11 +48,17 @@ extension AggregationSession {
     }
 
     mutating func acceptAdvertisedKeys(
-        _ device: UInt32, _ encryptionKey: X25519.PublicKey, _ maskingKey: X25519.PublicKey, _ signature: Ed25519.Signature?
+        _ device: UInt32, _ encryptionKey: X25519.PublicKey, _ maskingKey: X25519.PublicKey, _ signature: Ed25519.Signature?,
+        _ contribution: [UInt8]?
     ) throws(ProtocolViolation) {
+        guard configuration.usesCommittedPlacement == (contribution != nil), contribution.map({ $0.count == Placement.byteCount }) ?? true else {
+            throw reject(device, .malformed(configuration.usesCommittedPlacement
+                ? "a 32-byte placement contribution is required" : "a placement contribution in a round without committed placement"), in: .advertiseKeys)
+        }
         if configuration.threatModel == .active {
             let statement = ProtocolEncoding.advertiseStatement(
-                round: configuration.roundID, device: device, encryptionKey: encryptionKey, maskingKey: maskingKey)
+                transcript: transcript, device: device, encryptionKey: encryptionKey, maskingKey: maskingKey,
+                placementContribution: contribution)
             guard let signature, identities[device]!.isValidSignature(signature, for: statement) else {
                 throw reject(device, .invalidSignature(signer: device), in: .advertiseKeys)
             }
@@ -60,11 +68,17 @@ extension AggregationSession {
               !advertisedKeys.contains(maskingKey.rawRepresentation) else {
             throw reject(device, .reusedKey(device: device), in: .advertiseKeys)
         }
+        // A key of small order would make every honest neighbour abort (§6.0): remove its owner
+        // here, so that one device cannot stop its cohort.
+        guard !encryptionKey.hasSmallOrder(), !maskingKey.hasSmallOrder() else {
+            throw reject(device, .unusableKey(device: device), in: .advertiseKeys)
+        }
         advertisedKeys.insert(encryptionKey.rawRepresentation)
         advertisedKeys.insert(maskingKey.rawRepresentation)
         records[Int(device)].encryptionKey = encryptionKey
         records[Int(device)].maskingKey = maskingKey
         records[Int(device)].signature = signature
+        records[Int(device)].placementContribution = contribution
     }
 
     mutating func acceptSharedKeys(

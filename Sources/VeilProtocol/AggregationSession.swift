@@ -15,9 +15,16 @@ public import VeilCrypto
 public struct AggregationSession: Sendable {
     /// The round configuration sent to every device.
     public let configuration: RoundConfiguration
-    let graph: NeighbourGraph
+    /// The neighbour graph; with committed placement it is rebuilt when AdvertiseKeys closes.
+    var graph: NeighbourGraph
     let identities: [UInt32: Ed25519.PublicKey]
+    /// s, with committed placement (§5.1).
+    let placementSecret: [UInt8]?
+    /// The tree over the accepted contributions, once AdvertiseKeys closed (committed placement).
+    var placementTree: Placement.Tree?
     let workers: Int
+    /// τ, the configuration hash every signed statement binds (§4.10).
+    let transcript: [UInt8]
 
     /// The phase whose messages are being collected; nil once the round finished or aborted.
     public internal(set) var phase: Phase?
@@ -46,14 +53,25 @@ public struct AggregationSession: Sendable {
     public internal(set) var statistics = UnmaskingStatistics()
 
     /// Creates a session. In the active threat model `identities` must hold the enrolled identity
-    /// key of every invited device.
+    /// key of every invited device. With committed placement (§5.1) `placementSecret` is the s
+    /// whose commitment the configuration carries (draw it with ``Placement`` in mind: 32 fresh
+    /// random bytes, never reused); `graph` is then replaced when AdvertiseKeys closes.
     public init(
         configuration: RoundConfiguration, graph: NeighbourGraph,
-        identities: [UInt32: Ed25519.PublicKey] = [:], workers: Int = AggregationSession.defaultWorkerCount
+        identities: [UInt32: Ed25519.PublicKey] = [:], placementSecret: [UInt8]? = nil,
+        workers: Int = AggregationSession.defaultWorkerCount
     ) throws(ConfigurationError) {
         guard graph.cohortSize == configuration.cohortSize, graph.degree == configuration.degree else {
             throw .invalid(field: "graph", reason: "graph was built for another configuration")
         }
+        if let commitment = configuration.placementCommitment {
+            guard let placementSecret, Placement.commitment(to: placementSecret) == commitment else {
+                throw .invalid(field: "placementSecret", reason: "must be the secret the configuration's placement commitment commits to")
+            }
+        } else if placementSecret != nil {
+            throw .invalid(field: "placementSecret", reason: "the configuration has no placement commitment")
+        }
+        self.placementSecret = placementSecret
         if configuration.threatModel == .active {
             let missing = (0..<UInt32(configuration.cohortSize)).first { identities[$0] == nil }
             if let missing { throw .invalid(field: "identities", reason: "no identity key for device \(missing)") }
@@ -63,6 +81,7 @@ public struct AggregationSession: Sendable {
         self.graph = graph
         self.identities = identities
         self.workers = max(1, workers)
+        self.transcript = ProtocolEncoding.roundTranscript(configuration)
         records = Array(repeating: DeviceRecord(), count: n)
         expected = Array(repeating: true, count: n)
         expectedRemaining = n
@@ -157,6 +176,7 @@ struct DeviceRecord: Sendable {
     var encryptionKey: X25519.PublicKey?
     var maskingKey: X25519.PublicKey?
     var signature: Ed25519.Signature?
+    var placementContribution: [UInt8]?
     var maskingKeyCommitment: ShamirCommitment?
     var selfMaskCommitment: ShamirCommitment?
     /// The sealed shares it sent, ascending by recipient; released after delivery.

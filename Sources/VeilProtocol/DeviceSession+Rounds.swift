@@ -3,7 +3,7 @@ import VeilCrypto
 extension DeviceSession {
     /// Round 1: validate the neighbours' keys, split both secrets among them, seal each pair.
     mutating func shareKeys(
-        input: ModularVector, secrets: RoundSecrets, entries: [AdvertisedKeys], using random: inout some RandomSource
+        input: PrivateInput, secrets: RoundSecrets, entries: [AdvertisedKeys], using random: inout some RandomSource
     ) throws(ProtocolViolation) -> DeviceMessage {
         let phase = Phase.shareKeys
         let t = configuration.threshold
@@ -18,15 +18,34 @@ extension DeviceSession {
             }
             if configuration.threatModel == .active {
                 guard let identityKey = entry.identityKey, let signature = entry.signature,
+                      configuration.usesCommittedPlacement == (entry.placementContribution?.count == Placement.byteCount),
                       identityKey.isValidSignature(signature, for: ProtocolEncoding.advertiseStatement(
-                        round: configuration.roundID, device: entry.device,
-                        encryptionKey: entry.encryptionKey, maskingKey: entry.maskingKey)) else {
+                        transcript: transcript, device: entry.device,
+                        encryptionKey: entry.encryptionKey, maskingKey: entry.maskingKey,
+                        placementContribution: entry.placementContribution)) else {
                     throw violation(phase, .invalidSignature(signer: entry.device))
                 }
             }
-            neighbours[entry.device] = NeighbourRecord(maskingKey: entry.maskingKey, identityKey: entry.identityKey, opening: nil)
+            neighbours[entry.device] = NeighbourRecord(
+                encryptionKey: entry.encryptionKey, maskingKey: entry.maskingKey, identityKey: entry.identityKey, opening: nil, pairwiseSeed: nil)
         }
         guard entries.count >= t else { throw violation(phase, .tooFewNeighbours(have: entries.count, need: t)) }
+
+        // Agree both keys with every neighbour before sending anything: a neighbour's key of small
+        // order (a predictable shared secret) is that neighbour's fault, found here, not after
+        // this device has dealt its shares.
+        for entry in entries {
+            do {
+                let shared = try secrets.encryption.sharedSecret(with: entry.encryptionKey)
+                neighbours[entry.device]!.opening = try ProtocolEncoding.shareEncryptionKey(
+                    sharedSecret: shared, round: configuration.roundID, sender: entry.device, recipient: device)
+                let masking = try secrets.masking.sharedSecret(with: entry.maskingKey)
+                neighbours[entry.device]!.pairwiseSeed = try ProtocolEncoding.pairwiseSeed(
+                    sharedSecret: masking, round: configuration.roundID, device, entry.device)
+            } catch {
+                throw violation(phase, .unusableKey(device: entry.device))
+            }
+        }
 
         let xs = entries.map { ProtocolEncoding.shareXCoordinate(holder: $0.device) }
         let maskingShares: [ShamirShare]
@@ -50,14 +69,12 @@ extension DeviceSession {
                 let shared = try secrets.encryption.sharedSecret(with: entry.encryptionKey)
                 let (key, nonce) = try ProtocolEncoding.shareEncryptionKey(
                     sharedSecret: shared, round: configuration.roundID, sender: device, recipient: entry.device)
-                neighbours[entry.device]!.opening = try ProtocolEncoding.shareEncryptionKey(
-                    sharedSecret: shared, round: configuration.roundID, sender: entry.device, recipient: device)
                 let ciphertext = XChaCha20Poly1305.seal(
                     plaintext, key: key, nonce: nonce,
                     associatedData: ProtocolEncoding.shareAssociatedData(round: configuration.roundID, sender: device, recipient: entry.device))
                 sealed.append(SealedShares(sender: device, recipient: entry.device, ciphertext: ciphertext))
             } catch {
-                throw violation(phase, .malformed("neighbour \(entry.device) advertised an unusable encryption key (\(error))"))
+                throw violation(phase, .unusableKey(device: entry.device))
             }
         }
         state = .sharedKeys(input: input, secrets: secrets, neighbours: neighbours)
@@ -70,7 +87,7 @@ extension DeviceSession {
     /// sender), but the pairwise mask with the sender is still applied, because the sender applies
     /// it too.
     mutating func maskInput(
-        input: ModularVector, secrets: RoundSecrets, neighbours: [UInt32: NeighbourRecord], sealed: [SealedShares]
+        input: PrivateInput, secrets: RoundSecrets, neighbours: [UInt32: NeighbourRecord], sealed: [SealedShares]
     ) throws(ProtocolViolation) -> DeviceMessage {
         let phase = Phase.maskedInputCollection
         let t = configuration.threshold
@@ -88,7 +105,7 @@ extension DeviceSession {
             if let pair = try? openShares(item, from: neighbours[item.sender]!) { held[item.sender] = pair }
         }
 
-        var masked = input
+        var masked = input.plaintext
         let generator = MaskGenerator(algorithm: configuration.prg)
         do {
             try masked.applyMask(
@@ -96,16 +113,18 @@ extension DeviceSession {
                 generator: generator)
             for item in sealed {
                 let peer = item.sender
-                let shared = try secrets.masking.sharedSecret(with: neighbours[peer]!.maskingKey)
-                let seed = try ProtocolEncoding.pairwiseSeed(sharedSecret: shared, round: configuration.roundID, device, peer)
                 try masked.applyMask(
-                    seed: seed, label: ProtocolEncoding.pairwiseMaskLabel(round: configuration.roundID, device, peer),
+                    seed: neighbours[peer]!.pairwiseSeed!, label: ProtocolEncoding.pairwiseMaskLabel(round: configuration.roundID, device, peer),
                     generator: generator, subtracting: !ProtocolEncoding.addsPairwiseMask(device, with: peer))
             }
         } catch {
             throw violation(phase, .malformed("mask derivation failed: \(error)"))
         }
-        state = .maskedInputSent(held: held, sharers: sealed.map(\.sender), neighbours: neighbours)
+        // The plaintext is no longer needed: zero the session's copy now, not when it is released.
+        input.wipe()
+        var kept = neighbours
+        for peer in kept.keys { kept[peer]!.pairwiseSeed = nil }
+        state = .maskedInputSent(held: held, sharers: sealed.map(\.sender), neighbours: kept)
         return .maskedInput(masked)
     }
 
@@ -143,7 +162,8 @@ extension DeviceSession {
         guard survivingNeighbours.count >= configuration.threshold else {
             throw violation(phase, .tooFewNeighbours(have: survivingNeighbours.count, need: configuration.threshold))
         }
-        let signature = identity!.signature(for: ProtocolEncoding.consistencyStatement(round: configuration.roundID, device: device, survivors: survivors))
+        let signature = identity!.signature(for: ProtocolEncoding.consistencyStatement(
+            transcript: transcript, device: device, encryptionKey: advertisedKeys!.encryption, maskingKey: advertisedKeys!.masking, survivors: survivors))
         state = .consistencySigned(held: held, sharers: sharers, neighbours: neighbours, survivors: survivors)
         return .consistencySignature(signature)
     }
@@ -173,10 +193,11 @@ extension DeviceSession {
                 throw violation(phase, .inconsistentSurvivorSet("request disagrees with the signed survivor set"))
             }
             for (signer, signature) in signatures.sorted(by: { $0.key < $1.key }) {
-                guard survivingSet.contains(signer), let identityKey = neighbours[signer]?.identityKey else {
+                guard survivingSet.contains(signer), let record = neighbours[signer], let identityKey = record.identityKey else {
                     throw violation(phase, .notANeighbour(signer))
                 }
-                let statement = ProtocolEncoding.consistencyStatement(round: configuration.roundID, device: signer, survivors: survivors)
+                let statement = ProtocolEncoding.consistencyStatement(
+                    transcript: transcript, device: signer, encryptionKey: record.encryptionKey, maskingKey: record.maskingKey, survivors: survivors)
                 guard identityKey.isValidSignature(signature, for: statement) else {
                     throw violation(phase, .invalidSignature(signer: signer))
                 }

@@ -16,9 +16,20 @@ public struct DeviceSession: Sendable {
     public let configuration: RoundConfiguration
     /// This device's index in the cohort.
     public let device: UInt32
-    let graph: NeighbourGraph
+    /// What this device accepts; checked by ``start(using:)`` before anything is sent.
+    public let policy: DevicePolicy
+    /// τ, the hash of the configuration that every statement this device signs binds (§4.10).
+    let transcript: [UInt8]
+    /// The neighbour graph; with committed placement it is replaced by the revealed one in ShareKeys.
+    var graph: NeighbourGraph
     let identity: Ed25519.PrivateKey?
     var state: State
+    /// The public keys this device advertised (public; kept for the consistency statement).
+    var advertisedKeys: (encryption: X25519.PublicKey, masking: X25519.PublicKey)?
+    /// r_i, the placement contribution this device sent (committed placement only).
+    var placementContribution: [UInt8]?
+    /// Shares graphs between sessions that derive the same placement (simulations); nil on devices.
+    let graphCache: NeighbourGraphCache?
 
     /// The round's secrets: two X25519 key pairs and the self-mask seed.
     struct RoundSecrets: Sendable {
@@ -35,17 +46,21 @@ public struct DeviceSession: Sendable {
 
     /// What a neighbour advertised, kept after round 0.
     struct NeighbourRecord: Sendable {
+        let encryptionKey: X25519.PublicKey
         let maskingKey: X25519.PublicKey
         let identityKey: Ed25519.PublicKey?
         /// The key and nonce that open what this neighbour seals to us, derived in ShareKeys from
         /// the same X25519 secret we sealed with (so round 2 needs no second key agreement).
         var opening: (key: XChaCha20Poly1305.Key, nonce: XChaCha20Poly1305.Nonce)?
+        /// The pairwise mask seed with this neighbour, derived in ShareKeys so that a key of small
+        /// order is found before this device sends anything to anyone.
+        var pairwiseSeed: SecretBytes?
     }
 
     enum State: Sendable {
-        case ready(input: ModularVector)
-        case advertised(input: ModularVector, secrets: RoundSecrets)
-        case sharedKeys(input: ModularVector, secrets: RoundSecrets, neighbours: [UInt32: NeighbourRecord])
+        case ready(input: PrivateInput)
+        case advertised(input: PrivateInput, secrets: RoundSecrets)
+        case sharedKeys(input: PrivateInput, secrets: RoundSecrets, neighbours: [UInt32: NeighbourRecord])
         case maskedInputSent(held: [UInt32: HeldShares], sharers: [UInt32], neighbours: [UInt32: NeighbourRecord])
         case consistencySigned(held: [UInt32: HeldShares], sharers: [UInt32], neighbours: [UInt32: NeighbourRecord], survivors: [UInt32])
         case finished
@@ -54,13 +69,19 @@ public struct DeviceSession: Sendable {
 
     /// Creates a session for `device` with its private `input`.
     ///
+    /// The session keeps its own copy of `input` and zeroes it once the masked vector is computed
+    /// (or when the session is released); copies the caller keeps are the caller's to wipe.
+    ///
     /// - Parameters:
     ///   - graph: the graph built from `configuration` (``NeighbourGraph/init(configuration:)``);
     ///     passed in so that simulations can share one instance among many devices.
     ///   - identity: the device's long-term signing key; required in the active threat model.
+    ///   - policy: what the device accepts; ``start(using:)`` refuses a configuration that breaks it.
+    ///   - graphCache: simulations pass one cache to every session of a round, so the revealed
+    ///     placement's graph is built once; a device leaves it nil.
     public init(
         configuration: RoundConfiguration, graph: NeighbourGraph, device: UInt32,
-        identity: Ed25519.PrivateKey?, input: ModularVector
+        identity: Ed25519.PrivateKey?, input: ModularVector, policy: DevicePolicy, graphCache: NeighbourGraphCache? = nil
     ) throws(ConfigurationError) {
         guard Int(device) < configuration.cohortSize else {
             throw .invalid(field: "device", reason: "index \(device) is outside the cohort of \(configuration.cohortSize)")
@@ -78,7 +99,10 @@ public struct DeviceSession: Sendable {
         self.graph = graph
         self.device = device
         self.identity = identity
-        self.state = .ready(input: input)
+        self.policy = policy
+        self.graphCache = graphCache
+        self.transcript = ProtocolEncoding.roundTranscript(configuration)
+        self.state = .ready(input: PrivateInput(copying: input))
     }
 
     /// The phase whose server message the session waits for next; nil once finished or aborted.
@@ -102,27 +126,46 @@ public struct DeviceSession: Sendable {
     /// Why the session aborted, if it did.
     public var abortReason: ProtocolViolation? { if case let .aborted(v) = state { return v } else { return nil } }
 
-    /// Round 0: generates the round's key pairs and self-mask seed and returns AdvertiseKeys.
+    /// Round 0: checks the configuration against the device's ``policy``, then generates the
+    /// round's key pairs and self-mask seed and returns AdvertiseKeys.
+    ///
+    /// A configuration that breaks the policy aborts the session with
+    /// ``ProtocolViolation/Kind/policy(_:)`` before any key is drawn: the device sends nothing
+    /// but its refusal.
     public mutating func start(using random: inout some RandomSource) throws(ProtocolViolation) -> DeviceMessage {
         guard case let .ready(input) = state else { throw violation(.advertiseKeys, .unexpectedMessage(received: .advertiseKeys)) }
+        do {
+            try policy.check(configuration)
+        } catch {
+            let refusal = violation(.advertiseKeys, .policy(error))
+            state = .aborted(refusal)
+            throw refusal
+        }
         let secrets = RoundSecrets(
             encryption: X25519.PrivateKey(using: &random),
             masking: X25519.PrivateKey(using: &random),
             selfMaskSeed: SecretBytes(randomCount: 32, using: &random))
+        let contribution = configuration.usesCommittedPlacement ? random.bytes(count: Placement.byteCount) : nil
         let signature = identity.map {
             $0.signature(for: ProtocolEncoding.advertiseStatement(
-                round: configuration.roundID, device: device,
-                encryptionKey: secrets.encryption.publicKey, maskingKey: secrets.masking.publicKey))
+                transcript: transcript, device: device,
+                encryptionKey: secrets.encryption.publicKey, maskingKey: secrets.masking.publicKey,
+                placementContribution: contribution))
         }
         state = .advertised(input: input, secrets: secrets)
-        return .advertiseKeys(encryptionKey: secrets.encryption.publicKey, maskingKey: secrets.masking.publicKey, signature: signature)
+        advertisedKeys = (secrets.encryption.publicKey, secrets.masking.publicKey)
+        placementContribution = contribution
+        return .advertiseKeys(
+            encryptionKey: secrets.encryption.publicKey, maskingKey: secrets.masking.publicKey, signature: signature,
+            placementContribution: contribution)
     }
 
     /// Handles one server message and returns this device's answer.
     public mutating func handle(_ message: ServerMessage, using random: inout some RandomSource) throws(ProtocolViolation) -> DeviceMessage {
         do throws(ProtocolViolation) {
             switch (state, message) {
-            case let (.advertised(input, secrets), .neighbourKeys(entries)):
+            case let (.advertised(input, secrets), .neighbourKeys(entries, placement)):
+                try adoptPlacement(placement)
                 return try shareKeys(input: input, secrets: secrets, entries: entries, using: &random)
             case let (.sharedKeys(input, secrets, neighbours), .sealedShares(sealed)):
                 return try maskInput(input: input, secrets: secrets, neighbours: neighbours, sealed: sealed)

@@ -8,19 +8,25 @@ public struct AdvertisedKeys: Sendable, Equatable {
     public let encryptionKey: X25519.PublicKey
     /// s_pk: the key pairwise masks are agreed with.
     public let maskingKey: X25519.PublicKey
-    /// Signature over ``ProtocolEncoding/advertiseStatement(round:device:encryptionKey:maskingKey:)``
+    /// Signature over ``ProtocolEncoding/advertiseStatement(transcript:device:encryptionKey:maskingKey:placementContribution:)``
     /// with the device's identity key (active threat model), else nil.
     public let signature: Ed25519.Signature?
+    /// The device's placement contribution (committed placement only), covered by the signature.
+    public let placementContribution: [UInt8]?
     /// The device's long-term identity key as enrolled with the server (active threat model).
     public let identityKey: Ed25519.PublicKey?
 
     /// Creates an entry.
-    public init(device: UInt32, encryptionKey: X25519.PublicKey, maskingKey: X25519.PublicKey, signature: Ed25519.Signature?, identityKey: Ed25519.PublicKey?) {
+    public init(
+        device: UInt32, encryptionKey: X25519.PublicKey, maskingKey: X25519.PublicKey, signature: Ed25519.Signature?,
+        identityKey: Ed25519.PublicKey?, placementContribution: [UInt8]? = nil
+    ) {
         self.device = device
         self.encryptionKey = encryptionKey
         self.maskingKey = maskingKey
         self.signature = signature
         self.identityKey = identityKey
+        self.placementContribution = placementContribution
     }
 }
 
@@ -61,8 +67,9 @@ public struct RevealedShare: Sendable, Equatable {
 
 /// A message a device sends to the server.
 public enum DeviceMessage: Sendable, Equatable {
-    /// Round 0: the device's two fresh public keys, signed in the active threat model.
-    case advertiseKeys(encryptionKey: X25519.PublicKey, maskingKey: X25519.PublicKey, signature: Ed25519.Signature?)
+    /// Round 0: the device's two fresh public keys, signed in the active threat model, and its 32
+    /// random placement bytes when the round uses committed placement (§5.1).
+    case advertiseKeys(encryptionKey: X25519.PublicKey, maskingKey: X25519.PublicKey, signature: Ed25519.Signature?, placementContribution: [UInt8]? = nil)
     /// Round 1: commitments to both secrets and one sealed share pair per live neighbour.
     case shareKeys(maskingKeyCommitment: ShamirCommitment, selfMaskCommitment: ShamirCommitment, shares: [SealedShares])
     /// Round 2: y = x + PRG(b) + sum of signed pairwise masks, modulo 2^b.
@@ -86,8 +93,9 @@ public enum DeviceMessage: Sendable, Equatable {
 
 /// A message the server sends to one device.
 public enum ServerMessage: Sendable, Equatable {
-    /// After round 0: the keys of the device's neighbours that advertised.
-    case neighbourKeys([AdvertisedKeys])
+    /// After round 0: the keys of the device's neighbours that advertised, and the placement
+    /// reveal when the round uses committed placement (§5.1).
+    case neighbourKeys([AdvertisedKeys], placement: PlacementReveal? = nil)
     /// After round 1: the share pairs sealed to this device by neighbours that shared keys.
     case sealedShares([SealedShares])
     /// After round 2 (active only): the survivor set U3, every device whose masked input arrived.

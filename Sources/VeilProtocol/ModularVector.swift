@@ -113,6 +113,27 @@ public struct ModularVector: Sendable, Equatable {
         }
     }
 
+    /// Zeroes every element in place, in this value's own buffer (with `sodium_memzero`, which the
+    /// compiler may not remove), keeping the count and bit width; a device calls it once its input
+    /// is no longer needed.
+    ///
+    /// - warning: Copies of this vector made before the call (an earlier assignment, the
+    ///   ``elements`` array, a vector passed to another session) share or hold their own storage
+    ///   and keep their values: wiping them is the caller's responsibility. If the buffer is still
+    ///   shared with such a copy, this value first gets a private buffer, which is zeroed.
+    public mutating func wipe() {
+        switch storage {
+        case var .narrow(a):
+            storage = .narrow([])
+            SecureMemory.zero(&a)
+            storage = .narrow(a)
+        case var .wide(a):
+            storage = .wide([])
+            SecureMemory.zero(&a)
+            storage = .wide(a)
+        }
+    }
+
     /// The number of bytes one element occupies on the wire: ceil(b / 8).
     public var packedElementByteCount: Int { (bitWidth + 7) / 8 }
 }

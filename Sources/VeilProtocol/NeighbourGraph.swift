@@ -19,8 +19,18 @@ public final class NeighbourGraph: Sendable {
     /// `positionOfDevice[d]` is the ring position of device d (Harary only).
     let positionOfDevice: [UInt32]
 
-    /// Builds the graph a configuration describes.
-    public init(configuration: RoundConfiguration) {
+    /// Builds the graph a configuration describes, its ring order drawn from the round seed.
+    ///
+    /// With committed placement (``RoundConfiguration/usesCommittedPlacement``) the ring order is
+    /// known only once AdvertiseKeys closes; use ``init(configuration:placementSeed:)`` then. This
+    /// graph has the right size and degree but a ring order nobody uses.
+    public convenience init(configuration: RoundConfiguration) {
+        self.init(configuration: configuration, placementSeed: configuration.roundSeed)
+    }
+
+    /// Builds the graph of `configuration` with its ring order drawn from `placementSeed` (the
+    /// ``Placement/seed(transcript:secret:root:)`` of a round with committed placement).
+    public init(configuration: RoundConfiguration, placementSeed: [UInt8]) {
         cohortSize = configuration.cohortSize
         degree = configuration.degree
         switch configuration.graph {
@@ -28,7 +38,7 @@ public final class NeighbourGraph: Sendable {
             deviceAtPosition = []
             positionOfDevice = []
         case .harary:
-            let order = NeighbourGraph.permutation(count: cohortSize, roundSeed: configuration.roundSeed)
+            let order = NeighbourGraph.permutation(count: cohortSize, roundSeed: placementSeed)
             var inverse = [UInt32](repeating: 0, count: cohortSize)
             for (position, device) in order.enumerated() { inverse[Int(device)] = UInt32(position) }
             deviceAtPosition = order

@@ -18,16 +18,34 @@ public struct CohortAssumptions: Sendable, Hashable {
     public var securityBits: Double
     /// η: the round may fail for lack of live neighbours with probability at most 2^-η (default 20).
     public var correctnessBits: Double
+    /// g: log2 of the candidate placements an active server may try before it must reveal one
+    /// (`SPEC.md` §5.1, §9): by claiming devices dropped, or with colluding devices choosing their
+    /// contributions late, within the device's placement deadline. A sparse graph in the active
+    /// model must then meet 2^-(σ + g); the complete graph has nothing to place. Default 0 here;
+    /// Veil's aggregator and devices default to ``defaultPlacementGrindingBits``.
+    public var placementGrindingBits: Double
 
-    /// Creates assumptions with the default σ = 40 and η = 20.
+    /// The grinding Veil's aggregator and device policy assume by default: 2^40 candidate
+    /// placements within the 60-second placement deadline.
+    public static let defaultPlacementGrindingBits = 40.0
+
+    /// Creates assumptions with the default σ = 40, η = 20 and no grinding.
     public init(cohortSize: Int, dropoutFraction: Double, corruptFraction: Double = 0, threatModel: ThreatModel = .honestButCurious,
-                securityBits: Double = 40, correctnessBits: Double = 20) {
+                securityBits: Double = 40, correctnessBits: Double = 20, placementGrindingBits: Double = 0) {
         self.cohortSize = cohortSize
         self.dropoutFraction = dropoutFraction
         self.corruptFraction = corruptFraction
         self.threatModel = threatModel
         self.securityBits = securityBits
         self.correctnessBits = correctnessBits
+        self.placementGrindingBits = placementGrindingBits
+    }
+
+    /// The exposure and isolation target, in bits, a graph of degree `k` must meet per device:
+    /// σ + log2 n, plus g for a sparse graph in the active model (its placement can be ground).
+    func requiredSecurityBits(degree k: Int) -> Double {
+        let grinding = threatModel == .active && k < cohortSize - 1 ? placementGrindingBits : 0
+        return securityBits + grinding + log2(Double(cohortSize))
     }
 }
 
@@ -39,7 +57,8 @@ public struct GraphParameters: Sendable, Hashable {
     public let degree: Int
     /// t.
     public let threshold: Int
-    /// -log2 of the union-bounded probability that some honest device's input is exposed.
+    /// -log2 of the union-bounded probability that some honest device's input is exposed: over the
+    /// n devices and, for a sparse graph in the active model, over the 2^g placements a server may try.
     public let securityBits: Double
     /// -log2 of the union-bounded probability that some device lacks t live neighbours.
     public let correctnessBits: Double
@@ -112,24 +131,31 @@ public enum ParameterFinder {
             throw .unsafe(field: "threshold", reason: "t = \(t) must exceed k/2 = \(Double(k) / 2), or two disjoint groups of neighbours could each reconstruct a different secret of one device")
         }
         let odds = Odds(degree: k, assumptions)
-        let budget = assumptions.securityBits + log2(Double(n))
+        let budget = assumptions.requiredSecurityBits(degree: k)
         let exposure = odds.exposureBits(threshold: t)
         guard exposure >= budget else {
-            throw .unsafe(field: "threshold", reason: "with k = \(k) and t = \(t) an honest device's input is exposed with probability 2^-\(oneDecimal(exposure - log2(Double(n)))) per device, above the 2^-\(oneDecimal(assumptions.securityBits)) target; raise t or k")
+            throw .unsafe(field: "threshold", reason: "with k = \(k) and t = \(t) an honest device's input is exposed with probability 2^-\(oneDecimal(exposure - log2(Double(n)))) per device, above the 2^-\(oneDecimal(budget - log2(Double(n)))) target\(Self.grindingNote(assumptions, k)); raise t or k")
         }
         let isolation = odds.isolationBits()
         guard isolation >= budget else {
-            throw .unsafe(field: "degree", reason: "with k = \(k) an honest survivor has only corrupt or dropped neighbours with probability 2^-\(oneDecimal(isolation - log2(Double(n)))) per device, above the 2^-\(oneDecimal(assumptions.securityBits)) target; raise k")
+            throw .unsafe(field: "degree", reason: "with k = \(k) an honest survivor has only corrupt or dropped neighbours with probability 2^-\(oneDecimal(isolation - log2(Double(n)))) per device, above the 2^-\(oneDecimal(budget - log2(Double(n)))) target\(Self.grindingNote(assumptions, k)); raise k")
         }
         return GraphParameters(
             graph: k == n - 1 ? .complete : .harary(degree: k), degree: k, threshold: t,
-            securityBits: min(exposure, isolation) - log2(Double(n)),
+            securityBits: min(exposure, isolation) - (budget - assumptions.securityBits),
             correctnessBits: odds.failureBits(threshold: t) - log2(Double(n)))
+    }
+
+    /// " (2^-σ per candidate placement, 2^g of them)" when grinding is charged at degree `k`.
+    static func grindingNote(_ a: CohortAssumptions, _ k: Int) -> String {
+        let g = a.requiredSecurityBits(degree: k) - a.securityBits - log2(Double(a.cohortSize))
+        return g > 0 ? " (σ = \(oneDecimal(a.securityBits)) plus \(oneDecimal(g)) bits for placements an active server may try)" : ""
     }
 
     static func checkRanges(_ a: CohortAssumptions) throws(ConfigurationError) {
         guard a.cohortSize >= 3 else { throw .invalid(field: "cohortSize", reason: "must be at least 3") }
         guard (0..<1).contains(a.dropoutFraction) else { throw .invalid(field: "dropoutFraction", reason: "must be in [0, 1)") }
+        guard (0...128).contains(a.placementGrindingBits) else { throw .invalid(field: "placementGrindingBits", reason: "must be in 0...128") }
         guard (0..<1).contains(a.corruptFraction) else { throw .invalid(field: "corruptFraction", reason: "must be in [0, 1)") }
         guard a.dropoutFraction + a.corruptFraction < 1 else { throw .invalid(field: "dropoutFraction", reason: "dropout plus corrupt fraction must be below 1") }
     }
@@ -139,17 +165,18 @@ public enum ParameterFinder {
     static func bestThreshold(degree k: Int, _ a: CohortAssumptions) -> (t: Int, security: Double, correctness: Double)? {
         let odds = Odds(degree: k, a)
         let logN = log2(Double(a.cohortSize))
+        let budget = a.requiredSecurityBits(degree: k)
         let isolation = odds.isolationBits()
-        guard isolation >= a.securityBits + logN else { return nil }
+        guard isolation >= budget else { return nil }
         var low = k / 2 + 1, high = k
-        guard odds.exposureBits(threshold: high) >= a.securityBits + logN else { return nil }
+        guard odds.exposureBits(threshold: high) >= budget else { return nil }
         while low < high {
             let mid = (low + high) / 2
-            if odds.exposureBits(threshold: mid) >= a.securityBits + logN { high = mid } else { low = mid + 1 }
+            if odds.exposureBits(threshold: mid) >= budget { high = mid } else { low = mid + 1 }
         }
         let correctness = odds.failureBits(threshold: low)
         guard correctness >= a.correctnessBits + logN else { return nil }
-        return (low, min(odds.exposureBits(threshold: low), isolation) - logN, correctness - logN)
+        return (low, min(odds.exposureBits(threshold: low), isolation) - (budget - a.securityBits), correctness - logN)
     }
 
     /// Tail probabilities (as -log2) for one honest device of degree k.

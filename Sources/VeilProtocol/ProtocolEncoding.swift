@@ -51,17 +51,50 @@ public enum ProtocolEncoding {
     /// the lower index adds, the higher subtracts, so the two cancel in the sum.
     public static func addsPairwiseMask(_ i: UInt32, with j: UInt32) -> Bool { i < j }
 
-    /// The statement signed in AdvertiseKeys (active threat model):
-    /// "veil/v1/advertise-keys" || rid || u32(device) || c_pk || s_pk.
-    public static func advertiseStatement(round: RoundID, device: UInt32, encryptionKey: X25519.PublicKey, maskingKey: X25519.PublicKey) -> [UInt8] {
-        Array("veil/v1/advertise-keys".utf8) + round.bytes + device.bigEndianBytes
-            + encryptionKey.rawRepresentation + maskingKey.rawRepresentation
+    /// The round transcript hash τ that every signed statement binds (`SPEC.md` §4.10):
+    /// H("veil/v1/round-transcript", rid || seed || u32(n) || u32(m) || u32(b) || u32(prg) ||
+    /// u32(k or 0 for the complete graph) || u32(t) || u32(model) [|| placement commitment], 32), with prg 1 for
+    /// AES-128-CTR and 2 for ChaCha20, model 1 for honest-but-curious and 2 for active (the
+    /// numbers of `secagg.proto`). A signature made for one configuration never verifies for
+    /// another, even under the same round id.
+    public static func roundTranscript(_ configuration: RoundConfiguration) -> [UInt8] {
+        var message = configuration.roundID.bytes + configuration.roundSeed
+        let degree: UInt32
+        switch configuration.graph {
+        case .complete: degree = 0
+        case let .harary(k): degree = UInt32(k)
+        }
+        let prg: UInt32 = configuration.prg == .aes128CTR ? 1 : 2
+        let model: UInt32 = configuration.threatModel == .honestButCurious ? 1 : 2
+        for field in [UInt32(configuration.cohortSize), UInt32(configuration.dimension), UInt32(configuration.bitWidth),
+                      prg, degree, UInt32(configuration.threshold), model] {
+            message += field.bigEndianBytes
+        }
+        // With committed placement (§5.1) the commitment follows: 32 more bytes.
+        message += configuration.placementCommitment ?? []
+        return BLAKE2b.hash(label: "veil/v1/round-transcript", message: message, outputByteCount: 32)
     }
 
-    /// The statement signed in ConsistencyCheck: "veil/v1/consistency" || rid || u32(device) ||
-    /// BLAKE2b-256(label "veil/v1/survivor-set", u32(count) || u32(index)... ascending).
-    public static func consistencyStatement(round: RoundID, device: UInt32, survivors: [UInt32]) -> [UInt8] {
-        Array("veil/v1/consistency".utf8) + round.bytes + device.bigEndianBytes + survivorSetDigest(survivors)
+    /// The statement signed in AdvertiseKeys (active threat model):
+    /// "veil/v1/advertise-keys" || τ || u32(device) || c_pk || s_pk [|| r_i], with the device's
+    /// placement contribution r_i when the round uses committed placement (§5.1).
+    public static func advertiseStatement(
+        transcript: [UInt8], device: UInt32, encryptionKey: X25519.PublicKey, maskingKey: X25519.PublicKey,
+        placementContribution: [UInt8]? = nil
+    ) -> [UInt8] {
+        Array("veil/v1/advertise-keys".utf8) + transcript + device.bigEndianBytes
+            + encryptionKey.rawRepresentation + maskingKey.rawRepresentation + (placementContribution ?? [])
+    }
+
+    /// The statement signed in ConsistencyCheck: "veil/v1/consistency" || τ || u32(device) ||
+    /// c_pk || s_pk || BLAKE2b-256(label "veil/v1/survivor-set", u32(count) || u32(index)... ascending).
+    /// The signer's own fresh round keys tie the signature to this session: a second round under
+    /// the same id has other keys, so a signature from one never verifies in the other.
+    public static func consistencyStatement(
+        transcript: [UInt8], device: UInt32, encryptionKey: X25519.PublicKey, maskingKey: X25519.PublicKey, survivors: [UInt32]
+    ) -> [UInt8] {
+        Array("veil/v1/consistency".utf8) + transcript + device.bigEndianBytes
+            + encryptionKey.rawRepresentation + maskingKey.rawRepresentation + survivorSetDigest(survivors)
     }
 
     /// BLAKE2b-256 of the ascending survivor list.

@@ -47,6 +47,30 @@ public struct ProtocolViolation: Error, Hashable, Sendable, CustomStringConverti
         case wrongVectorShape(expectedCount: Int, count: Int, expectedBitWidth: Int, bitWidth: Int)
         /// The shares in the message do not match what was asked.
         case wrongShareSet(String)
+        /// A public key of small order (the all-zero key included): key agreement with it gives a
+        /// predictable secret. Names the device that advertised it.
+        case unusableKey(device: UInt32)
+        /// The server's placement reveal (§5.1) is missing, does not match its commitment, or
+        /// leaves out this device's contribution.
+        case placementRefused(String)
+        /// The round's parameters break the device's ``DevicePolicy``, or its id was already used
+        /// in a round the device signed in. Raised before AdvertiseKeys; nothing was sent.
+        case policy(PolicyViolation)
+    }
+
+    /// On a device: whether another device, not the aggregator, is the likely cause (a neighbour's
+    /// unusable or repeated key). The device then leaves this round and tries again in a later
+    /// one; every other violation is the aggregator's, and the device stops and reports it.
+    ///
+    /// A key comes from the neighbour that advertised it (signed by it, in the active model); an
+    /// aggregator should have removed the neighbour (Veil's does), but the device cannot tell a
+    /// careless aggregator from a bad peer, and stopping for good would let one enrolled device
+    /// stop every agent in its cohort.
+    public var isCausedByPeer: Bool {
+        switch kind {
+        case .unusableKey, .reusedKey: return true
+        default: return false
+        }
     }
 
     public var description: String {
@@ -69,6 +93,9 @@ extension ProtocolViolation.Kind: CustomStringConvertible {
         case let .inconsistentSurvivorSet(why): return "inconsistent survivor set: \(why)"
         case let .wrongVectorShape(ec, c, eb, b): return "vector has \(c) elements of \(b) bits, expected \(ec) of \(eb)"
         case let .wrongShareSet(why): return "wrong share set: \(why)"
+        case let .unusableKey(d): return "device \(d) advertised a key of small order"
+        case let .placementRefused(why): return "placement refused: \(why)"
+        case let .policy(v): return "refused by the device's policy: \(v)"
         }
     }
 }

@@ -29,11 +29,25 @@ public struct RoundConfiguration: Sendable, Hashable {
     public let threshold: Int
     /// The threat model.
     public let threatModel: ThreatModel
+    /// H(s) of the server's placement secret (``Placement``, `SPEC.md` §5.1): present exactly in
+    /// the active model with a Harary graph, where the ring order comes from s and the devices'
+    /// contributions instead of ``roundSeed``.
+    public let placementCommitment: [UInt8]?
 
-    /// Validates and creates a configuration.
+    /// Whether the ring order is drawn from committed placement (active model, Harary graph).
+    public var usesCommittedPlacement: Bool { placementCommitment != nil }
+
+    /// Whether a configuration with this threat model and graph must carry a placement commitment.
+    public static func requiresPlacementCommitment(threatModel: ThreatModel, graph: GraphKind) -> Bool {
+        if case .harary = graph { return threatModel == .active }
+        return false
+    }
+
+    /// Validates and creates a configuration. `placementCommitment` is required (32 bytes) in the
+    /// active model with a Harary graph and refused otherwise.
     public init(
         roundID: RoundID, roundSeed: [UInt8], cohortSize: Int, dimension: Int, bitWidth: Int,
-        prg: PRGAlgorithm, graph: GraphKind, threshold: Int, threatModel: ThreatModel
+        prg: PRGAlgorithm, graph: GraphKind, threshold: Int, threatModel: ThreatModel, placementCommitment: [UInt8]? = nil
     ) throws(ConfigurationError) {
         guard roundSeed.count == 32 else { throw .invalid(field: "roundSeed", reason: "must be 32 bytes, got \(roundSeed.count)") }
         guard cohortSize >= 3 else { throw .invalid(field: "cohortSize", reason: "must be at least 3, got \(cohortSize)") }
@@ -55,6 +69,14 @@ public struct RoundConfiguration: Sendable, Hashable {
         guard threshold >= 1, threshold <= degree else {
             throw .invalid(field: "threshold", reason: "must be in 1...\(degree) (the degree), got \(threshold)")
         }
+        if RoundConfiguration.requiresPlacementCommitment(threatModel: threatModel, graph: graph) {
+            guard let placementCommitment, placementCommitment.count == Placement.byteCount else {
+                throw .invalid(field: "placementCommitment", reason: "an active round on a Harary graph needs a 32-byte placement commitment")
+            }
+        } else if placementCommitment != nil {
+            throw .invalid(field: "placementCommitment", reason: "only an active round on a Harary graph has a placement commitment")
+        }
+        self.placementCommitment = placementCommitment
         self.roundID = roundID
         self.roundSeed = roundSeed
         self.cohortSize = cohortSize

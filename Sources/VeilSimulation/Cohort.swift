@@ -23,14 +23,19 @@ struct Cohort: @unchecked Sendable {
     /// Plaintext inputs are summed on the side per device, kept only as a running total per
     /// device subset at the end: we keep each input until the oracle has run (m·n words).
     let inputs: [ModularVector]
-    /// The round's neighbour graph, shared by every session.
+    /// The round's neighbour graph, shared by every session (with committed placement, a
+    /// placeholder until the reveal; the sessions then share ``graphCache``).
     let graph: NeighbourGraph
+    /// The revealed placement's graph, built once for the whole simulated cohort.
+    let graphCache: NeighbourGraphCache
 
-    init(scenario: Scenario, configuration: RoundConfiguration, workers: Int, random: inout SeededRandomSource,
+    init(scenario: Scenario, configuration: RoundConfiguration, policy: DevicePolicy, workers: Int, random: inout SeededRandomSource,
          inputs provided: (@Sendable (UInt32) -> ModularVector)? = nil) {
         let n = scenario.devices
         let graph = NeighbourGraph(configuration: configuration)
         self.graph = graph
+        let graphCache = NeighbourGraphCache()
+        self.graphCache = graphCache
         let data = SyntheticData(scenario: scenario)
         // Behaviours: misbehaving devices first (a random distinct set), then dropouts.
         var behaviours = [DeviceBehaviour](repeating: .honest, count: n)
@@ -60,7 +65,8 @@ struct Cohort: @unchecked Sendable {
                 var deviceRandom = SeededRandomSource(seed: scenario.seed, label: "device-\(d)")
                 let identity = active ? Ed25519.PrivateKey(using: &deviceRandom) : nil
                 let input = provided?(UInt32(d)) ?? data.input(for: UInt32(d))
-                let session = try! DeviceSession(configuration: configuration, graph: graph, device: UInt32(d), identity: identity, input: input)
+                let session = try! DeviceSession(configuration: configuration, graph: graph, device: UInt32(d), identity: identity, input: input, policy: policy,
+                                                 graphCache: graphCache)
                 slots.store((session, deviceRandom, input), at: d)
                 d += workers
             }

@@ -45,13 +45,13 @@ struct RoundRun: Sendable {
     var sharedKeys: [Bool]
     var deviceRefusals: [String: Int] = [:]
 
-    init(configuration: RoundConfiguration, cohort: Cohort, limits: PhysicalLimits, workers: Int, batchSize: Int) {
+    init(configuration: RoundConfiguration, placementSecret: [UInt8]?, cohort: Cohort, limits: PhysicalLimits, workers: Int, batchSize: Int) {
         self.configuration = configuration
         self.limits = limits
         self.workers = workers
         self.batchSize = batchSize
         server = try! AggregationSession(
-            configuration: configuration, graph: cohort.graph, identities: cohort.identities, workers: workers)
+            configuration: configuration, graph: cohort.graph, identities: cohort.identities, placementSecret: placementSecret, workers: workers)
         deviceSeconds = Array(repeating: 0, count: configuration.cohortSize)
         sharedKeys = Array(repeating: false, count: configuration.cohortSize)
     }

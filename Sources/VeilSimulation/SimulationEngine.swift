@@ -42,14 +42,26 @@ public struct SimulationEngine: Sendable {
         self.inputs = inputs
     }
 
+    /// What the scenario's aggregator plans for: its dropout, its corrupt (or misbehaving)
+    /// fraction and its threat model.
+    public var assumptions: CohortAssumptions {
+        let n = scenario.devices
+        let misbehavingFraction = Double(scenario.misbehaving.reduce(0) { $0 + $1.count }) / Double(n)
+        return CohortAssumptions(
+            cohortSize: n, dropoutFraction: min(scenario.dropout.total, 0.99),
+            corruptFraction: max(scenario.graph.corruptFraction ?? 0, misbehavingFraction),
+            threatModel: scenario.threatModel, placementGrindingBits: CohortAssumptions.defaultPlacementGrindingBits)
+    }
+
+    /// The policy every simulated device enforces: the scenario's own assumptions
+    /// (``DevicePolicy/matching(_:)``), so an honest scenario's rounds are accepted and a round
+    /// that breaks them is refused as a real device would refuse it.
+    public var devicePolicy: DevicePolicy { DevicePolicy.matching(assumptions) }
+
     /// The graph parameters the scenario asks for (explicit, fixed-degree, or chosen by the finder).
     public func graphParameters() throws(ScenarioError) -> GraphParameters {
         let n = scenario.devices
-        let misbehavingFraction = Double(scenario.misbehaving.reduce(0) { $0 + $1.count }) / Double(n)
-        let assumptions = CohortAssumptions(
-            cohortSize: n, dropoutFraction: min(scenario.dropout.total, 0.99),
-            corruptFraction: max(scenario.graph.corruptFraction ?? 0, misbehavingFraction),
-            threatModel: scenario.threatModel)
+        let assumptions = self.assumptions
         do {
             switch scenario.graph.kind {
             case "auto":
@@ -78,16 +90,22 @@ public struct SimulationEngine: Sendable {
         let limits = PhysicalLimits.measure(algorithm: scenario.prg, cores: workers)
         var random = SeededRandomSource(seed: scenario.seed, label: "round")
         let configuration: RoundConfiguration
+        let placementSecret: [UInt8]?
         do {
+            placementSecret = RoundConfiguration.requiresPlacementCommitment(threatModel: scenario.threatModel, graph: parameters.graph)
+                ? random.bytes(count: Placement.byteCount) : nil
             configuration = try RoundConfiguration(
                 roundID: RoundID(using: &random), roundSeed: random.bytes(count: 32), cohortSize: scenario.devices,
                 dimension: scenario.dimension, bitWidth: scenario.bitWidth, prg: scenario.prg, graph: parameters.graph,
-                threshold: parameters.threshold, threatModel: scenario.threatModel)
+                threshold: parameters.threshold, threatModel: scenario.threatModel,
+                placementCommitment: placementSecret.map(Placement.commitment(to:)))
         } catch {
             throw ScenarioError(field: "graph", reason: error.description)
         }
-        var cohort = Cohort(scenario: scenario, configuration: configuration, workers: workers, random: &random, inputs: inputs)
-        var round = RoundRun(configuration: configuration, cohort: cohort, limits: limits, workers: workers, batchSize: batchSize)
+        var cohort = Cohort(
+            scenario: scenario, configuration: configuration, policy: devicePolicy, workers: workers, random: &random, inputs: inputs)
+        var round = RoundRun(
+            configuration: configuration, placementSecret: placementSecret, cohort: cohort, limits: limits, workers: workers, batchSize: batchSize)
         let outcome = round.drive(cohort: &cohort, random: &random, progress: progress)
         return (SimulationReport(scenario: scenario, parameters: parameters, run: round, cohort: cohort, outcome: outcome), outcome)
     }

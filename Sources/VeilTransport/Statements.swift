@@ -1,7 +1,7 @@
 public import VeilCrypto
 
 /// The byte strings a device signs with its long-term Ed25519 identity outside a round
-/// (SPEC.md §12.2, §12.3). Each is `len(label) || label || payload`, with a label used nowhere
+/// (SPEC.md §11.2, §11.3). Each is `len(label) || label || payload`, with a label used nowhere
 /// else, so a signature made for one purpose never verifies for another.
 public enum TransportStatement {
     /// The label of the enrolment statement.

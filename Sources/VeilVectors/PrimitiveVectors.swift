@@ -40,7 +40,7 @@ enum PrimitiveVectors {
                 output: hex(output), outputByteCount: spec.length)
         }
         return KDFFile(
-            description: "KDF(secret, label, context, outputByteCount) = keyed BLAKE2b (key = secret, outlen = outputByteCount) of input = len(label) || label || context (SPEC.md §1, §3.2)",
+            description: "KDF(secret, label, context, outputByteCount) = keyed BLAKE2b (key = secret, outlen = outputByteCount) of input = len(label) || label || context (SPEC.md §1, §3.2). Every input is a fixed byte string recorded here: nothing is drawn from a random source",
             cases: cases)
     }
 
@@ -56,7 +56,7 @@ enum PrimitiveVectors {
             let algorithm: String
             let bitWidth: Int
             let seed, label, keyMaterial, keystream: String
-            let wordByteCount: Int
+            let count, wordByteCount: Int
             let elements: [UInt64]
             let tailElements: [UInt64]
         }
@@ -88,12 +88,12 @@ enum PrimitiveVectors {
                 let keystream = words.flatMap { word in (0..<wordBytes).map { UInt8(truncatingIfNeeded: word >> UInt64(8 * $0)) } }
                 cases.append(PRGFile.Case(
                     algorithm: algorithm.rawValue, bitWidth: bits, seed: hex(seed), label: hex(label),
-                    keyMaterial: hex(material), keystream: hex(keystream), wordByteCount: wordBytes,
+                    keyMaterial: hex(material), keystream: hex(keystream), count: prgCount, wordByteCount: wordBytes,
                     elements: Array(elements.prefix(prgHead)), tailElements: Array(elements.suffix(prgHead))))
             }
         }
         return PRGFile(
-            description: "PRG(seed, label, b, count) (SPEC.md §3.5): keyMaterial = KDF(seed, \"veil/v1/prg/\" || algorithm, label, 48); keystream = its first 16 words; elements = the first 16 and tailElements the last 16 of count elements",
+            description: "PRG(seed, label, b, count) (SPEC.md §3.5): keyMaterial = KDF(seed, \"veil/v1/prg/\" || algorithm, label, 48); keystream = its first 16 words; elements = the first 16 and tailElements the last 16 of count elements (count is given per case and at the top level; tailElements start at tailStart = count - 16). Every input is a fixed byte string recorded here: nothing is drawn from a random source",
             count: prgCount, tailStart: prgCount - prgHead, cases: cases)
     }
 
@@ -158,7 +158,7 @@ enum PrimitiveVectors {
             return ShamirFile.Reconstruction(xs: subset, secret: hex(try! ShamirSecretSharing.reconstruct(chosen, threshold: threshold)))
         }
         return ShamirFile(
-            description: "Shamir t-of-n over GF(2^61 - 1) of a 32-byte secret (SPEC.md §3.6): limbs are the secret's 7,7,7,7,4-byte little-endian pieces; coefficients[j] is f_j lowest degree first, the random ones drawn from SeededRandomSource(randomKey); each share's values are f_0(x)..f_4(x) as 8-byte little-endian words; a reconstruction uses the first threshold shares of xs, in that order",
+            description: "Shamir t-of-n over GF(2^61 - 1) of a 32-byte secret (SPEC.md §3.6): limbs are the secret's 7,7,7,7,4-byte little-endian pieces; coefficients[j] is f_j lowest degree first, the random ones drawn from the SPEC.md Appendix A source keyed with randomKey: limb-major (limb 0 to 4, and within a limb degree 1 to threshold - 1), each coefficient is u64() & (2^61 - 1), drawn again while it equals 2^61 - 1, where u64() is one 8-byte draw read little-endian; each share's values are f_0(x)..f_4(x) as 8-byte little-endian words; a reconstruction uses the first threshold shares of xs, in that order",
             secret: hex(secret), commitment: hex(shares[0].commitment.bytes), randomKey: hex(randomKey), threshold: threshold,
             limbs: limbs, coefficients: coefficients,
             shares: shares.map { ShamirFile.Share(x: $0.x, values: hex($0.values)) },
@@ -192,7 +192,7 @@ enum PrimitiveVectors {
         precondition(ciphertext == XChaCha20Poly1305.seal(
             plaintext, key: try! XChaCha20Poly1305.Key(key), nonce: aeadNonce, associatedData: ad), "share key derivation differs from SPEC.md §4.1")
         return SealedShareFile(
-            description: "A share pair sealed from sender to recipient (SPEC.md §4.1, §4.2): sharedSecret = X25519(senderPrivateKey, recipientPublicKey); context = rid || u32(sender) || u32(recipient); key = KDF(sharedSecret, \"veil/v1/share-key\", context, 32); nonce = KDF(sharedSecret, \"veil/v1/share-nonce\", context, 24); ciphertext = XChaCha20-Poly1305-IETF(key, nonce, associatedData, plaintext) with the tag appended",
+            description: "A share pair sealed from sender to recipient (SPEC.md §4.1, §4.2): sharedSecret = X25519(senderPrivateKey, recipientPublicKey); context = rid || u32(sender) || u32(recipient); key = KDF(sharedSecret, \"veil/v1/share-key\", context, 32); nonce = KDF(sharedSecret, \"veil/v1/share-nonce\", context, 24); ciphertext = XChaCha20-Poly1305-IETF(key, nonce, associatedData, plaintext) with the tag appended. Every input is a fixed byte string recorded here: nothing is drawn from a random source",
             roundID: hex(roundID.bytes), sender: sender, recipient: recipient,
             senderPrivateKey: hex(a.rawRepresentation), senderPublicKey: hex(a.publicKey.rawRepresentation),
             recipientPrivateKey: hex(b.rawRepresentation), recipientPublicKey: hex(b.publicKey.rawRepresentation),
@@ -239,8 +239,66 @@ enum PrimitiveVectors {
             neighbours.append(ring)
         }
         return HararyFile(
-            description: "Harary graph (SPEC.md §5): permutationKey = BLAKE2b-256 of len || \"veil/v1/harary-permutation\" || roundSeed; swaps are the Fisher-Yates steps (j = below(i + 1) from SeededRandomSource(permutationKey)); permutation[p] is the device at ring position p; neighbours[d] ascending",
+            description: "Harary graph (SPEC.md §5): permutationKey = BLAKE2b-256 of len || \"veil/v1/harary-permutation\" || roundSeed; swaps are the Fisher-Yates steps (j = below(i + 1) from the SPEC.md Appendix A source keyed with permutationKey, which is the source R of §5); permutation[p] is the device at ring position p; neighbours[d] ascending",
             roundSeed: hex(seed), permutationKey: hex(key), cohortSize: n, degree: k, swaps: swaps,
             permutation: order, neighbours: neighbours)
+    }
+
+    // MARK: - random-source.json
+
+    struct RandomSourceFile: Encodable {
+        let description: String
+        let streams: [Stream]
+
+        struct Stream: Encodable {
+            /// Set for a source made from a 64-bit number and a label; key is then derived.
+            let seed: UInt64?
+            let label, hashInput: String?
+            let key: String
+            let draws: [Draw]
+        }
+
+        struct Draw: Encodable {
+            let byteCount: Int
+            /// The ChaCha20 nonce of the draw; absent for an empty draw, which uses none.
+            let nonce: String?
+            let output: String
+        }
+    }
+
+    /// Draw sizes: two 32-byte keys, one `u64()`, an empty draw, a draw over a ChaCha20 block
+    /// boundary and another `u64()`.
+    static let randomDrawSizes = [32, 32, 8, 0, 100, 8]
+
+    static func randomSource() -> RandomSourceFile {
+        func draws(_ source: inout SeededRandomSource) -> [RandomSourceFile.Draw] {
+            var counter: UInt64 = 0
+            return randomDrawSizes.map { size in
+                let output = source.bytes(count: size)
+                guard size > 0 else { return .init(byteCount: 0, nonce: nil, output: "") }
+                defer { counter += 1 }
+                return .init(byteCount: size, nonce: hex(withUnsafeBytes(of: counter.littleEndian) { Array($0) }), output: hex(output))
+            }
+        }
+        let key = pattern(32, from: 0x40)
+        var keyed = try! SeededRandomSource(seed: SecretBytes(copying: key))
+
+        let (number, label) = (UInt64(7), "device-3")
+        let material = withUnsafeBytes(of: number.littleEndian) { Array($0) } + Array(label.utf8)
+        let derivedKey = BLAKE2b.hash(label: "veil/v1/seeded-random", message: material, outputByteCount: 32)
+        var labelled = SeededRandomSource(seed: number, label: label)
+        var rekeyed = try! SeededRandomSource(seed: SecretBytes(copying: derivedKey))
+        let labelledDraws = draws(&labelled)
+        precondition(labelledDraws.map(\.output) == draws(&rekeyed).map(\.output), "init(seed:label:) differs from SPEC.md Appendix A")
+
+        return RandomSourceFile(
+            description: "The vectors' deterministic random source (SPEC.md Appendix A): draw number c (c = 0, 1, ...; an empty draw uses no number) of L bytes is the first L bytes of the original ChaCha20 keystream (64-bit nonce, 64-bit block counter from 0) under key with nonce u64le(c); draws lists each stream's draws in order. A stream made from a 64-bit seed and a label has key = BLAKE2b-256 of hashInput = len(\"veil/v1/seeded-random\") || \"veil/v1/seeded-random\" || u64le(seed) || UTF-8(label)",
+            streams: [
+                .init(seed: nil, label: nil, hashInput: nil, key: hex(key), draws: draws(&keyed)),
+                .init(
+                    seed: number, label: label,
+                    hashInput: hex([UInt8("veil/v1/seeded-random".utf8.count)] + Array("veil/v1/seeded-random".utf8) + material),
+                    key: hex(derivedKey), draws: labelledDraws),
+            ])
     }
 }

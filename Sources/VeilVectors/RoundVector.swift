@@ -72,7 +72,8 @@ enum RoundVector {
         var sessions = (0..<n).map { d in
             try! DeviceSession(
                 configuration: configuration, graph: graph, device: d, identity: nil,
-                input: ModularVector(values: inputs[Int(d)], bitWidth: configuration.bitWidth))
+                input: ModularVector(values: inputs[Int(d)], bitWidth: configuration.bitWidth),
+                policy: DevicePolicy(requiredThreatModel: .honestButCurious, minimumCohort: 3, assumedDropout: 0))
         }
         var server = try! AggregationSession(configuration: configuration, graph: graph, workers: 1)
         var messages = [MessageRecord]()
@@ -98,7 +99,7 @@ enum RoundVector {
         }
         guard case let .finished(result) = server.outcome! else { preconditionFailure("the vector round must finish") }
         return File(
-            description: "One honest-but-curious round (SPEC.md §6, §7): devices and server draw from SeededRandomSource(randomKey); device \(dropped) sends ShareKeys and is silent from \(droppedFrom.rawValue) on; messages are in the order the driver produced them; phases lists each phase the server opened with its recipients",
+            description: "One honest-but-curious round (SPEC.md §6, §7): each device draws from the SPEC.md Appendix A source keyed with its randomKey, in this order: encryptionPrivateKey, maskingPrivateKey and selfMaskSeed (one 32-byte draw each, at AdvertiseKeys), then at ShareKeys the Shamir coefficients of the split of its masking private key and then of its self-mask seed (each split drawn as in shamir.json), and nothing else; the server draws from the source keyed with serverRandomKey only once, 32 bytes when the unmasking phase closes, seeding the robust reconstruction path of §7, which this round does not take, so no recorded byte depends on it; device \(dropped) sends ShareKeys and is silent from \(droppedFrom.rawValue) on; messages are in the order the driver produced them; phases lists each phase the server opened with its recipients",
             configuration: Configuration(
                 roundID: hex(configuration.roundID.bytes), roundSeed: hex(configuration.roundSeed), cohortSize: cohortSize,
                 dimension: configuration.dimension, bitWidth: configuration.bitWidth, degree: configuration.degree,
@@ -152,7 +153,7 @@ struct MessageRecord: Encodable {
 
     init(_ message: DeviceMessage, from device: UInt32) {
         switch message {
-        case let .advertiseKeys(encryptionKey, maskingKey, signature):
+        case let .advertiseKeys(encryptionKey, maskingKey, signature, _):
             self.init(from: "device", device: device, phase: message.phase, type: "advertise-keys")
             self.encryptionKey = hex(encryptionKey.rawRepresentation)
             self.maskingKey = hex(maskingKey.rawRepresentation)
@@ -178,7 +179,7 @@ struct MessageRecord: Encodable {
 
     init(_ message: ServerMessage, to device: UInt32) {
         switch message {
-        case let .neighbourKeys(entries):
+        case let .neighbourKeys(entries, _):
             self.init(from: "server", device: device, phase: message.phase, type: "neighbour-keys")
             neighbours = entries.map {
                 Keys(device: $0.device, encryptionKey: hex($0.encryptionKey.rawRepresentation), maskingKey: hex($0.maskingKey.rawRepresentation),

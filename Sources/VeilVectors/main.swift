@@ -16,6 +16,8 @@ let files: [(name: String, json: Data)] = [
     ("sealed-share.json", VectorFile.encode(PrimitiveVectors.sealedShare())),
     ("harary.json", VectorFile.encode(PrimitiveVectors.harary())),
     ("round.json", VectorFile.encode(RoundVector.round())),
+    ("statements.json", VectorFile.encode(StatementVectors.statements())),
+    ("random-source.json", VectorFile.encode(PrimitiveVectors.randomSource())),
 ]
 for (name, json) in files {
     let url = directory.appendingPathComponent(name)

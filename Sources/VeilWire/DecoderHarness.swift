@@ -19,7 +19,8 @@ public enum DecoderHarness {
                 dimension: 16, bitWidth: 32, prg: .aes128CTR, graph: .complete, threshold: 5, threatModel: .honestButCurious),
             try! RoundConfiguration(
                 roundID: RoundID(bytes: [UInt8](repeating: 7, count: 16)), roundSeed: random.bytes(count: 32), cohortSize: 100,
-                dimension: 100, bitWidth: 17, prg: .chacha20, graph: .harary(degree: 20), threshold: 11, threatModel: .active),
+                dimension: 100, bitWidth: 17, prg: .chacha20, graph: .harary(degree: 20), threshold: 11, threatModel: .active,
+                placementCommitment: Placement.commitment(to: random.bytes(count: Placement.byteCount))),
         ]
     }()
 
@@ -31,9 +32,13 @@ public enum DecoderHarness {
             if (try? TransportCodec.checkIn(from: frame)) != nil { accepted += 1 }
             for configuration in configurations {
                 let limit = WireCodec.maximumDeviceMessageByteCount(configuration)
-                if let inner = try? TransportCodec.protocolMessage(from: frame, limit: limit),
-                   (try? WireCodec.decodeDeviceMessage(inner, from: 3, configuration: configuration)) != nil {
+                switch try? TransportCodec.afterCheckIn(from: frame, limit: limit) {
+                case let .protocolMessage(inner)?:
+                    if (try? WireCodec.decodeDeviceMessage(inner, from: 3, configuration: configuration)) != nil { accepted += 1 }
+                case .refusal?:
                     accepted += 1
+                case nil:
+                    break
                 }
             }
         }

@@ -24,6 +24,41 @@ public enum ServerFrameContent: Sendable, Equatable {
     case ended(RoundEndedContent)
 }
 
+/// What a device may send after check-in, decoded and validated.
+public enum DeviceFrameContent: Sendable, Equatable {
+    /// A serialized `veil.v1.DeviceToServer`, decoded by ``WireCodec/decodeDeviceMessage(_:from:configuration:)``.
+    case protocolMessage([UInt8])
+    /// The device will not go on with its round (`Refusal`, SPEC.md §11.3).
+    case refusal(RefusalContent)
+}
+
+/// A decoded, validated `Refusal`: why a device will not go on with its round.
+public struct RefusalContent: Sendable, Equatable, CustomStringConvertible {
+    /// The reason, one of the values `service.proto` defines (never unspecified).
+    public let reason: Veil_V1_Refusal.Reason
+    /// The device's explanation, at most ``TransportCodec/maximumTextByteCount`` bytes.
+    public let detail: String
+
+    /// Creates a refusal.
+    public init(reason: Veil_V1_Refusal.Reason, detail: String) {
+        self.reason = reason
+        self.detail = detail
+    }
+
+    /// The reason's short name, for metrics labels and logs.
+    public var reasonName: String {
+        switch reason {
+        case .policy: return "policy"
+        case .roundReused: return "round-reused"
+        case .aggregatorViolation: return "aggregator-violation"
+        case .peerFault: return "peer-fault"
+        default: return "unspecified"
+        }
+    }
+
+    public var description: String { "\(reasonName): \(detail)" }
+}
+
 /// A decoded, validated `RoundAssignment`.
 public struct RoundAssignmentContent: Sendable, Equatable {
     /// The round's configuration, validated as ``RoundConfiguration`` validates it.
@@ -34,6 +69,14 @@ public struct RoundAssignmentContent: Sendable, Equatable {
     public let task: String
     /// How long the server waits for each phase.
     public let phaseTimeoutMilliseconds: UInt32
+
+    /// Creates an assignment (decoders build them from frames; tests and simulators directly).
+    public init(configuration: RoundConfiguration, deviceIndex: UInt32, task: String, phaseTimeoutMilliseconds: UInt32) {
+        self.configuration = configuration
+        self.deviceIndex = deviceIndex
+        self.task = task
+        self.phaseTimeoutMilliseconds = phaseTimeoutMilliseconds
+    }
 }
 
 /// How a stream ended, as the server reported it.
@@ -75,6 +118,7 @@ public enum TransportCodec {
         if case let .harary(k) = configuration.graph { w.hararyDegree = UInt32(k) }
         w.threshold = UInt32(configuration.threshold)
         w.threatModel = configuration.threatModel == .active ? .active : .honestButCurious
+        w.placementCommitment = Data(configuration.placementCommitment ?? [])
         return w
     }
 
@@ -102,7 +146,8 @@ public enum TransportCodec {
                 roundID: round, roundSeed: Array(w.roundSeed), cohortSize: Int(w.cohortSize),
                 dimension: Int(w.dimension), bitWidth: Int(w.bitWidth), prg: prg,
                 graph: w.hararyDegree == 0 ? .complete : .harary(degree: Int(w.hararyDegree)),
-                threshold: Int(w.threshold), threatModel: threat)
+                threshold: Int(w.threshold), threatModel: threat,
+                placementCommitment: w.placementCommitment.isEmpty ? nil : Array(w.placementCommitment))
         } catch {
             throw .invalidField(field: "configuration", reason: error.description)
         }
@@ -133,14 +178,48 @@ public enum TransportCodec {
             signature: try WireCodec.field("check_in.signature") { try Ed25519.Signature(rawRepresentation: Array(c.signature)) })
     }
 
-    /// The protocol message carried by a frame after check-in, size-checked against `limit`.
-    public static func protocolMessage(from frame: Veil_V1_DeviceFrame, limit: Int) throws(WireError) -> [UInt8] {
+    /// What a frame after check-in carries: a protocol message, size-checked against `limit`, or
+    /// a refusal with a known reason and a detail of at most ``maximumTextByteCount`` bytes.
+    public static func afterCheckIn(from frame: Veil_V1_DeviceFrame, limit: Int) throws(WireError) -> DeviceFrameContent {
         try WireCodec.refuseUnknownFields(frame, name: "device_frame")
-        guard case let .protocolMessage(bytes)? = frame.frame else {
-            throw frame.frame == nil ? .missingMessage : .invalidField(field: "device_frame", reason: "after check-in only protocol_message frames are accepted")
+        switch frame.frame {
+        case let .protocolMessage(bytes)?:
+            guard bytes.count <= limit else { throw .tooLarge(bytes: bytes.count, limit: limit) }
+            return .protocolMessage(Array(bytes))
+        case let .refusal(r)?:
+            try WireCodec.refuseUnknownFields(r, name: "refusal")
+            switch r.reason {
+            case .policy, .roundReused, .aggregatorViolation, .peerFault: break
+            default: throw .invalidField(field: "refusal.reason", reason: "unknown reason \(r.reason.rawValue)")
+            }
+            guard r.detail.utf8.count <= maximumTextByteCount else {
+                throw .invalidField(field: "refusal.detail", reason: "longer than \(maximumTextByteCount) bytes")
+            }
+            return .refusal(RefusalContent(reason: r.reason, detail: r.detail))
+        case .checkIn?:
+            throw .invalidField(field: "device_frame", reason: "check_in is accepted only as the first frame")
+        case nil:
+            throw .missingMessage
         }
-        guard bytes.count <= limit else { throw .tooLarge(bytes: bytes.count, limit: limit) }
-        return Array(bytes)
+    }
+
+    /// The protocol message carried by a frame after check-in, size-checked against `limit`; a
+    /// refusal or any other frame is refused.
+    public static func protocolMessage(from frame: Veil_V1_DeviceFrame, limit: Int) throws(WireError) -> [UInt8] {
+        guard case let .protocolMessage(bytes) = try afterCheckIn(from: frame, limit: limit) else {
+            throw .invalidField(field: "device_frame", reason: "expected protocol_message")
+        }
+        return bytes
+    }
+
+    /// A refusal frame; `detail` is cut to ``maximumTextByteCount`` bytes.
+    public static func refusalFrame(_ refusal: RefusalContent) -> Veil_V1_DeviceFrame {
+        var frame = Veil_V1_DeviceFrame()
+        frame.refusal = .with {
+            $0.reason = refusal.reason
+            $0.detail = String(refusal.detail.utf8.prefix(maximumTextByteCount)) ?? ""
+        }
+        return frame
     }
 
     /// Decodes a serialized device frame (for callers that receive raw bytes, and the fuzzer).

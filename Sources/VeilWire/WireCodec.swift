@@ -16,11 +16,12 @@ public enum WireCodec {
         var envelope = Veil_V1_DeviceToServer()
         envelope.roundID = Data(round.bytes)
         switch message {
-        case let .advertiseKeys(encryptionKey, maskingKey, signature):
+        case let .advertiseKeys(encryptionKey, maskingKey, signature, contribution):
             var m = Veil_V1_AdvertiseKeys()
             m.encryptionKey = Data(encryptionKey.rawRepresentation)
             m.maskingKey = Data(maskingKey.rawRepresentation)
             m.signature = Data(signature?.rawRepresentation ?? [])
+            m.placementContribution = Data(contribution ?? [])
             envelope.advertiseKeys = m
         case let .shareKeys(maskingKeyCommitment, selfMaskCommitment, shares):
             var m = Veil_V1_ShareKeys()
@@ -65,10 +66,20 @@ public enum WireCodec {
         case let .advertiseKeys(m)?:
             try refuseUnknownFields(m, name: "advertise_keys")
             let signature: Ed25519.Signature? = m.signature.isEmpty ? nil : try field("advertise_keys.signature") { try Ed25519.Signature(rawRepresentation: Array(m.signature)) }
+            let contribution: [UInt8]?
+            if configuration.usesCommittedPlacement {
+                try exactLength(m.placementContribution, Placement.byteCount, "advertise_keys.placement_contribution")
+                contribution = Array(m.placementContribution)
+            } else {
+                guard m.placementContribution.isEmpty else {
+                    throw .invalidField(field: "advertise_keys.placement_contribution", reason: "must be empty without committed placement")
+                }
+                contribution = nil
+            }
             return .advertiseKeys(
                 encryptionKey: try field("advertise_keys.encryption_key") { try X25519.PublicKey(rawRepresentation: Array(m.encryptionKey)) },
                 maskingKey: try field("advertise_keys.masking_key") { try X25519.PublicKey(rawRepresentation: Array(m.maskingKey)) },
-                signature: signature)
+                signature: signature, placementContribution: contribution)
         case let .shareKeys(m)?:
             try refuseUnknownFields(m, name: "share_keys")
             let shares = try m.shares.enumerated().map { (i, s) throws(WireError) in
@@ -104,7 +115,7 @@ public enum WireCodec {
         var envelope = Veil_V1_ServerToDevice()
         envelope.roundID = Data(round.bytes)
         switch message {
-        case let .neighbourKeys(entries):
+        case let .neighbourKeys(entries, placement):
             var m = Veil_V1_NeighbourKeyList()
             m.neighbours = entries.map { e in
                 var w = Veil_V1_NeighbourKeys()
@@ -113,7 +124,13 @@ public enum WireCodec {
                 w.maskingKey = Data(e.maskingKey.rawRepresentation)
                 w.signature = Data(e.signature?.rawRepresentation ?? [])
                 w.identityKey = Data(e.identityKey?.rawRepresentation ?? [])
+                w.placementContribution = Data(e.placementContribution ?? [])
                 return w
+            }
+            if let placement {
+                m.placementSecret = Data(placement.secret)
+                m.placementRoot = Data(placement.root)
+                m.placementPath = placement.path.map { Data($0) }
             }
             envelope.neighbourKeys = m
         case let .sealedShares(shares):
@@ -156,15 +173,35 @@ public enum WireCodec {
         case nil:
             throw .missingMessage
         case let .neighbourKeys(m)?:
-            return .neighbourKeys(try m.neighbours.enumerated().map { (i, e) throws(WireError) in
+            let placed = configuration.usesCommittedPlacement
+            let entries = try m.neighbours.enumerated().map { (i, e) throws(WireError) in
                 let name = "neighbour_keys.neighbours[\(i)]"
+                if placed {
+                    try exactLength(e.placementContribution, Placement.byteCount, "\(name).placement_contribution")
+                } else if !e.placementContribution.isEmpty {
+                    throw .invalidField(field: "\(name).placement_contribution", reason: "must be empty without committed placement")
+                }
                 return AdvertisedKeys(
                     device: e.device,
                     encryptionKey: try field("\(name).encryption_key") { try X25519.PublicKey(rawRepresentation: Array(e.encryptionKey)) },
                     maskingKey: try field("\(name).masking_key") { try X25519.PublicKey(rawRepresentation: Array(e.maskingKey)) },
                     signature: active ? try field("\(name).signature") { try Ed25519.Signature(rawRepresentation: Array(e.signature)) } : nil,
-                    identityKey: active ? try field("\(name).identity_key") { try Ed25519.PublicKey(rawRepresentation: Array(e.identityKey)) } : nil)
-            })
+                    identityKey: active ? try field("\(name).identity_key") { try Ed25519.PublicKey(rawRepresentation: Array(e.identityKey)) } : nil,
+                    placementContribution: placed ? Array(e.placementContribution) : nil)
+            }
+            guard placed else {
+                guard m.placementSecret.isEmpty, m.placementRoot.isEmpty, m.placementPath.isEmpty else {
+                    throw .invalidField(field: "neighbour_keys.placement_secret", reason: "must be empty without committed placement")
+                }
+                return .neighbourKeys(entries)
+            }
+            try exactLength(m.placementSecret, Placement.byteCount, "neighbour_keys.placement_secret")
+            try exactLength(m.placementRoot, Placement.byteCount, "neighbour_keys.placement_root")
+            // A tree over at most 2^24 devices has at most 24 levels.
+            guard m.placementPath.count <= 24 else { throw .invalidField(field: "neighbour_keys.placement_path", reason: "longer than 24 entries") }
+            for (i, entry) in m.placementPath.enumerated() { try exactLength(entry, Placement.byteCount, "neighbour_keys.placement_path[\(i)]") }
+            return .neighbourKeys(entries, placement: PlacementReveal(
+                secret: Array(m.placementSecret), root: Array(m.placementRoot), path: m.placementPath.map { Array($0) }))
         case let .incomingShares(m)?:
             return .sealedShares(try m.shares.enumerated().map { (i, s) throws(WireError) in
                 try exactLength(s.ciphertext, SealedShares.ciphertextByteCount, "incoming_shares.shares[\(i)].ciphertext")

@@ -34,7 +34,7 @@ import VeilWire
             let (participations, bad) = try await withThrowingTaskGroup(of: (Int, RoundParticipation?, ScriptedDevice.Result?).self) { group in
                 for d in 0..<honest {
                     group.addTask {
-                        let p = try await VeilDevice(identity: identities[d], connection: connection).participate { try NetworkHarness.input(device: d, $0) }
+                        let p = try await harness.device(identity: identities[d], connection: connection).participate { try NetworkHarness.input(device: d, $0) }
                         return (d, p, nil)
                     }
                 }
@@ -145,7 +145,7 @@ import VeilWire
         let harness = try await Self.harness()
         defer { Task { await harness.stop() } }
         try await withAggregatorConnection(to: harness.endpoint) { connection in
-            let device = VeilDevice(identity: .generate(), connection: connection)
+            let device = harness.device(identity: .generate(), connection: connection)
             await #expect(throws: DeviceError.rejected(code: "unauthenticated", message: "device is not enrolled")) {
                 _ = try await device.participate { try NetworkHarness.input(device: 0, $0) }
             }
@@ -157,7 +157,7 @@ import VeilWire
         defer { Task { await harness.stop() } }
         try await withAggregatorConnection(to: harness.endpoint) { connection in
             let identity = DeviceIdentity.generate()
-            let device = VeilDevice(identity: identity, connection: connection)
+            let device = harness.device(identity: identity, connection: connection)
             let id = try await device.enrol(token: try await harness.aggregator.store.createEnrolmentToken(lifetime: 60))
             #expect(try await harness.aggregator.store.revoke(deviceID: id))
             do {
@@ -175,7 +175,7 @@ import VeilWire
         defer { Task { await harness.stop() } }
         let victim = DeviceIdentity.generate()
         try await withAggregatorConnection(to: harness.endpoint) { connection in
-            _ = try await VeilDevice(identity: victim, connection: connection).enrol(token: try await harness.aggregator.store.createEnrolmentToken(lifetime: 60))
+            _ = try await harness.device(identity: victim, connection: connection).enrol(token: try await harness.aggregator.store.createEnrolmentToken(lifetime: 60))
         }
         // An attacker claims the victim's identity but signs with its own key.
         let attacker = DeviceIdentity.generate()
@@ -192,14 +192,14 @@ import VeilWire
         defer { Task { await harness.stop() } }
         try await withAggregatorConnection(to: harness.endpoint) { connection in
             let token = try await harness.aggregator.store.createEnrolmentToken(lifetime: 60)
-            let first = VeilDevice(identity: .generate(), connection: connection)
+            let first = harness.device(identity: .generate(), connection: connection)
             let id = try await first.enrol(token: token)
             #expect(id.hasPrefix("dev-") && id.count == 20)
             await #expect(throws: DeviceError.rejected(code: "unauthenticated", message: "enrolment token already used")) {
-                _ = try await VeilDevice(identity: .generate(), connection: connection).enrol(token: token)
+                _ = try await harness.device(identity: .generate(), connection: connection).enrol(token: token)
             }
             await #expect(throws: DeviceError.rejected(code: "unauthenticated", message: "unknown enrolment token")) {
-                _ = try await VeilDevice(identity: .generate(), connection: connection).enrol(token: "veil-enrol-made-up")
+                _ = try await harness.device(identity: .generate(), connection: connection).enrol(token: "veil-enrol-made-up")
             }
             let again = try await harness.aggregator.store.createEnrolmentToken(lifetime: 60)
             await #expect(throws: DeviceError.rejected(code: "alreadyExists", message: "identity already enrolled as \(id)")) {
@@ -207,7 +207,7 @@ import VeilWire
             }
             let expired = try await harness.aggregator.store.createEnrolmentToken(lifetime: -1)
             await #expect(throws: DeviceError.rejected(code: "unauthenticated", message: "enrolment token expired")) {
-                _ = try await VeilDevice(identity: .generate(), connection: connection).enrol(token: expired)
+                _ = try await harness.device(identity: .generate(), connection: connection).enrol(token: expired)
             }
         }
     }
@@ -217,7 +217,7 @@ import VeilWire
         defer { Task { await harness.stop() } }
         let identity = DeviceIdentity.generate()
         try await withAggregatorConnection(to: harness.endpoint) { connection in
-            _ = try await VeilDevice(identity: identity, connection: connection).enrol(token: try await harness.aggregator.store.createEnrolmentToken(lifetime: 60))
+            _ = try await harness.device(identity: identity, connection: connection).enrol(token: try await harness.aggregator.store.createEnrolmentToken(lifetime: 60))
         }
         let scripted = ScriptedDevice(harness)
         // The first stream waits in the waiting room; the second for the same identity is refused.
@@ -278,5 +278,24 @@ extension ServerFrameContent {
     var assignmentContent: RoundAssignmentContent? {
         if case let .assignment(a) = self { return a }
         return nil
+    }
+}
+
+extension BadInputTests {
+    /// Issue 12, finding 4 over TLS: a device advertising a key of small order is removed at
+    /// AdvertiseKeys with FAILED_PRECONDITION, and its cohort's round finishes without it (before,
+    /// every honest neighbour aborted).
+    @Test func aSmallOrderKeyDropsOnlyThatDevice() async throws {
+        // Honest-but-curious, so that the key itself (not a missing signature) is what is refused.
+        let harness = try await Self.harness { $0.rounds.threatModel = .honestButCurious }
+        defer { Task { await harness.stop() } }
+        let bad = try await Self.roundWithOneBadDevice(harness, honest: 8, script: Self.afterAssignment { a in
+            var random = SystemRandomSource()
+            let encryption = X25519.PrivateKey(using: &random).publicKey
+            let zero = try! X25519.PublicKey(rawRepresentation: [UInt8](repeating: 0, count: 32))
+            return [TransportCodec.protocolFrame(WireCodec.encode(.advertiseKeys(encryptionKey: encryption, maskingKey: zero, signature: nil), round: a.configuration.roundID))]
+        })
+        #expect(bad.code == .failedPrecondition, "\(String(describing: bad.error))")
+        #expect(bad.error?.message.contains("small order") == true)
     }
 }

@@ -42,7 +42,7 @@ import VeilProtocol
             let results = try await withThrowingTaskGroup(of: (Int, RoundParticipation).self) { group in
                 for d in 0..<8 {
                     group.addTask {
-                        let device = VeilDevice(identity: identities[d], connection: connection)
+                        let device = harness.device(identity: identities[d], connection: connection)
                         // Device 7 loses power before sending its masked input.
                         let options = ParticipationOptions(disconnectBefore: d == 7 ? .maskedInputCollection : nil)
                         return (d, try await device.contribute(window: window, from: stores[d], options: options))
@@ -65,7 +65,7 @@ import VeilProtocol
                 #expect(results[d]?.outcome == .counted)
                 #expect(try stores[d].isCounted(window: window))
                 await #expect(throws: DeviceError.localStore("window \(window) was already counted")) {
-                    _ = try await VeilDevice(identity: identities[d], connection: connection).contribute(window: window, from: stores[d])
+                    _ = try await harness.device(identity: identities[d], connection: connection).contribute(window: window, from: stores[d])
                 }
             }
             // The device that dropped keeps its window for a later round of the same window.
@@ -105,7 +105,7 @@ import VeilProtocol
             for batch in [0..<8, 8..<16] {
                 let results = try await withThrowingTaskGroup(of: RoundParticipation.self) { group in
                     for d in batch {
-                        group.addTask { try await VeilDevice(identity: identities[d], connection: connection).participateInFeatureRound(store: stores[d]) }
+                        group.addTask { try await harness.device(identity: identities[d], connection: connection).participateInFeatureRound(store: stores[d]) }
                     }
                     return try await group.reduce(into: []) { $0.append($1) }
                 }
@@ -155,7 +155,7 @@ import VeilProtocol
         let stores = opened
         try await withAggregatorConnection(to: harness.endpoint) { connection in
             let identities = try await harness.enrolledIdentities(16, connection: connection)
-            func device(_ d: Int) -> VeilDevice { VeilDevice(identity: identities[d], connection: connection) }
+            func device(_ d: Int) -> VeilDevice { harness.device(identity: identities[d], connection: connection) }
             // Device 7 loses its stream before unmasking: its masked input is in the sum, but it
             // never hears COUNTED, so its window stays pending on the device.
             let first = try await withThrowingTaskGroup(of: (Int, RoundParticipation).self) { group in

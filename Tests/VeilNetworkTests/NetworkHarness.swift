@@ -14,6 +14,9 @@ final class NetworkHarness: Sendable {
     let aggregator: Aggregator
     let endpoint: AggregatorEndpoint
     let serving: Task<Void, any Error>
+    /// The policy the harness's devices enforce: the aggregator's own planning assumptions, as an
+    /// operator would set them fleet-wide, with cohorts of 3 allowed.
+    let devicePolicy: DevicePolicy
 
     /// Starts an aggregator with `configure` applied to a test configuration.
     /// Starts an aggregator whose clock reads `fixedTime` when given.
@@ -41,6 +44,9 @@ final class NetworkHarness: Sendable {
         configuration.rounds.phaseTimeoutSeconds = 10
         configuration.rounds.graph = "complete"
         configure(&configuration)
+        devicePolicy = DevicePolicy(
+            requiredThreatModel: configuration.rounds.threatModel, minimumCohort: 3,
+            assumedDropout: configuration.rounds.expectedDropout, assumedCorruptFraction: configuration.rounds.corruptFraction)
         var logger = Logger(label: "veil.test.aggregator")
         logger.logLevel = ProcessInfo.processInfo.environment["VEIL_TEST_LOG"] == nil ? .critical : .debug
         let aggregator = try await Aggregator(configuration: configuration, logger: logger, clock: { fixedTime ?? Date() })
@@ -50,6 +56,11 @@ final class NetworkHarness: Sendable {
         endpoint = AggregatorEndpoint(
             host: "localhost", port: aggregator.grpcPort!,
             security: tls ? .tls(caCertificatePath: caPath) : .insecurePlaintext)
+    }
+
+    /// A device with the harness's policy and an in-memory round ledger.
+    func device(identity: DeviceIdentity, connection: AggregatorConnection) -> VeilDevice {
+        VeilDevice(identity: identity, policy: devicePolicy, signedRounds: .inMemory(), connection: connection)
     }
 
     /// Stops the aggregator and removes its files.
@@ -83,7 +94,7 @@ final class NetworkHarness: Sendable {
         for _ in 0..<count {
             let identity = DeviceIdentity.generate()
             let token = try await aggregator.store.createEnrolmentToken(lifetime: 600)
-            _ = try await VeilDevice(identity: identity, connection: connection).enrol(token: token)
+            _ = try await device(identity: identity, connection: connection).enrol(token: token)
             identities.append(identity)
         }
         return identities

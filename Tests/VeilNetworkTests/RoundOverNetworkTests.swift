@@ -19,7 +19,7 @@ import VeilWire
             let participations = try await withThrowingTaskGroup(of: (Int, RoundParticipation).self) { group in
                 for (d, identity) in identities.enumerated() {
                     group.addTask {
-                        let device = VeilDevice(identity: identity, connection: connection)
+                        let device = harness.device(identity: identity, connection: connection)
                         let result = try await device.participate(options: .init(disconnectBefore: dropouts[d])) { assignment in
                             try NetworkHarness.input(device: d, assignment)
                         }
@@ -81,7 +81,7 @@ import VeilWire
             let participations = try await withThrowingTaskGroup(of: (Int, RoundParticipation).self) { group in
                 for (d, identity) in identities.enumerated() {
                     group.addTask {
-                        (d, try await VeilDevice(identity: identity, connection: connection).participate { try NetworkHarness.input(device: d, $0) })
+                        (d, try await harness.device(identity: identity, connection: connection).participate { try NetworkHarness.input(device: d, $0) })
                     }
                 }
                 var all: [Int: RoundParticipation] = [:]
@@ -164,7 +164,7 @@ import VeilWire
                 // round is still waiting in AdvertiseKeys when the shutdown comes at 2 s.
                 for (d, identity) in identities.enumerated() {
                     group.addTask {
-                        let device = VeilDevice(identity: identity, connection: connection)
+                        let device = harness.device(identity: identity, connection: connection)
                         return try await device.participate { assignment in
                             if d == 7 { try await Task.sleep(for: .seconds(4)) }
                             return try NetworkHarness.input(device: d, assignment)

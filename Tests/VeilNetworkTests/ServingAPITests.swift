@@ -63,7 +63,7 @@ import VeilProtocol
             let identities = try await harness.enrolledIdentities(10, connection: connection)
             let results = try await withThrowingTaskGroup(of: RoundParticipation.self) { group in
                 for d in 0..<10 {
-                    group.addTask { try await VeilDevice(identity: identities[d], connection: connection).participateInFeatureRound(store: stores[d]) }
+                    group.addTask { try await harness.device(identity: identities[d], connection: connection).participateInFeatureRound(store: stores[d]) }
                 }
                 return try await group.reduce(into: []) { $0.append($1) }
             }

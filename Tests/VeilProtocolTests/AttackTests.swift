@@ -60,7 +60,7 @@ import VeilCrypto
     @Test func deviceRefusesForgedNeighbourKeysAndStrangers() throws {
         var forged = try RoundHarness(cohortSize: 6, threshold: 3, threatModel: .active)
         forged.tamperDown = { device, message in
-            guard device == 0, case let .neighbourKeys(entries) = message else { return message }
+            guard device == 0, case let .neighbourKeys(entries, _) = message else { return message }
             return .neighbourKeys(entries.map { e in
                 e.device == 2
                     ? AdvertisedKeys(device: 2, encryptionKey: e.encryptionKey, maskingKey: e.maskingKey,
@@ -74,7 +74,7 @@ import VeilCrypto
         var stranger = try RoundHarness(cohortSize: 30, graph: .harary(degree: 6), threshold: 4)
         let notNeighbour = (1..<30).map(UInt32.init).first { !stranger.graph.areNeighbours(0, $0) }!
         stranger.tamperDown = { device, message in
-            guard device == 0, case let .neighbourKeys(entries) = message else { return message }
+            guard device == 0, case let .neighbourKeys(entries, _) = message else { return message }
             let replaced = entries.dropFirst().map { $0 } + [AdvertisedKeys(
                 device: notNeighbour, encryptionKey: entries[0].encryptionKey, maskingKey: entries[0].maskingKey, signature: nil, identityKey: nil)]
             return .neighbourKeys(replaced.sorted { $0.device < $1.device })
@@ -86,7 +86,7 @@ import VeilCrypto
     @Test func deviceRefusesReusedKeysAndTooFewNeighbours() throws {
         var reused = try RoundHarness(cohortSize: 6, threshold: 3)
         reused.tamperDown = { device, message in
-            guard device == 0, case let .neighbourKeys(entries) = message else { return message }
+            guard device == 0, case let .neighbourKeys(entries, _) = message else { return message }
             var copy = entries
             copy[1] = AdvertisedKeys(device: entries[1].device, encryptionKey: entries[0].encryptionKey, maskingKey: entries[1].maskingKey, signature: nil, identityKey: nil)
             return .neighbourKeys(copy)
@@ -96,7 +96,7 @@ import VeilCrypto
 
         var few = try RoundHarness(cohortSize: 6, threshold: 3)
         few.tamperDown = { device, message in
-            guard device == 1, case let .neighbourKeys(entries) = message else { return message }
+            guard device == 1, case let .neighbourKeys(entries, _) = message else { return message }
             return .neighbourKeys(Array(entries.prefix(2)))
         }
         _ = few.run()
@@ -136,7 +136,7 @@ import VeilCrypto
     }
 
     @Test func wrongShareIsDetectedAndItsHolderNamed() throws {
-        var harness = try RoundHarness(cohortSize: 10, threshold: 4)
+        var harness = try RoundHarness(cohortSize: 10, threshold: 5)
         harness.dropBefore = [9: .maskedInputCollection]
         harness.tamperUp = { device, message in
             guard device == 0, case let .unmaskingShares(selfShares, keyShares) = message else { return message }
@@ -153,12 +153,12 @@ import VeilCrypto
     }
 
     @Test func wrongLengthVectorForgedSignatureAndReusedKeyAreDropped() throws {
-        var harness = try RoundHarness(cohortSize: 10, threshold: 4, threatModel: .active)
+        var harness = try RoundHarness(cohortSize: 10, threshold: 5, threatModel: .active)
         harness.tamperUp = { device, message in
             switch (device, message) {
             case (1, .maskedInput):
                 return .maskedInput(ModularVector(zerosOfCount: 7, bitWidth: 32))
-            case let (2, .advertiseKeys(e, m, s)):
+            case let (2, .advertiseKeys(e, m, s, _)):
                 var bytes = s!.rawRepresentation
                 bytes[0] ^= 0x80
                 return .advertiseKeys(encryptionKey: e, maskingKey: m, signature: try! Ed25519.Signature(rawRepresentation: bytes))

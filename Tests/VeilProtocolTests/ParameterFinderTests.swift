@@ -17,9 +17,11 @@ import VeilCrypto
         #expect(validated.threshold == found.threshold)
         // The configuration accepts what the finder returns.
         var random = SeededRandomSource(seed: 1, label: "finder")
+        let needsCommitment = RoundConfiguration.requiresPlacementCommitment(threatModel: .active, graph: found.graph)
         _ = try RoundConfiguration(
             roundID: RoundID(using: &random), roundSeed: random.bytes(count: 32), cohortSize: n, dimension: 1, bitWidth: 32,
-            prg: .aes128CTR, graph: found.graph, threshold: found.threshold, threatModel: .active)
+            prg: .aes128CTR, graph: found.graph, threshold: found.threshold, threatModel: .active,
+            placementCommitment: needsCommitment ? Placement.commitment(to: random.bytes(count: 32)) : nil)
     }
 
     @Test func sparseDegreeGrowsSlowlyWithTheCohortAndWithDropout() throws {

@@ -10,6 +10,8 @@ struct RoundHarness {
     var server: AggregationSession
     var inputs: [ModularVector]
     var random: SeededRandomSource
+    /// The server's placement secret (active rounds on a Harary graph).
+    let placementSecret: [UInt8]?
     /// The phase before whose message each device goes silent (nil: never drops).
     var dropBefore: [UInt32: Phase] = [:]
     /// Rewrites a device's message before the server sees it.
@@ -23,12 +25,17 @@ struct RoundHarness {
 
     init(
         cohortSize n: Int, dimension m: Int = 8, bitWidth b: Int = 32, graph kind: GraphKind = .complete,
-        threshold t: Int, threatModel: ThreatModel = .honestButCurious, prg: PRGAlgorithm = .aes128CTR, seed: UInt64 = 1
+        threshold t: Int, threatModel: ThreatModel = .honestButCurious, prg: PRGAlgorithm = .aes128CTR, seed: UInt64 = 1,
+        policy: DevicePolicy = .permissiveForTests
     ) throws {
         var random = SeededRandomSource(seed: seed, label: "harness")
+        let placementSecret = RoundConfiguration.requiresPlacementCommitment(threatModel: threatModel, graph: kind)
+            ? random.bytes(count: Placement.byteCount) : nil
+        self.placementSecret = placementSecret
         configuration = try RoundConfiguration(
             roundID: RoundID(using: &random), roundSeed: random.bytes(count: 32), cohortSize: n, dimension: m,
-            bitWidth: b, prg: prg, graph: kind, threshold: t, threatModel: threatModel)
+            bitWidth: b, prg: prg, graph: kind, threshold: t, threatModel: threatModel,
+            placementCommitment: placementSecret.map(Placement.commitment(to:)))
         graph = NeighbourGraph(configuration: configuration)
         var identities: [UInt32: Ed25519.PublicKey] = [:]
         var keys: [Ed25519.PrivateKey?] = []
@@ -41,9 +48,10 @@ struct RoundHarness {
         inputs = (0..<n).map { _ in try! ModularVector(values: (0..<m).map { _ in random.nextUInt64() & mask }, bitWidth: b) }
         let (configuration, graph, inputs) = (configuration, graph, inputs)
         devices = try (0..<n).map { d in
-            try DeviceSession(configuration: configuration, graph: graph, device: UInt32(d), identity: keys[d], input: inputs[d])
+            try DeviceSession(configuration: configuration, graph: graph, device: UInt32(d), identity: keys[d], input: inputs[d], policy: policy)
         }
-        server = try AggregationSession(configuration: configuration, graph: graph, identities: identities, workers: 2)
+        server = try AggregationSession(
+            configuration: configuration, graph: graph, identities: identities, placementSecret: placementSecret, workers: 2)
         self.random = random
     }
 
@@ -87,4 +95,11 @@ struct RoundHarness {
         for d in survivors { sum.add(inputs[Int(d)]) }
         return sum
     }
+}
+
+extension DevicePolicy {
+    /// Accepts either threat model and any cohort of 3 or more, assuming no dropout and no
+    /// corruption: only the rules that hold for every policy (t ≥ 2, 2t > k) remain, so small
+    /// test cohorts run.
+    static let permissiveForTests = DevicePolicy(requiredThreatModel: .honestButCurious, minimumCohort: 3, assumedDropout: 0)
 }

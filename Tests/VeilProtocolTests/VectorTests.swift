@@ -4,8 +4,9 @@ import VeilCrypto
 @testable import VeilProtocol
 
 /// The committed known-answer vectors in `Protocols/vectors/` are reproduced by the code: every
-/// derivation is recomputed, the PRG re-expanded, Shamir shares rebuilt and reconstructed, and the
-/// recorded round replayed message for message from its recorded randomness.
+/// derivation is recomputed, the PRG re-expanded, Shamir shares rebuilt and reconstructed, the
+/// recorded round replayed message for message from its recorded randomness, and the random draws
+/// of every file re-derived from SPEC.md Appendix A with a ChaCha20 written out in this file.
 ///
 /// A failure here means an encoding, a derivation or the protocol changed. If the change is
 /// intended, run `Protocols/vectors/generate`, review the diff and update `SPEC.md` with it.
@@ -44,7 +45,7 @@ import VeilCrypto
         let cases: [Case]
         struct Case: Decodable {
             let algorithm: String
-            let bitWidth, wordByteCount: Int
+            let bitWidth, count, wordByteCount: Int
             let seed, label, keyMaterial, keystream: String
             let elements, tailElements: [UInt64]
         }
@@ -55,6 +56,10 @@ import VeilCrypto
         #expect(file.cases.count == 10)
         for c in file.cases {
             let name = "\(c.algorithm) b=\(c.bitWidth)"
+            // Each case records how many elements it expanded; the tail is its last 16.
+            #expect(c.count == file.count, "element count of \(name)")
+            #expect(c.count > 16 * 1024 / c.wordByteCount, "\(name) crosses a 16 KiB keystream chunk")
+            #expect(file.tailStart == c.count - c.tailElements.count, "tail start of \(name)")
             let algorithm = try #require(PRGAlgorithm(rawValue: c.algorithm))
             let seed = SecretBytes(copying: try bytes(c.seed))
             let label = try bytes(c.label)
@@ -83,11 +88,12 @@ import VeilCrypto
             #expect(c.elements == words.map { $0 & mask }, "reduction rule for \(name)")
 
             // The protocol's path: accumulate into a zero vector.
-            var vector = ModularVector(zerosOfCount: file.count, bitWidth: c.bitWidth)
+            var vector = ModularVector(zerosOfCount: c.count, bitWidth: c.bitWidth)
             try vector.applyMask(seed: seed, label: label, generator: generator)
             let elements = vector.elements
             #expect(Array(elements.prefix(c.elements.count)) == c.elements, "first elements of \(name)")
-            #expect(Array(elements[file.tailStart...]) == c.tailElements, "last elements of \(name)")
+            #expect(elements.count == c.count)
+            #expect(Array(elements.suffix(c.tailElements.count)) == c.tailElements, "last elements of \(name)")
         }
     }
 
@@ -321,7 +327,7 @@ import VeilCrypto
         var sessions = try file.devices.map { device in
             try DeviceSession(
                 configuration: configuration, graph: graph, device: device.device, identity: nil,
-                input: ModularVector(values: device.input, bitWidth: c.bitWidth))
+                input: ModularVector(values: device.input, bitWidth: c.bitWidth), policy: .permissiveForTests)
         }
         var serverRandom = try SeededRandomSource(seed: SecretBytes(copying: bytes(file.serverRandomKey)))
         var server = try AggregationSession(configuration: configuration, graph: graph, workers: 1)
@@ -342,7 +348,7 @@ import VeilCrypto
             let produced = try sessions[Int(d)].start(using: &randoms[Int(d)])
             let recorded = try deviceMessage(next("device", d, .advertiseKeys), bitWidth: c.bitWidth, dimension: c.dimension)
             #expect(produced == recorded, "AdvertiseKeys of device \(d)")
-            if case let .advertiseKeys(encryptionKey, maskingKey, _) = recorded {
+            if case let .advertiseKeys(encryptionKey, maskingKey, _, _) = recorded {
                 let device = file.devices[Int(d)]
                 #expect(try X25519.PrivateKey(rawRepresentation: SecretBytes(copying: bytes(device.encryptionPrivateKey))).publicKey == encryptionKey)
                 #expect(try X25519.PrivateKey(rawRepresentation: SecretBytes(copying: bytes(device.maskingPrivateKey))).publicKey == maskingKey)
@@ -384,6 +390,109 @@ import VeilCrypto
             file.result.survivors.reduce(UInt64(0)) { ($0 &+ file.devices[Int($1)].input[e]) & mask }
         }
         #expect(file.result.sum == plaintext)
+    }
+
+    // MARK: - random-source.json: SPEC.md Appendix A
+
+    struct RandomSourceFile: Decodable {
+        let streams: [Stream]
+        struct Stream: Decodable {
+            let seed: UInt64?
+            let label, hashInput: String?
+            let key: String
+            let draws: [Draw]
+        }
+        struct Draw: Decodable { let byteCount: Int; let nonce: String?; let output: String }
+    }
+
+    /// The ChaCha20 written out in this file agrees with libsodium's: the published all-zero
+    /// vector, the library's zero-key keystream, and the ChaCha20 keystreams of prg.json (§3.5),
+    /// which libsodium produced under KDF-derived keys and nonces.
+    @Test func referenceChaCha20MatchesLibsodium() throws {
+        let zeroKey = [UInt8](repeating: 0, count: 32)
+        let zeroNonce = [UInt8](repeating: 0, count: 8)
+        let published = try bytes(
+            "76b8e0ada0f13d90405d6ae55386bd28bdd219b8a08ded1aa836efcc8b770dc7da41597c5157488d7724e03fb8d84a376a43b8f41518a11cc387b669b2ee6586")
+        #expect(ReferenceChaCha20.keystream(key: zeroKey, nonce: zeroNonce, count: 64) == published)
+        var library = [UInt8](repeating: 0, count: 300)
+        library.withUnsafeMutableBytes { MaskGenerator.writeBaselineKeystream(algorithm: .chacha20, into: $0) }
+        #expect(ReferenceChaCha20.keystream(key: zeroKey, nonce: zeroNonce, count: library.count) == library)
+
+        let prg = try Self.load(PRGFile.self, "prg.json")
+        let chacha = prg.cases.filter { $0.algorithm == PRGAlgorithm.chacha20.rawValue }
+        #expect(chacha.count == 5)
+        for c in chacha {
+            let material = try bytes(c.keyMaterial)
+            let keystream = try bytes(c.keystream)
+            #expect(ReferenceChaCha20.keystream(key: Array(material[0..<32]), nonce: Array(material[32..<40]), count: keystream.count) == keystream,
+                    "ChaCha20 keystream of b=\(c.bitWidth)")
+        }
+    }
+
+    /// SPEC.md Appendix A, written out here over the reference ChaCha20, reproduces
+    /// random-source.json and `SeededRandomSource`, and the draws the other vector files record:
+    /// the Shamir coefficients of shamir.json, the Fisher-Yates swaps of harary.json and the
+    /// devices' keys and seeds in round.json.
+    @Test func randomSourceFollowsAppendixA() throws {
+        let file = try Self.load(RandomSourceFile.self, "random-source.json")
+        #expect(file.streams.count == 2)
+        #expect(file.streams.contains { $0.label != nil })
+        for stream in file.streams {
+            let key = try bytes(stream.key)
+            var codeSources = [try SeededRandomSource(seed: SecretBytes(copying: key))]
+            if let seed = stream.seed, let label = stream.label {
+                let material = littleEndian64(seed) + Array(label.utf8)
+                #expect(try bytes(#require(stream.hashInput)) == [UInt8(21)] + Array("veil/v1/seeded-random".utf8) + material)
+                #expect(BLAKE2b.hash(label: "veil/v1/seeded-random", message: material, outputByteCount: 32) == key, "key of \(label)")
+                #expect(AppendixARandomSource(seed: seed, label: label).key == key)
+                codeSources.append(SeededRandomSource(seed: seed, label: label))
+            }
+            var spec = AppendixARandomSource(key: key)
+            var nonce: UInt64 = 0
+            #expect(stream.draws.contains { $0.byteCount == 0 } && stream.draws.contains { $0.byteCount > 64 })
+            for draw in stream.draws {
+                let expected = try bytes(draw.output)
+                #expect(expected.count == draw.byteCount)
+                if draw.byteCount > 0 {
+                    #expect(try bytes(#require(draw.nonce)) == littleEndian64(nonce), "nonce of draw \(nonce)")
+                    nonce += 1
+                } else {
+                    #expect(draw.nonce == nil, "an empty draw uses no nonce")
+                }
+                #expect(spec.draw(draw.byteCount) == expected, "draw of \(draw.byteCount) bytes by the SPEC rule")
+                for index in codeSources.indices {
+                    #expect(codeSources[index].bytes(count: draw.byteCount) == expected, "draw of \(draw.byteCount) bytes by SeededRandomSource")
+                }
+            }
+        }
+
+        // shamir.json: limb-major, degrees 1...t-1, u64() & p redrawn while equal to p.
+        let shamir = try Self.load(ShamirFile.self, "shamir.json")
+        let p: UInt64 = (1 << 61) - 1
+        var shamirSource = AppendixARandomSource(key: try bytes(shamir.randomKey))
+        for (limb, polynomial) in shamir.coefficients.enumerated() {
+            for degree in 1..<shamir.threshold {
+                var coefficient = shamirSource.u64() & p
+                while coefficient == p { coefficient = shamirSource.u64() & p }
+                #expect(polynomial[degree] == coefficient, "shamir.json coefficient \(degree) of limb \(limb)")
+            }
+        }
+
+        // harary.json: j = below(i + 1) from the source keyed with permutationKey.
+        let harary = try Self.load(HararyFile.self, "harary.json")
+        var hararySource = AppendixARandomSource(key: try bytes(harary.permutationKey))
+        for swap in harary.swaps {
+            #expect(hararySource.below(UInt64(swap.i + 1)) == UInt64(swap.j), "harary.json swap at i = \(swap.i)")
+        }
+
+        // round.json: each device's first three draws are c_sk, s_sk and β.
+        let round = try Self.load(RoundFile.self, "round.json")
+        for device in round.devices {
+            var source = AppendixARandomSource(key: try bytes(device.randomKey))
+            #expect(source.draw(32) == (try bytes(device.encryptionPrivateKey)), "round.json c_sk of \(device.device)")
+            #expect(source.draw(32) == (try bytes(device.maskingPrivateKey)), "round.json s_sk of \(device.device)")
+            #expect(source.draw(32) == (try bytes(device.selfMaskSeed)), "round.json β of \(device.device)")
+        }
     }
 
     // MARK: - Record decoding
@@ -452,3 +561,97 @@ private func bytes(_ text: String) throws -> [UInt8] {
 }
 
 private func bigEndian(_ value: UInt32) -> [UInt8] { withUnsafeBytes(of: value.bigEndian) { Array($0) } }
+
+/// `u64le(x)`: the eight little-endian bytes of `value` (SPEC.md Appendix A).
+private func littleEndian64(_ value: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: value >> (8 * UInt64($0))) } }
+
+/// SPEC.md Appendix A written out: draw number c (0, 1, ...) of L ≥ 1 bytes is the first L bytes of
+/// the original ChaCha20 keystream under the key with nonce u64le(c); an empty draw uses no number.
+struct AppendixARandomSource {
+    /// The 32-byte ChaCha20 key.
+    let key: [UInt8]
+    /// The number of the next non-empty draw, which is also its nonce.
+    private var counter: UInt64 = 0
+
+    /// A source with a given 32-byte key.
+    init(key: [UInt8]) { self.key = key }
+
+    /// A source keyed with H("veil/v1/seeded-random", u64le(seed) || UTF-8(label), 32).
+    init(seed: UInt64, label: String) {
+        key = BLAKE2b.hash(label: "veil/v1/seeded-random", message: littleEndian64(seed) + Array(label.utf8), outputByteCount: 32)
+    }
+
+    /// The next `count` bytes.
+    mutating func draw(_ count: Int) -> [UInt8] {
+        guard count > 0 else { return [] }
+        defer { counter += 1 }
+        return ReferenceChaCha20.keystream(key: key, nonce: littleEndian64(counter), count: count)
+    }
+
+    /// u64(): one 8-byte draw read as a little-endian integer.
+    mutating func u64() -> UInt64 {
+        draw(8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+    }
+
+    /// below(B): u64() until v < (2^64 − 1) − ((2^64 − 1) mod B), then v mod B.
+    mutating func below(_ bound: UInt64) -> UInt64 {
+        let limit = UInt64.max - UInt64.max % bound
+        while true {
+            let v = u64()
+            if v < limit { return v % bound }
+        }
+    }
+}
+
+/// The original ChaCha20 (D. J. Bernstein, 2008): 20 rounds, 64-bit block counter from 0 in words
+/// 12–13, 64-bit nonce in words 14–15, all words little-endian. Written out so that the random
+/// source test depends on nothing but this text and the SPEC.
+enum ReferenceChaCha20 {
+    /// The first `count` keystream bytes under a 32-byte `key` and 8-byte `nonce`.
+    static func keystream(key: [UInt8], nonce: [UInt8], count: Int) -> [UInt8] {
+        precondition(key.count == 32 && nonce.count == 8, "ChaCha20 takes a 32-byte key and an 8-byte nonce")
+        func word(_ bytes: [UInt8], _ i: Int) -> UInt32 {
+            (0..<4).reduce(UInt32(0)) { $0 | UInt32(bytes[4 * i + $1]) << (8 * UInt32($1)) }
+        }
+        var output = [UInt8]()
+        output.reserveCapacity(count)
+        var block: UInt64 = 0
+        while output.count < count {
+            let input: [UInt32] = [0x6170_7865, 0x3320_646E, 0x7962_2D32, 0x6B20_6574]
+                + (0..<8).map { word(key, $0) }
+                + [UInt32(truncatingIfNeeded: block), UInt32(truncatingIfNeeded: block >> 32), word(nonce, 0), word(nonce, 1)]
+            var x = input
+            func quarterRound(_ a: Int, _ b: Int, _ c: Int, _ d: Int) {
+                x[a] &+= x[b]
+                x[d] = rotate(x[d] ^ x[a], 16)
+                x[c] &+= x[d]
+                x[b] = rotate(x[b] ^ x[c], 12)
+                x[a] &+= x[b]
+                x[d] = rotate(x[d] ^ x[a], 8)
+                x[c] &+= x[d]
+                x[b] = rotate(x[b] ^ x[c], 7)
+            }
+            for _ in 0..<10 {
+                quarterRound(0, 4, 8, 12)
+                quarterRound(1, 5, 9, 13)
+                quarterRound(2, 6, 10, 14)
+                quarterRound(3, 7, 11, 15)
+                quarterRound(0, 5, 10, 15)
+                quarterRound(1, 6, 11, 12)
+                quarterRound(2, 7, 8, 13)
+                quarterRound(3, 4, 9, 14)
+            }
+            for i in 0..<16 {
+                let value = x[i] &+ input[i]
+                for shift in stride(from: UInt32(0), to: 32, by: 8) where output.count < count {
+                    output.append(UInt8(truncatingIfNeeded: value >> shift))
+                }
+            }
+            block &+= 1
+        }
+        return output
+    }
+
+    /// Rotates `value` left by `n` bits.
+    static func rotate(_ value: UInt32, _ n: UInt32) -> UInt32 { value << n | value >> (32 - n) }
+}

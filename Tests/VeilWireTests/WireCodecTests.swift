@@ -22,7 +22,8 @@ func makeConfiguration(n: Int = 8, m: Int = 16, b: Int = 24, threat: ThreatModel
         let identities = (0..<8).map { _ in Ed25519.PrivateKey(using: &random) }
         let inputs = (0..<8).map { _ in try! ModularVector(values: (0..<16).map { _ in random.nextUInt64() & 0xFF_FFFF }, bitWidth: 24) }
         var devices = try (0..<8).map { d in
-            try DeviceSession(configuration: configuration, graph: graph, device: UInt32(d), identity: identities[d], input: inputs[d])
+            try DeviceSession(configuration: configuration, graph: graph, device: UInt32(d), identity: identities[d], input: inputs[d],
+                              policy: DevicePolicy(requiredThreatModel: .active, minimumCohort: 3, assumedDropout: 0))
         }
         var server = try AggregationSession(
             configuration: configuration, graph: graph,

@@ -1,4 +1,4 @@
-/// Veil device-facing service, version 1 (SPEC.md §12, Transport).
+/// Veil device-facing service, version 1 (SPEC.md §11, Transport).
 ///
 /// A device enrols its long-term Ed25519 identity once, with a one-time token the operator issued.
 /// Afterwards it takes part in rounds through `Participate`: one bidirectional stream per device

@@ -139,10 +139,14 @@ public nonisolated struct Veil_V1_RoundConfiguration: Sendable {
   /// k: 0 means the complete graph (k = n - 1); otherwise an even Harary degree 2 <= k < n - 1.
   public var hararyDegree: UInt32 = 0
 
-  /// t in 1..k.
+  /// t in 1..k; a device refuses t < 2 and 2t <= k (SPEC.md §13.1).
   public var threshold: UInt32 = 0
 
   public var threatModel: Veil_V1_ThreatModel = .unspecified
+
+  /// H("veil/v1/placement-commitment", s, 32) of the server's 32-byte placement secret s (SPEC.md
+  /// §5.1): exactly 32 bytes in the active model with a Harary graph, empty otherwise.
+  public var placementCommitment: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -150,8 +154,9 @@ public nonisolated struct Veil_V1_RoundConfiguration: Sendable {
 }
 
 /// Round 0, AdvertiseKeys. Checks: both keys 32 bytes, distinct, not used by any other device in
-/// the round; in the active model the signature (64 bytes) verifies under the device's enrolled
-/// identity key over the advertise statement (SPEC.md §4.6). Otherwise the device is dropped.
+/// the round, neither of small order (SPEC.md §6.0); in the active model the signature (64 bytes)
+/// verifies under the device's enrolled identity key over the advertise statement (SPEC.md §4.7).
+/// Otherwise the device is dropped.
 public nonisolated struct Veil_V1_AdvertiseKeys: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -165,6 +170,10 @@ public nonisolated struct Veil_V1_AdvertiseKeys: Sendable {
 
   /// Ed25519, 64 bytes; empty in the honest-but-curious model.
   public var signature: Data = Data()
+
+  /// r_i, 32 fresh random bytes, when the configuration has a placement commitment (SPEC.md §5.1);
+  /// empty otherwise. Covered by the signature.
+  public var placementContribution: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -350,19 +359,34 @@ public nonisolated struct Veil_V1_NeighbourKeys: Sendable {
   /// Ed25519, 32 bytes in the active model, else empty.
   public var identityKey: Data = Data()
 
+  /// The neighbour's r_j (32 bytes) with a placement commitment, else empty; its signature covers it.
+  public var placementContribution: Data = Data()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
 
 /// After round 0. Checks (device): devices strictly increasing, each a graph neighbour, at least t
-/// of them, no key repeated; active model: every signature verifies.
+/// of them, no key repeated, none of small order; active model: every signature verifies. With a
+/// placement commitment (SPEC.md §5.1) the graph is the one the revealed placement gives, and the
+/// device first checks the reveal: the secret matches the commitment and the path proves its own
+/// contribution at its index under the root.
 public nonisolated struct Veil_V1_NeighbourKeyList: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   public var neighbours: [Veil_V1_NeighbourKeys] = []
+
+  /// s, 32 bytes, with a placement commitment; else empty.
+  public var placementSecret: Data = Data()
+
+  /// R, 32 bytes, with a placement commitment; else empty.
+  public var placementRoot: Data = Data()
+
+  /// Sibling hashes from the leaf up, 32 bytes each.
+  public var placementPath: [Data] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -399,7 +423,7 @@ public nonisolated struct Veil_V1_IncomingShareList: Sendable {
   public init() {}
 }
 
-/// After round 2, active model only: the survivor set U3 as a bitmap of n bits, bit i (byte i / 8,
+/// After round 2, active model only (SPEC.md §6.3): the survivor set U3 as a bitmap of n bits, bit i (byte i / 8,
 /// bit i % 8, least significant first) set when device i's masked input was added. Checks
 /// (device): length ceil(n / 8), no bit set at or beyond n, own bit set, at least t neighbours set.
 public nonisolated struct Veil_V1_ConsistencyCheck: Sendable {
@@ -519,7 +543,7 @@ nonisolated extension Veil_V1_ThreatModel: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Veil_V1_RoundConfiguration: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RoundConfiguration"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}round_id\0\u{3}round_seed\0\u{3}cohort_size\0\u{1}dimension\0\u{3}bit_width\0\u{1}prg\0\u{3}harary_degree\0\u{1}threshold\0\u{3}threat_model\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}round_id\0\u{3}round_seed\0\u{3}cohort_size\0\u{1}dimension\0\u{3}bit_width\0\u{1}prg\0\u{3}harary_degree\0\u{1}threshold\0\u{3}threat_model\0\u{3}placement_commitment\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -536,6 +560,7 @@ nonisolated extension Veil_V1_RoundConfiguration: SwiftProtobuf.Message, SwiftPr
       case 7: try { try decoder.decodeSingularUInt32Field(value: &self.hararyDegree) }()
       case 8: try { try decoder.decodeSingularUInt32Field(value: &self.threshold) }()
       case 9: try { try decoder.decodeSingularEnumField(value: &self.threatModel) }()
+      case 10: try { try decoder.decodeSingularBytesField(value: &self.placementCommitment) }()
       default: break
       }
     }
@@ -569,6 +594,9 @@ nonisolated extension Veil_V1_RoundConfiguration: SwiftProtobuf.Message, SwiftPr
     if self.threatModel != .unspecified {
       try visitor.visitSingularEnumField(value: self.threatModel, fieldNumber: 9)
     }
+    if !self.placementCommitment.isEmpty {
+      try visitor.visitSingularBytesField(value: self.placementCommitment, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -582,6 +610,7 @@ nonisolated extension Veil_V1_RoundConfiguration: SwiftProtobuf.Message, SwiftPr
     if lhs.hararyDegree != rhs.hararyDegree {return false}
     if lhs.threshold != rhs.threshold {return false}
     if lhs.threatModel != rhs.threatModel {return false}
+    if lhs.placementCommitment != rhs.placementCommitment {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -589,7 +618,7 @@ nonisolated extension Veil_V1_RoundConfiguration: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Veil_V1_AdvertiseKeys: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".AdvertiseKeys"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}encryption_key\0\u{3}masking_key\0\u{1}signature\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}encryption_key\0\u{3}masking_key\0\u{1}signature\0\u{3}placement_contribution\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -600,6 +629,7 @@ nonisolated extension Veil_V1_AdvertiseKeys: SwiftProtobuf.Message, SwiftProtobu
       case 1: try { try decoder.decodeSingularBytesField(value: &self.encryptionKey) }()
       case 2: try { try decoder.decodeSingularBytesField(value: &self.maskingKey) }()
       case 3: try { try decoder.decodeSingularBytesField(value: &self.signature) }()
+      case 4: try { try decoder.decodeSingularBytesField(value: &self.placementContribution) }()
       default: break
       }
     }
@@ -615,6 +645,9 @@ nonisolated extension Veil_V1_AdvertiseKeys: SwiftProtobuf.Message, SwiftProtobu
     if !self.signature.isEmpty {
       try visitor.visitSingularBytesField(value: self.signature, fieldNumber: 3)
     }
+    if !self.placementContribution.isEmpty {
+      try visitor.visitSingularBytesField(value: self.placementContribution, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -622,6 +655,7 @@ nonisolated extension Veil_V1_AdvertiseKeys: SwiftProtobuf.Message, SwiftProtobu
     if lhs.encryptionKey != rhs.encryptionKey {return false}
     if lhs.maskingKey != rhs.maskingKey {return false}
     if lhs.signature != rhs.signature {return false}
+    if lhs.placementContribution != rhs.placementContribution {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -957,7 +991,7 @@ nonisolated extension Veil_V1_DeviceToServer: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Veil_V1_NeighbourKeys: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".NeighbourKeys"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}device\0\u{3}encryption_key\0\u{3}masking_key\0\u{1}signature\0\u{3}identity_key\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}device\0\u{3}encryption_key\0\u{3}masking_key\0\u{1}signature\0\u{3}identity_key\0\u{3}placement_contribution\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -970,6 +1004,7 @@ nonisolated extension Veil_V1_NeighbourKeys: SwiftProtobuf.Message, SwiftProtobu
       case 3: try { try decoder.decodeSingularBytesField(value: &self.maskingKey) }()
       case 4: try { try decoder.decodeSingularBytesField(value: &self.signature) }()
       case 5: try { try decoder.decodeSingularBytesField(value: &self.identityKey) }()
+      case 6: try { try decoder.decodeSingularBytesField(value: &self.placementContribution) }()
       default: break
       }
     }
@@ -991,6 +1026,9 @@ nonisolated extension Veil_V1_NeighbourKeys: SwiftProtobuf.Message, SwiftProtobu
     if !self.identityKey.isEmpty {
       try visitor.visitSingularBytesField(value: self.identityKey, fieldNumber: 5)
     }
+    if !self.placementContribution.isEmpty {
+      try visitor.visitSingularBytesField(value: self.placementContribution, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1000,6 +1038,7 @@ nonisolated extension Veil_V1_NeighbourKeys: SwiftProtobuf.Message, SwiftProtobu
     if lhs.maskingKey != rhs.maskingKey {return false}
     if lhs.signature != rhs.signature {return false}
     if lhs.identityKey != rhs.identityKey {return false}
+    if lhs.placementContribution != rhs.placementContribution {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1007,7 +1046,7 @@ nonisolated extension Veil_V1_NeighbourKeys: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Veil_V1_NeighbourKeyList: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".NeighbourKeyList"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}neighbours\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}neighbours\0\u{3}placement_secret\0\u{3}placement_root\0\u{3}placement_path\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1016,6 +1055,9 @@ nonisolated extension Veil_V1_NeighbourKeyList: SwiftProtobuf.Message, SwiftProt
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.neighbours) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.placementSecret) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.placementRoot) }()
+      case 4: try { try decoder.decodeRepeatedBytesField(value: &self.placementPath) }()
       default: break
       }
     }
@@ -1025,11 +1067,23 @@ nonisolated extension Veil_V1_NeighbourKeyList: SwiftProtobuf.Message, SwiftProt
     if !self.neighbours.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.neighbours, fieldNumber: 1)
     }
+    if !self.placementSecret.isEmpty {
+      try visitor.visitSingularBytesField(value: self.placementSecret, fieldNumber: 2)
+    }
+    if !self.placementRoot.isEmpty {
+      try visitor.visitSingularBytesField(value: self.placementRoot, fieldNumber: 3)
+    }
+    if !self.placementPath.isEmpty {
+      try visitor.visitRepeatedBytesField(value: self.placementPath, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Veil_V1_NeighbourKeyList, rhs: Veil_V1_NeighbourKeyList) -> Bool {
     if lhs.neighbours != rhs.neighbours {return false}
+    if lhs.placementSecret != rhs.placementSecret {return false}
+    if lhs.placementRoot != rhs.placementRoot {return false}
+    if lhs.placementPath != rhs.placementPath {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

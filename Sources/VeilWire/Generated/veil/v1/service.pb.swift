@@ -8,7 +8,7 @@
 // For information on using the generated types, please see the documentation:
 //   https://github.com/apple/swift-protobuf/
 
-/// Veil device-facing service, version 1 (SPEC.md §12, Transport).
+/// Veil device-facing service, version 1 (SPEC.md §11, Transport).
 ///
 /// A device enrols its long-term Ed25519 identity once, with a one-time token the operator issued.
 /// Afterwards it takes part in rounds through `Participate`: one bidirectional stream per device
@@ -45,7 +45,7 @@ public nonisolated struct Veil_V1_EnrolRequest: Sendable {
   /// Ed25519 public key, 32 bytes.
   public var identityKey: Data = Data()
 
-  /// Ed25519, 64 bytes, by the identity key over the enrolment statement (SPEC.md §12.2):
+  /// Ed25519, 64 bytes, by the identity key over the enrolment statement (SPEC.md §11.2):
   /// len("veil/v1/enrol") || "veil/v1/enrol" || UTF-8 token. Proves possession of the key.
   public var signature: Data = Data()
 
@@ -90,7 +90,7 @@ public nonisolated struct Veil_V1_CheckIn: Sendable {
   /// The enrolled Ed25519 public key, 32 bytes.
   public var identityKey: Data = Data()
 
-  /// Ed25519, 64 bytes, over the check-in statement (SPEC.md §12.3):
+  /// Ed25519, 64 bytes, over the check-in statement (SPEC.md §11.3):
   /// len("veil/v1/check-in") || "veil/v1/check-in" || nonce.
   public var signature: Data = Data()
 
@@ -220,6 +220,83 @@ public nonisolated struct Veil_V1_RoundEnded: Sendable {
   public init() {}
 }
 
+/// The device will not go on with the round (SPEC.md §11.3, §13). Sent at most once, instead of
+/// the protocol message the device would otherwise send; the device then closes the stream. The
+/// aggregator treats the device as having dropped at that point, records the reason and never
+/// reads another frame from the stream.
+public nonisolated struct Veil_V1_Refusal: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var reason: Veil_V1_Refusal.Reason = .unspecified
+
+  /// Human-readable, at most 1,024 bytes; never contains secrets.
+  public var detail: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum Reason: SwiftProtobuf.Enum, Swift.CaseIterable {
+    public typealias RawValue = Int
+    case unspecified // = 0
+
+    /// The round's parameters violate the device's privacy policy (SPEC.md §13.1): a threat model
+    /// it does not accept, a cohort below its minimum, a threshold or degree that misses its
+    /// security target, an unaccepted PRG, or a vector larger than it accepts.
+    case policy // = 1
+
+    /// The round id names a round this device already signed in (SPEC.md §13.2).
+    case roundReused // = 2
+
+    /// The aggregator broke the protocol (SPEC.md §6 checks); the device stops taking part in
+    /// rounds and reports the violation to its operator.
+    case aggregatorViolation // = 3
+
+    /// Another device's data made the round unusable for this device (for example a neighbour's
+    /// unusable key); the device tries again in a later round.
+    case peerFault // = 4
+    case UNRECOGNIZED(Int)
+
+    public init() {
+      self = .unspecified
+    }
+
+    public init?(rawValue: Int) {
+      switch rawValue {
+      case 0: self = .unspecified
+      case 1: self = .policy
+      case 2: self = .roundReused
+      case 3: self = .aggregatorViolation
+      case 4: self = .peerFault
+      default: self = .UNRECOGNIZED(rawValue)
+      }
+    }
+
+    public var rawValue: Int {
+      switch self {
+      case .unspecified: return 0
+      case .policy: return 1
+      case .roundReused: return 2
+      case .aggregatorViolation: return 3
+      case .peerFault: return 4
+      case .UNRECOGNIZED(let i): return i
+      }
+    }
+
+    // The compiler won't synthesize support with the UNRECOGNIZED case.
+    public static let allCases: [Veil_V1_Refusal.Reason] = [
+      .unspecified,
+      .policy,
+      .roundReused,
+      .aggregatorViolation,
+      .peerFault,
+    ]
+
+  }
+
+  public init() {}
+}
+
 public nonisolated struct Veil_V1_DeviceFrame: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -244,12 +321,21 @@ public nonisolated struct Veil_V1_DeviceFrame: Sendable {
     set {frame = .protocolMessage(newValue)}
   }
 
+  public var refusal: Veil_V1_Refusal {
+    get {
+      if case .refusal(let v)? = frame {return v}
+      return Veil_V1_Refusal()
+    }
+    set {frame = .refusal(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Frame: Equatable, Sendable {
     case checkIn(Veil_V1_CheckIn)
     /// A serialized veil.v1.DeviceToServer.
     case protocolMessage(Data)
+    case refusal(Veil_V1_Refusal)
 
   }
 
@@ -557,9 +643,48 @@ nonisolated extension Veil_V1_RoundEnded.Outcome: SwiftProtobuf._ProtoNameProvid
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0OUTCOME_UNSPECIFIED\0\u{1}OUTCOME_COUNTED\0\u{1}OUTCOME_NOT_COUNTED\0\u{1}OUTCOME_ABORTED\0\u{1}OUTCOME_NO_ROUND\0\u{1}OUTCOME_ALREADY_COUNTED\0")
 }
 
+nonisolated extension Veil_V1_Refusal: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Refusal"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}reason\0\u{1}detail\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularEnumField(value: &self.reason) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.detail) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.reason != .unspecified {
+      try visitor.visitSingularEnumField(value: self.reason, fieldNumber: 1)
+    }
+    if !self.detail.isEmpty {
+      try visitor.visitSingularStringField(value: self.detail, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Veil_V1_Refusal, rhs: Veil_V1_Refusal) -> Bool {
+    if lhs.reason != rhs.reason {return false}
+    if lhs.detail != rhs.detail {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Veil_V1_Refusal.Reason: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0REASON_UNSPECIFIED\0\u{1}REASON_POLICY\0\u{1}REASON_ROUND_REUSED\0\u{1}REASON_AGGREGATOR_VIOLATION\0\u{1}REASON_PEER_FAULT\0")
+}
+
 nonisolated extension Veil_V1_DeviceFrame: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".DeviceFrame"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}check_in\0\u{3}protocol_message\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}check_in\0\u{3}protocol_message\0\u{1}refusal\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -588,6 +713,19 @@ nonisolated extension Veil_V1_DeviceFrame: SwiftProtobuf.Message, SwiftProtobuf.
           self.frame = .protocolMessage(v)
         }
       }()
+      case 3: try {
+        var v: Veil_V1_Refusal?
+        var hadOneofValue = false
+        if let current = self.frame {
+          hadOneofValue = true
+          if case .refusal(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.frame = .refusal(v)
+        }
+      }()
       default: break
       }
     }
@@ -606,6 +744,10 @@ nonisolated extension Veil_V1_DeviceFrame: SwiftProtobuf.Message, SwiftProtobuf.
     case .protocolMessage?: try {
       guard case .protocolMessage(let v)? = self.frame else { preconditionFailure() }
       try visitor.visitSingularBytesField(value: v, fieldNumber: 2)
+    }()
+    case .refusal?: try {
+      guard case .refusal(let v)? = self.frame else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
     }()
     case nil: break
     }
