@@ -15,6 +15,8 @@ enum BerlekampWelch {
         let rows = Array(0..<unknowns)
         // Columns: q_0...q_{t+e-1}, then e_0...e_{e-1}; right-hand side y_i * x_i^e.
         var matrix = [[UInt64]](repeating: [UInt64](repeating: 0, count: unknowns + 1), count: unknowns)
+        // Every intermediate below is derived from secret shares: zero it before it is released.
+        defer { for i in matrix.indices { SecureMemory.zero(&matrix[i]) } }
         for r in rows {
             let x = xs[r], y = ys[r]
             var power: UInt64 = 1
@@ -27,10 +29,20 @@ enum BerlekampWelch {
             for _ in 0..<e { xe = PrimeField.multiply(xe, x) }
             matrix[r][unknowns] = PrimeField.multiply(y, xe)
         }
-        guard let solution = solve(&matrix, unknowns: unknowns) else { return nil }
-        let q = Array(solution[0..<(t + e)])
-        let errorLocator = Array(solution[(t + e)...]) + [1]
-        guard let (quotient, remainder) = divide(q, by: errorLocator), remainder.allSatisfy({ $0 == 0 }) else { return nil }
+        guard var solution = solve(&matrix, unknowns: unknowns) else { return nil }
+        var q = Array(solution[0..<(t + e)])
+        var errorLocator = Array(solution[(t + e)...]) + [1]
+        SecureMemory.zero(&solution)
+        defer {
+            SecureMemory.zero(&q)
+            SecureMemory.zero(&errorLocator)
+        }
+        guard var (quotient, remainder) = divide(q, by: errorLocator) else { return nil }
+        defer {
+            SecureMemory.zero(&quotient)
+            SecureMemory.zero(&remainder)
+        }
+        guard remainder.allSatisfy({ $0 == 0 }) else { return nil }
         var p = Array(quotient.prefix(t))
         while p.count < t { p.append(0) }
         return p
@@ -84,6 +96,7 @@ enum BerlekampWelch {
                 remainder[i - degree + j] = PrimeField.subtract(remainder[i - degree + j], PrimeField.multiply(coefficient, divisor[j]))
             }
         }
+        defer { SecureMemory.zero(&remainder) }
         return (quotient, Array(remainder.prefix(degree)))
     }
 }

@@ -18,10 +18,14 @@ enum SeedCorpus {
             let messages: [(String, DeviceMessage)] = [
                 ("advertise-keys", .advertiseKeys(
                     encryptionKey: X25519.PrivateKey(using: &random).publicKey, maskingKey: X25519.PrivateKey(using: &random).publicKey,
-                    signature: configuration.threatModel == .active ? identity.signature(for: [1]) : nil)),
+                    signature: configuration.threatModel == .active ? identity.signature(for: [1]) : nil,
+                    placementContribution: configuration.usesCommittedPlacement ? random.bytes(count: 32) : nil)),
                 ("share-keys", .shareKeys(
                     maskingKeyCommitment: commitment, selfMaskCommitment: commitment,
-                    shares: [0, 1, 2].map { SealedShares(sender: 3, recipient: $0, ciphertext: random.bytes(count: SealedShares.ciphertextByteCount)) })),
+                    shares: [0, 1, 2].map { SealedShares(
+                        sender: 3, recipient: $0, ciphertext: random.bytes(count: SealedShares.ciphertextByteCount),
+                        maskingKeyShareDigest: random.bytes(count: SealedShares.digestByteCount),
+                        selfMaskShareDigest: random.bytes(count: SealedShares.digestByteCount)) })),
                 ("masked-input", .maskedInput(ModularVector(reducing: (0..<configuration.dimension).map { Int64($0) }, bitWidth: configuration.bitWidth))),
                 ("consistency-signature", .consistencySignature(identity.signature(for: [2]))),
                 ("unmasking-shares", .unmaskingShares(

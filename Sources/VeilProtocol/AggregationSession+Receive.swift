@@ -88,9 +88,17 @@ extension AggregationSession {
         guard shares.map(\.recipient) == expectedRecipients else {
             throw reject(device, .wrongShareSet("recipients must be exactly the \(expectedRecipients.count) live neighbours, ascending"), in: .shareKeys)
         }
-        if let bad = shares.first(where: { $0.sender != device || $0.ciphertext.count != SealedShares.ciphertextByteCount }) {
+        if let bad = shares.first(where: {
+            $0.sender != device || $0.ciphertext.count != SealedShares.ciphertextByteCount
+                || $0.maskingKeyShareDigest.count != SealedShares.digestByteCount || $0.selfMaskShareDigest.count != SealedShares.digestByteCount
+        }) {
             throw reject(device, .malformed("sealed shares for \(bad.recipient) have a wrong sender or size"), in: .shareKeys)
         }
+        var digests = [UInt8]()
+        digests.reserveCapacity(2 * SealedShares.digestByteCount * shares.count)
+        for share in shares { digests += share.maskingKeyShareDigest + share.selfMaskShareDigest }
+        records[Int(device)].shareHolders = shares.map(\.recipient)
+        records[Int(device)].shareDigests = digests
         records[Int(device)].maskingKeyCommitment = maskingKeyCommitment
         records[Int(device)].selfMaskCommitment = selfMaskCommitment
         records[Int(device)].sealedShares = shares

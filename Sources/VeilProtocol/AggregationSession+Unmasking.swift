@@ -8,7 +8,14 @@ extension AggregationSession {
         let owner: UInt32
         let isSelfMask: Bool
         let shares: [ShamirShare]
+        /// The dealer's digest of each share in `shares` (§4.11), in the same order.
+        let digests: [[UInt8]]
     }
+
+    /// How many wrong shares the bounded fallback decoder corrects (it reads at most t + 2 × this
+    /// many shares). Every share it sees already matched its dealer's digest, so it runs only when
+    /// the dealer itself dealt shares that disagree with its commitment.
+    static let fallbackCorrectableErrors = 8
 
     /// One mask to remove from the sum.
     enum MaskJob: Sendable {
@@ -25,18 +32,24 @@ extension AggregationSession {
             let isSurvivor = inSurvivors[Int(d)]
             guard isSurvivor || neighbours.contains(where: { inSurvivors[Int($0)] }) else { continue }
             var shares = [ShamirShare]()
+            var digests = [[UInt8]]()
             let commitment = (isSurvivor ? records[Int(d)].selfMaskCommitment : records[Int(d)].maskingKeyCommitment)!
+            let dealer = records[Int(d)]
             for holder in neighbours where misbehaving[holder] == nil {
                 guard let list = isSurvivor ? records[Int(holder)].selfMaskShares : records[Int(holder)].maskingKeyShares else { continue }
                 let position = list.partitioningIndex { $0.owner >= d }
                 guard position < list.count, list[position].owner == d else { continue }
+                let slot = dealer.shareHolders.partitioningIndex { $0 >= holder }
+                guard slot < dealer.shareHolders.count, dealer.shareHolders[slot] == holder else { continue }
+                let offset = 2 * SealedShares.digestByteCount * slot + (isSurvivor ? SealedShares.digestByteCount : 0)
                 if let share = try? ShamirShare(
                     x: ProtocolEncoding.shareXCoordinate(holder: holder), values: list[position].values, commitment: commitment) {
                     shares.append(share)
+                    digests.append(Array(dealer.shareDigests[offset..<(offset + SealedShares.digestByteCount)]))
                 }
             }
             guard shares.count >= t else { return abort(.notEnoughShares(device: d, have: shares.count, need: t)) }
-            reconstructions.append(Reconstruction(owner: d, isSelfMask: isSurvivor, shares: shares))
+            reconstructions.append(Reconstruction(owner: d, isSelfMask: isSurvivor, shares: shares, digests: digests))
         }
 
         // Phase A: reconstruct secrets in parallel. Each worker has its own random source for the
@@ -44,8 +57,10 @@ extension AggregationSession {
         let seeds = (0..<workers).map { _ in SecretBytes(randomCount: 32, using: &random) }
         let items = reconstructions
         let maskingKeys = records.map(\.maskingKey)
+        let transcript = self.transcript
         let results = ParallelMap.run(count: items.count, workers: workers, seeds: seeds) { index, rng, cache in
-            Self.reconstruct(items[index], threshold: t, maskingKey: maskingKeys[Int(items[index].owner)]!, rng: &rng, cache: &cache)
+            Self.reconstruct(
+                items[index], threshold: t, transcript: transcript, maskingKey: maskingKeys[Int(items[index].owner)]!, rng: &rng, cache: &cache)
         }
         var jobs = [MaskJob]()
         for (item, result) in zip(reconstructions, results) {
@@ -56,7 +71,7 @@ extension AggregationSession {
             case let .success(outcome):
                 if outcome.usedRobustPath { statistics.robustReconstructions += 1 }
                 for bad in outcome.badHolders where misbehaving[bad] == nil {
-                    misbehaving[bad] = .wrongShareSet("revealed a share for device \(item.owner) that does not match its commitment")
+                    misbehaving[bad] = .wrongShareSet("revealed a share for device \(item.owner) that does not match the dealer's digest")
                 }
                 if item.isSelfMask {
                     jobs.append(.selfMask(owner: item.owner, seed: outcome.secret))
@@ -102,17 +117,38 @@ extension AggregationSession {
         let badHolders: [UInt32]
     }
 
-    /// Reconstructs from the first t shares (reusing cached Lagrange bases), falling back to the
-    /// subset search when a share is wrong. Masking keys are also checked against the advertised
-    /// public key.
+    /// Reconstructs from the first t shares that match their dealer's digests (§7), checking
+    /// digests only until t match; a holder whose share does not match is named, with the digest as
+    /// evidence. Masking keys are also checked against the advertised public key. Only when t
+    /// matching shares still disagree with the commitment (the dealer dealt inconsistent shares)
+    /// does the bounded decoder run, and if it fails the dealer is named.
     static func reconstruct(
-        _ item: Reconstruction, threshold t: Int, maskingKey: X25519.PublicKey,
+        _ item: Reconstruction, threshold t: Int, transcript: [UInt8], maskingKey: X25519.PublicKey,
         rng: inout SeededRandomSource, cache: inout [[UInt32]: LagrangeBasis]
     ) -> Result<ReconstructedSecret, RoundAbortReason> {
         func acceptable(_ secret: SecretBytes) -> Bool {
             item.isSelfMask || (try? X25519.PrivateKey(rawRepresentation: secret))?.publicKey == maskingKey
         }
-        let first = Array(item.shares.prefix(t))
+        let kind: ShareKind = item.isSelfMask ? .selfMask : .maskingKey
+        var matching = [ShamirShare]()
+        var badHolders = [UInt32]()
+        var next = 0
+        func check(upTo count: Int) {
+            while matching.count < count, next < item.shares.count {
+                let share = item.shares[next]
+                let holder = share.x - 1
+                if ProtocolEncoding.shareDigest(transcript: transcript, dealer: item.owner, holder: holder, kind: kind, values: share.values)
+                    == item.digests[next] {
+                    matching.append(share)
+                } else {
+                    badHolders.append(holder)
+                }
+                next += 1
+            }
+        }
+        check(upTo: t)
+        guard matching.count >= t else { return .failure(.notEnoughShares(device: item.owner, have: matching.count, need: t)) }
+        let first = Array(matching.prefix(t))
         let xs = first.map(\.x)
         let basis: LagrangeBasis
         if let cached = cache[xs] {
@@ -122,14 +158,19 @@ extension AggregationSession {
             cache[xs] = basis
         }
         if let secret = try? ShamirSecretSharing.reconstruct(first, basis: basis), acceptable(secret) {
-            return .success(ReconstructedSecret(secret: secret, usedRobustPath: false, badHolders: []))
+            return .success(ReconstructedSecret(secret: secret, usedRobustPath: false, badHolders: badHolders))
         }
-        let suspects = item.shares.map { $0.x - 1 }
-        guard let robust = try? ShamirSecretSharing.reconstructIdentifyingBadShares(item.shares, threshold: t, using: &rng),
+        // Every share here matched the dealer's digest, so the dealer dealt shares that do not
+        // interpolate its committed secret. Try the bounded decoder on a few more matching shares.
+        check(upTo: t + 2 * fallbackCorrectableErrors)
+        guard let robust = try? ShamirSecretSharing.reconstructIdentifyingBadShares(
+                matching, threshold: t, using: &rng, maximumAttempts: 16, maximumCorrectableErrors: fallbackCorrectableErrors),
               acceptable(robust.secret) else {
-            return .failure(.reconstructionFailed(device: item.owner, suspects: suspects))
+            return .failure(.reconstructionFailed(device: item.owner, suspects: [item.owner]))
         }
-        return .success(ReconstructedSecret(secret: robust.secret, usedRobustPath: true, badHolders: robust.badShares.map { $0 - 1 }))
+        // The shares the decoder found wrong still matched the dealer's digests: the dealer's
+        // fault, not the holders', so nobody else is named.
+        return .success(ReconstructedSecret(secret: robust.secret, usedRobustPath: true, badHolders: badHolders))
     }
 
     /// Removes one mask from `partial`, which accumulates corrections to add to the sum.

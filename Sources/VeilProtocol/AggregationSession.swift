@@ -181,6 +181,10 @@ struct DeviceRecord: Sendable {
     var selfMaskCommitment: ShamirCommitment?
     /// The sealed shares it sent, ascending by recipient; released after delivery.
     var sealedShares: [SealedShares] = []
+    /// The recipients of its shares, ascending, and its two 16-byte digests per recipient
+    /// (masking key, then self mask), kept after delivery to check revealed shares (§7).
+    var shareHolders: [UInt32] = []
+    var shareDigests: [UInt8] = []
     var sharedKeys = false
     var maskedInput = false
     var consistencySignature: Ed25519.Signature?

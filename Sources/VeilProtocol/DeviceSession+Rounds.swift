@@ -72,7 +72,12 @@ extension DeviceSession {
                 let ciphertext = XChaCha20Poly1305.seal(
                     plaintext, key: key, nonce: nonce,
                     associatedData: ProtocolEncoding.shareAssociatedData(round: configuration.roundID, sender: device, recipient: entry.device))
-                sealed.append(SealedShares(sender: device, recipient: entry.device, ciphertext: ciphertext))
+                sealed.append(SealedShares(
+                    sender: device, recipient: entry.device, ciphertext: ciphertext,
+                    maskingKeyShareDigest: ProtocolEncoding.shareDigest(
+                        transcript: transcript, dealer: device, holder: entry.device, kind: .maskingKey, values: maskingShares[index].values),
+                    selfMaskShareDigest: ProtocolEncoding.shareDigest(
+                        transcript: transcript, dealer: device, holder: entry.device, kind: .selfMask, values: seedShares[index].values)))
             } catch {
                 throw violation(phase, .unusableKey(device: entry.device))
             }
@@ -80,6 +85,9 @@ extension DeviceSession {
         state = .sharedKeys(input: input, secrets: secrets, neighbours: neighbours)
         return .shareKeys(maskingKeyCommitment: maskingShares[0].commitment, selfMaskCommitment: seedShares[0].commitment, shares: sealed)
     }
+
+    /// A sealed pair whose shares do not match the dealer's digests.
+    struct ShareDigestMismatch: Error {}
 
     /// Round 2: open the shares sealed to this device, then mask the input.
     ///
@@ -96,8 +104,10 @@ extension DeviceSession {
         for item in sealed {
             guard item.recipient == device else { throw violation(phase, .malformed("share addressed to device \(item.recipient)")) }
             guard neighbours[item.sender] != nil else { throw violation(phase, .notANeighbour(item.sender)) }
-            guard item.ciphertext.count == SealedShares.ciphertextByteCount else {
-                throw violation(phase, .malformed("sealed shares from \(item.sender) are \(item.ciphertext.count) bytes, expected \(SealedShares.ciphertextByteCount)"))
+            guard item.ciphertext.count == SealedShares.ciphertextByteCount,
+                  item.maskingKeyShareDigest.count == SealedShares.digestByteCount,
+                  item.selfMaskShareDigest.count == SealedShares.digestByteCount else {
+                throw violation(phase, .malformed("sealed shares from \(item.sender) have the wrong size"))
             }
         }
         guard sealed.count >= t else { throw violation(phase, .tooFewNeighbours(have: sealed.count, need: t)) }
@@ -129,17 +139,27 @@ extension DeviceSession {
     }
 
     /// Opens one sealed share pair with the key derived in ShareKeys; throws if the AEAD fails.
+    /// A pair whose shares do not match the dealer's digests (§4.11) is not held either: this
+    /// device then never reveals a share the server could not check, so a mismatch at unmasking is
+    /// evidence against the holder, not the dealer.
     func openShares(_ item: SealedShares, from sender: NeighbourRecord) throws -> HeldShares {
         let (key, nonce) = sender.opening!
         let plaintext = try XChaCha20Poly1305.open(
             item.ciphertext, key: key, nonce: nonce,
             associatedData: ProtocolEncoding.shareAssociatedData(round: configuration.roundID, sender: item.sender, recipient: device))
         let half = ShamirSecretSharing.shareValueByteCount
-        return plaintext.withUnsafeBytes { raw in
+        let held = plaintext.withUnsafeBytes { raw in
             HeldShares(
                 maskingKey: SecretBytes(copying: UnsafeRawBufferPointer(rebasing: raw[0..<half])),
                 selfMask: SecretBytes(copying: UnsafeRawBufferPointer(rebasing: raw[half..<(2 * half)])))
         }
+        guard ProtocolEncoding.shareDigest(transcript: transcript, dealer: item.sender, holder: device, kind: .maskingKey, values: held.maskingKey)
+                == item.maskingKeyShareDigest,
+              ProtocolEncoding.shareDigest(transcript: transcript, dealer: item.sender, holder: device, kind: .selfMask, values: held.selfMask)
+                == item.selfMaskShareDigest else {
+            throw ShareDigestMismatch()
+        }
+        return held
     }
 
     /// Round 3 (active): check the survivor set against this device's view and sign it.

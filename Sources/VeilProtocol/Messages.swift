@@ -31,7 +31,8 @@ public struct AdvertisedKeys: Sendable, Equatable {
 }
 
 /// A share pair sealed from `sender` to `recipient`: XChaCha20-Poly1305 of
-/// masking-key share values (40 bytes) || self-seed share values (40 bytes), plus the tag.
+/// masking-key share values (40 bytes) || self-seed share values (40 bytes), plus the tag, with the
+/// dealer's digest of each share (``ProtocolEncoding/shareDigest(transcript:dealer:holder:kind:values:)``).
 public struct SealedShares: Sendable, Equatable {
     /// The dealer.
     public let sender: UInt32
@@ -39,16 +40,37 @@ public struct SealedShares: Sendable, Equatable {
     public let recipient: UInt32
     /// 96 bytes: 80 bytes of ciphertext and a 16-byte tag.
     public let ciphertext: [UInt8]
+    /// The dealer's 16-byte digest of the masking-key share inside.
+    public let maskingKeyShareDigest: [UInt8]
+    /// The dealer's 16-byte digest of the self-mask share inside.
+    public let selfMaskShareDigest: [UInt8]
 
     /// The exact ciphertext size.
     public static let ciphertextByteCount = 2 * ShamirSecretSharing.shareValueByteCount + XChaCha20Poly1305.tagByteCount
+    /// The size of each share digest.
+    public static let digestByteCount = 16
 
     /// Creates a sealed share pair.
-    public init(sender: UInt32, recipient: UInt32, ciphertext: [UInt8]) {
+    public init(sender: UInt32, recipient: UInt32, ciphertext: [UInt8], maskingKeyShareDigest: [UInt8], selfMaskShareDigest: [UInt8]) {
         self.sender = sender
         self.recipient = recipient
         self.ciphertext = ciphertext
+        self.maskingKeyShareDigest = maskingKeyShareDigest
+        self.selfMaskShareDigest = selfMaskShareDigest
     }
+
+    /// The digest of the share of `kind`.
+    public func digest(of kind: ShareKind) -> [UInt8] {
+        kind == .maskingKey ? maskingKeyShareDigest : selfMaskShareDigest
+    }
+}
+
+/// Which of a device's two secrets a share belongs to.
+public enum ShareKind: UInt8, Sendable, Hashable {
+    /// A share of s_sk, revealed when the device dropped.
+    case maskingKey = 1
+    /// A share of β, revealed when the device survived.
+    case selfMask = 2
 }
 
 /// A revealed share: the values of the share that the responding device holds for `owner`.

@@ -106,7 +106,8 @@ public enum RoundAbortReason: Error, Hashable, Sendable, CustomStringConvertible
     case tooFewDevices(phase: Phase, remaining: Int, needed: Int)
     /// A device whose mask must be removed has fewer answering neighbours than the threshold.
     case notEnoughShares(device: UInt32, have: Int, need: Int)
-    /// No subset of the revealed shares reconstructs a secret matching its commitment or key.
+    /// No subset of the revealed shares reconstructs a secret matching its commitment or key;
+    /// `suspects` is the dealer itself when every share matched its digest (§7).
     case reconstructionFailed(device: UInt32, suspects: [UInt32])
     /// The operator or the service shut the round down.
     case cancelled(String)
@@ -118,7 +119,7 @@ public enum RoundAbortReason: Error, Hashable, Sendable, CustomStringConvertible
         case let .notEnoughShares(d, have, need):
             return "device \(d) needs \(need) answering neighbours to be unmasked, has \(have)"
         case let .reconstructionFailed(d, suspects):
-            return "could not reconstruct a verified secret for device \(d); suspect share holders: \(suspects)"
+            return "could not reconstruct a verified secret for device \(d); suspects: \(suspects)"
         case let .cancelled(why):
             return "cancelled: \(why)"
         }

@@ -135,7 +135,7 @@ struct MessageRecord: Encodable {
     var survivors, survivingNeighbours, droppedNeighbours: [UInt32]?
     var signatures: [NeighbourSignature]?
 
-    struct Sealed: Encodable { let sender, recipient: UInt32; let ciphertext: String }
+    struct Sealed: Encodable { let sender, recipient: UInt32; let ciphertext, maskingKeyShareDigest, selfMaskShareDigest: String }
     struct Revealed: Encodable { let owner: UInt32; let values: String }
     struct Keys: Encodable {
         let device: UInt32
@@ -162,7 +162,10 @@ struct MessageRecord: Encodable {
             self.init(from: "device", device: device, phase: message.phase, type: "share-keys")
             self.maskingKeyCommitment = hex(maskingKeyCommitment.bytes)
             self.selfMaskCommitment = hex(selfMaskCommitment.bytes)
-            self.shares = shares.map { Sealed(sender: $0.sender, recipient: $0.recipient, ciphertext: hex($0.ciphertext)) }
+            self.shares = shares.map {
+                Sealed(sender: $0.sender, recipient: $0.recipient, ciphertext: hex($0.ciphertext),
+                       maskingKeyShareDigest: hex($0.maskingKeyShareDigest), selfMaskShareDigest: hex($0.selfMaskShareDigest))
+            }
         case let .maskedInput(vector):
             self.init(from: "device", device: device, phase: message.phase, type: "masked-input")
             elements = vector.elements
@@ -187,7 +190,10 @@ struct MessageRecord: Encodable {
             }
         case let .sealedShares(sealed):
             self.init(from: "server", device: device, phase: message.phase, type: "sealed-shares")
-            shares = sealed.map { Sealed(sender: $0.sender, recipient: $0.recipient, ciphertext: hex($0.ciphertext)) }
+            shares = sealed.map {
+                Sealed(sender: $0.sender, recipient: $0.recipient, ciphertext: hex($0.ciphertext),
+                       maskingKeyShareDigest: hex($0.maskingKeyShareDigest), selfMaskShareDigest: hex($0.selfMaskShareDigest))
+            }
         case let .consistencyCheck(survivors):
             self.init(from: "server", device: device, phase: message.phase, type: "consistency-check")
             self.survivors = survivors

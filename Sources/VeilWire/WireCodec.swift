@@ -31,6 +31,8 @@ public enum WireCodec {
                 var w = Veil_V1_SealedShares()
                 w.recipient = s.recipient
                 w.ciphertext = Data(s.ciphertext)
+                w.maskingKeyShareDigest = Data(s.maskingKeyShareDigest)
+                w.selfMaskShareDigest = Data(s.selfMaskShareDigest)
                 return w
             }
             envelope.shareKeys = m
@@ -84,7 +86,11 @@ public enum WireCodec {
             try refuseUnknownFields(m, name: "share_keys")
             let shares = try m.shares.enumerated().map { (i, s) throws(WireError) in
                 try exactLength(s.ciphertext, SealedShares.ciphertextByteCount, "share_keys.shares[\(i)].ciphertext")
-                return SealedShares(sender: device, recipient: s.recipient, ciphertext: Array(s.ciphertext))
+                try exactLength(s.maskingKeyShareDigest, SealedShares.digestByteCount, "share_keys.shares[\(i)].masking_key_share_digest")
+                try exactLength(s.selfMaskShareDigest, SealedShares.digestByteCount, "share_keys.shares[\(i)].self_mask_share_digest")
+                return SealedShares(
+                    sender: device, recipient: s.recipient, ciphertext: Array(s.ciphertext),
+                    maskingKeyShareDigest: Array(s.maskingKeyShareDigest), selfMaskShareDigest: Array(s.selfMaskShareDigest))
             }
             return .shareKeys(
                 maskingKeyCommitment: try field("share_keys.masking_key_commitment") { try ShamirCommitment(bytes: Array(m.maskingKeyCommitment)) },
@@ -139,6 +145,8 @@ public enum WireCodec {
                 var w = Veil_V1_IncomingShares()
                 w.sender = s.sender
                 w.ciphertext = Data(s.ciphertext)
+                w.maskingKeyShareDigest = Data(s.maskingKeyShareDigest)
+                w.selfMaskShareDigest = Data(s.selfMaskShareDigest)
                 return w
             }
             envelope.incomingShares = m
@@ -205,7 +213,11 @@ public enum WireCodec {
         case let .incomingShares(m)?:
             return .sealedShares(try m.shares.enumerated().map { (i, s) throws(WireError) in
                 try exactLength(s.ciphertext, SealedShares.ciphertextByteCount, "incoming_shares.shares[\(i)].ciphertext")
-                return SealedShares(sender: s.sender, recipient: device, ciphertext: Array(s.ciphertext))
+                try exactLength(s.maskingKeyShareDigest, SealedShares.digestByteCount, "incoming_shares.shares[\(i)].masking_key_share_digest")
+                try exactLength(s.selfMaskShareDigest, SealedShares.digestByteCount, "incoming_shares.shares[\(i)].self_mask_share_digest")
+                return SealedShares(
+                    sender: s.sender, recipient: device, ciphertext: Array(s.ciphertext),
+                    maskingKeyShareDigest: Array(s.maskingKeyShareDigest), selfMaskShareDigest: Array(s.selfMaskShareDigest))
             })
         case let .consistencyCheck(m)?:
             return .consistencyCheck(survivors: try SurvivorBitmap.decode(Array(m.survivorBitmap), cohortSize: configuration.cohortSize))
@@ -227,8 +239,9 @@ public enum WireCodec {
     /// full ShareKeys message, plus 1 KiB for framing. Larger messages are refused before parsing.
     public static func maximumDeviceMessageByteCount(_ configuration: RoundConfiguration) -> Int {
         let maskedInput = configuration.dimension * ((configuration.bitWidth + 7) / 8)
-        // Per sealed share: tag + varint recipient + tag + length + 96 bytes, at most 110.
-        let shareKeys = configuration.degree * 110 + 2 * 34
+        // Per sealed share: tag + varint recipient + tag + length + 96 bytes + two tagged 16-byte
+        // digests, at most 146.
+        let shareKeys = configuration.degree * 146 + 2 * 34
         // Per revealed share: at most 52 bytes.
         let unmasking = configuration.degree * 52
         return max(maskedInput, shareKeys, unmasking) + 1024

@@ -148,8 +148,11 @@ import VeilCrypto
         let outcome = harness.run()
         let result = try #require(finished(outcome))
         #expect(result.sum == harness.plaintextSum(of: result.survivors))
-        guard case .wrongShareSet = result.misbehaving[0] else { Issue.record("device 0 not named: \(result.misbehaving)"); return }
-        #expect(harness.server.statistics.robustReconstructions > 0)
+        guard case let .wrongShareSet(why) = result.misbehaving[0] else { Issue.record("device 0 not named: \(result.misbehaving)"); return }
+        // The dealer's per-share digest convicts the holder in O(1): no decoder, no subset search.
+        #expect(why.contains("digest"))
+        #expect(harness.server.statistics.robustReconstructions == 0)
+        #expect(result.misbehaving.count == 1, "only the holder that lied is named: \(result.misbehaving)")
     }
 
     @Test func wrongLengthVectorForgedSignatureAndReusedKeyAreDropped() throws {

@@ -297,7 +297,7 @@ import VeilCrypto
         let survivors, survivingNeighbours, droppedNeighbours: [UInt32]?
         let signatures: [NeighbourSignature]?
 
-        struct Sealed: Decodable { let sender, recipient: UInt32; let ciphertext: String }
+        struct Sealed: Decodable { let sender, recipient: UInt32; let ciphertext, maskingKeyShareDigest, selfMaskShareDigest: String }
         struct Revealed: Decodable { let owner: UInt32; let values: String }
         struct Keys: Decodable { let device: UInt32; let encryptionKey, maskingKey: String; let signature, identityKey: String? }
         struct NeighbourSignature: Decodable { let device: UInt32; let signature: String }
@@ -508,7 +508,10 @@ import VeilCrypto
             return .shareKeys(
                 maskingKeyCommitment: try ShamirCommitment(bytes: bytes(#require(r.maskingKeyCommitment))),
                 selfMaskCommitment: try ShamirCommitment(bytes: bytes(#require(r.selfMaskCommitment))),
-                shares: try #require(r.shares).map { SealedShares(sender: $0.sender, recipient: $0.recipient, ciphertext: try bytes($0.ciphertext)) })
+                shares: try #require(r.shares).map {
+                    SealedShares(sender: $0.sender, recipient: $0.recipient, ciphertext: try bytes($0.ciphertext),
+                                 maskingKeyShareDigest: try bytes($0.maskingKeyShareDigest), selfMaskShareDigest: try bytes($0.selfMaskShareDigest))
+                })
         case "masked-input":
             let vector = try ModularVector(values: #require(r.elements), bitWidth: bitWidth)
             #expect(try ModularVector(packed: bytes(#require(r.packed)), count: dimension, bitWidth: bitWidth) == vector, "packed form")
@@ -537,7 +540,10 @@ import VeilCrypto
         case "sealed-shares":
             let shares = try #require(r.shares)
             #expect(shares.allSatisfy { $0.recipient == device })
-            return .sealedShares(try shares.map { SealedShares(sender: $0.sender, recipient: $0.recipient, ciphertext: try bytes($0.ciphertext)) })
+            return .sealedShares(try shares.map {
+                SealedShares(sender: $0.sender, recipient: $0.recipient, ciphertext: try bytes($0.ciphertext),
+                             maskingKeyShareDigest: try bytes($0.maskingKeyShareDigest), selfMaskShareDigest: try bytes($0.selfMaskShareDigest))
+            })
         case "consistency-check":
             return .consistencyCheck(survivors: try #require(r.survivors))
         case "unmasking-request":

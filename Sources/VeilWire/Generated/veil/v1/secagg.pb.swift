@@ -181,7 +181,8 @@ public nonisolated struct Veil_V1_AdvertiseKeys: Sendable {
 }
 
 /// One share pair sealed to a recipient (96 bytes: 80 of ciphertext, 16 of tag). The sender is
-/// the device whose stream carries it.
+/// the device whose stream carries it. The two digests (16 bytes each, SPEC.md §4.11) commit to
+/// each share on its own, so the server can check a revealed share in O(1) (SPEC.md §7).
 public nonisolated struct Veil_V1_SealedShares: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -191,13 +192,17 @@ public nonisolated struct Veil_V1_SealedShares: Sendable {
 
   public var ciphertext: Data = Data()
 
+  public var maskingKeyShareDigest: Data = Data()
+
+  public var selfMaskShareDigest: Data = Data()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
 
 /// Round 1, ShareKeys. Checks: commitments 32 bytes each; recipients exactly the sender's live
-/// neighbours after round 0, strictly increasing; every ciphertext 96 bytes.
+/// neighbours after round 0, strictly increasing; every ciphertext 96 bytes; every digest 16 bytes.
 public nonisolated struct Veil_V1_ShareKeys: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -393,7 +398,8 @@ public nonisolated struct Veil_V1_NeighbourKeyList: Sendable {
   public init() {}
 }
 
-/// One share pair sealed to this device by `sender`.
+/// One share pair sealed to this device by `sender`, with the sender's digests of the two shares
+/// (16 bytes each, SPEC.md §4.11): a share that does not match its digest is not held.
 public nonisolated struct Veil_V1_IncomingShares: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -403,6 +409,10 @@ public nonisolated struct Veil_V1_IncomingShares: Sendable {
 
   /// 96 bytes.
   public var ciphertext: Data = Data()
+
+  public var maskingKeyShareDigest: Data = Data()
+
+  public var selfMaskShareDigest: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -663,7 +673,7 @@ nonisolated extension Veil_V1_AdvertiseKeys: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Veil_V1_SealedShares: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SealedShares"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}recipient\0\u{1}ciphertext\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}recipient\0\u{1}ciphertext\0\u{3}masking_key_share_digest\0\u{3}self_mask_share_digest\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -673,6 +683,8 @@ nonisolated extension Veil_V1_SealedShares: SwiftProtobuf.Message, SwiftProtobuf
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt32Field(value: &self.recipient) }()
       case 2: try { try decoder.decodeSingularBytesField(value: &self.ciphertext) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.maskingKeyShareDigest) }()
+      case 4: try { try decoder.decodeSingularBytesField(value: &self.selfMaskShareDigest) }()
       default: break
       }
     }
@@ -685,12 +697,20 @@ nonisolated extension Veil_V1_SealedShares: SwiftProtobuf.Message, SwiftProtobuf
     if !self.ciphertext.isEmpty {
       try visitor.visitSingularBytesField(value: self.ciphertext, fieldNumber: 2)
     }
+    if !self.maskingKeyShareDigest.isEmpty {
+      try visitor.visitSingularBytesField(value: self.maskingKeyShareDigest, fieldNumber: 3)
+    }
+    if !self.selfMaskShareDigest.isEmpty {
+      try visitor.visitSingularBytesField(value: self.selfMaskShareDigest, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Veil_V1_SealedShares, rhs: Veil_V1_SealedShares) -> Bool {
     if lhs.recipient != rhs.recipient {return false}
     if lhs.ciphertext != rhs.ciphertext {return false}
+    if lhs.maskingKeyShareDigest != rhs.maskingKeyShareDigest {return false}
+    if lhs.selfMaskShareDigest != rhs.selfMaskShareDigest {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1091,7 +1111,7 @@ nonisolated extension Veil_V1_NeighbourKeyList: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Veil_V1_IncomingShares: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".IncomingShares"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sender\0\u{1}ciphertext\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sender\0\u{1}ciphertext\0\u{3}masking_key_share_digest\0\u{3}self_mask_share_digest\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1101,6 +1121,8 @@ nonisolated extension Veil_V1_IncomingShares: SwiftProtobuf.Message, SwiftProtob
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt32Field(value: &self.sender) }()
       case 2: try { try decoder.decodeSingularBytesField(value: &self.ciphertext) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.maskingKeyShareDigest) }()
+      case 4: try { try decoder.decodeSingularBytesField(value: &self.selfMaskShareDigest) }()
       default: break
       }
     }
@@ -1113,12 +1135,20 @@ nonisolated extension Veil_V1_IncomingShares: SwiftProtobuf.Message, SwiftProtob
     if !self.ciphertext.isEmpty {
       try visitor.visitSingularBytesField(value: self.ciphertext, fieldNumber: 2)
     }
+    if !self.maskingKeyShareDigest.isEmpty {
+      try visitor.visitSingularBytesField(value: self.maskingKeyShareDigest, fieldNumber: 3)
+    }
+    if !self.selfMaskShareDigest.isEmpty {
+      try visitor.visitSingularBytesField(value: self.selfMaskShareDigest, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Veil_V1_IncomingShares, rhs: Veil_V1_IncomingShares) -> Bool {
     if lhs.sender != rhs.sender {return false}
     if lhs.ciphertext != rhs.ciphertext {return false}
+    if lhs.maskingKeyShareDigest != rhs.maskingKeyShareDigest {return false}
+    if lhs.selfMaskShareDigest != rhs.selfMaskShareDigest {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
