@@ -45,7 +45,8 @@ if [ $# -eq 0 ]; then
   "tlsCertificatePath": "$work/tls/server.pem", "tlsPrivateKeyPath": "$work/tls/server-key.pem",
   "database": "$work/aggregator.sqlite", "maximumWaitingDevices": 10100,
   "rounds": {"dimension": 1000, "bitWidth": 32, "minimumCohort": 10000, "maximumCohort": 10000,
-             "gatherSeconds": 600, "phaseTimeoutSeconds": 120, "maximumWaitSeconds": 1200, "expectedDropout": 0.05} }
+             "gatherSeconds": 600, "phaseTimeoutSeconds": 120, "maximumWaitSeconds": 1200, "expectedDropout": 0.05,
+             "threatModel": "honest-but-curious"} }
 JSON
   .build/release/veil-aggregator serve --config "$work/config.json" 2>"$work/server.log" &
   server=$!
