@@ -46,6 +46,10 @@ public final class NeighbourGraph: Sendable {
         }
     }
 
+    /// The device at each ring position (Harary graphs; empty for the complete graph), for vectors
+    /// and reports.
+    public var ringOrder: [UInt32] { deviceAtPosition }
+
     /// Whether this is the complete graph.
     public var isComplete: Bool { deviceAtPosition.isEmpty }
 

@@ -47,7 +47,7 @@ public enum Placement {
     /// The Merkle tree over a cohort's contributions (server side).
     public struct Tree: Sendable {
         /// levels[0] are the leaves (padded to a power of two), the last level is the root alone.
-        let levels: [[[UInt8]]]
+        public let levels: [[[UInt8]]]
 
         /// Builds the tree for a cohort of `cohortSize` from the accepted contributions by index.
         public init(cohortSize: Int, contributions: [UInt32: [UInt8]]) {

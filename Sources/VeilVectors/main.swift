@@ -18,6 +18,7 @@ let files: [(name: String, json: Data)] = [
     ("round.json", VectorFile.encode(RoundVector.round())),
     ("statements.json", VectorFile.encode(StatementVectors.statements())),
     ("random-source.json", VectorFile.encode(PrimitiveVectors.randomSource())),
+    ("placement.json", VectorFile.encode(PlacementVectors.file())),
 ]
 for (name, json) in files {
     let url = directory.appendingPathComponent(name)

@@ -124,7 +124,7 @@ func withScratchStore(_ backend: StoreBackend, _ body: (ScratchStore, any Aggreg
     func enrolmentTokensWorkOnceAndRevocationSticks(_ backend: StoreBackend) async throws {
         try await withScratchStore(backend) { _, store in
             let identity = freshIdentityKey()
-            let token = try await store.createEnrolmentToken(lifetime: 60)
+            let token = try await store.createEnrolmentToken(lifetime: 3600)
             #expect(try await store.status(of: identity) == .unknown)
             let id = try await store.enrol(token: token, identityKey: identity)
             #expect(id.hasPrefix("dev-"))
@@ -132,7 +132,7 @@ func withScratchStore(_ backend: StoreBackend, _ body: (ScratchStore, any Aggreg
             await #expect(throws: EnrolmentError.tokenAlreadyUsed) {
                 try await store.enrol(token: token, identityKey: freshIdentityKey())
             }
-            let second = try await store.createEnrolmentToken(lifetime: 60)
+            let second = try await store.createEnrolmentToken(lifetime: 3600)
             await #expect(throws: EnrolmentError.alreadyEnrolled(id)) { try await store.enrol(token: second, identityKey: identity) }
             // The refused attempt did not consume the token.
             _ = try await store.enrol(token: second, identityKey: freshIdentityKey())
@@ -153,7 +153,7 @@ func withScratchStore(_ backend: StoreBackend, _ body: (ScratchStore, any Aggreg
     func oneTokenPresentedByTwoInstancesAtOnceEnrolsOneDevice(_ backend: StoreBackend) async throws {
         try await withScratchStore(backend) { scratch, store in
             let other = try await scratch.open()
-            let token = try await store.createEnrolmentToken(lifetime: 60)
+            let token = try await store.createEnrolmentToken(lifetime: 3600)
             let outcomes = await withTaskGroup(of: Bool.self) { group in
                 for instance in [store, other, store, other] {
                     group.addTask {

@@ -158,7 +158,7 @@ import VeilWire
         try await withAggregatorConnection(to: harness.endpoint) { connection in
             let identity = DeviceIdentity.generate()
             let device = harness.device(identity: identity, connection: connection)
-            let id = try await device.enrol(token: try await harness.aggregator.store.createEnrolmentToken(lifetime: 60))
+            let id = try await device.enrol(token: try await harness.aggregator.store.createEnrolmentToken(lifetime: 3600))
             #expect(try await harness.aggregator.store.revoke(deviceID: id))
             do {
                 _ = try await device.participate { try NetworkHarness.input(device: 0, $0) }
@@ -175,7 +175,7 @@ import VeilWire
         defer { Task { await harness.stop() } }
         let victim = DeviceIdentity.generate()
         try await withAggregatorConnection(to: harness.endpoint) { connection in
-            _ = try await harness.device(identity: victim, connection: connection).enrol(token: try await harness.aggregator.store.createEnrolmentToken(lifetime: 60))
+            _ = try await harness.device(identity: victim, connection: connection).enrol(token: try await harness.aggregator.store.createEnrolmentToken(lifetime: 3600))
         }
         // An attacker claims the victim's identity but signs with its own key.
         let attacker = DeviceIdentity.generate()
@@ -191,7 +191,7 @@ import VeilWire
         let harness = try await Self.harness()
         defer { Task { await harness.stop() } }
         try await withAggregatorConnection(to: harness.endpoint) { connection in
-            let token = try await harness.aggregator.store.createEnrolmentToken(lifetime: 60)
+            let token = try await harness.aggregator.store.createEnrolmentToken(lifetime: 3600)
             let first = harness.device(identity: .generate(), connection: connection)
             let id = try await first.enrol(token: token)
             #expect(id.hasPrefix("dev-") && id.count == 20)
@@ -201,7 +201,7 @@ import VeilWire
             await #expect(throws: DeviceError.rejected(code: "unauthenticated", message: "unknown enrolment token")) {
                 _ = try await harness.device(identity: .generate(), connection: connection).enrol(token: "veil-enrol-made-up")
             }
-            let again = try await harness.aggregator.store.createEnrolmentToken(lifetime: 60)
+            let again = try await harness.aggregator.store.createEnrolmentToken(lifetime: 3600)
             await #expect(throws: DeviceError.rejected(code: "alreadyExists", message: "identity already enrolled as \(id)")) {
                 _ = try await first.enrol(token: again)
             }
@@ -217,7 +217,7 @@ import VeilWire
         defer { Task { await harness.stop() } }
         let identity = DeviceIdentity.generate()
         try await withAggregatorConnection(to: harness.endpoint) { connection in
-            _ = try await harness.device(identity: identity, connection: connection).enrol(token: try await harness.aggregator.store.createEnrolmentToken(lifetime: 60))
+            _ = try await harness.device(identity: identity, connection: connection).enrol(token: try await harness.aggregator.store.createEnrolmentToken(lifetime: 3600))
         }
         let scripted = ScriptedDevice(harness)
         // The first stream waits in the waiting room; the second for the same identity is refused.
