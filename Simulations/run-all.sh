@@ -34,6 +34,14 @@ if [ $# -eq 0 ]; then
       | tee "Simulations/results/features-$mode.txt"
   done
 fi
+# A malicious aggregator against honest devices enforcing their policy: every strategy must be
+# refused and the exposure oracle must recover no honest input (veil-sim exits 1 otherwise).
+if [ $# -eq 0 ]; then
+  echo "== malicious-aggregator"
+  .build/release/veil-sim run Simulations/malicious-aggregator.json \
+    --report-json Simulations/results/malicious-aggregator.json --report-html Simulations/results/malicious-aggregator.html \
+    | tee Simulations/results/malicious-aggregator.txt
+fi
 # The aggregator's own memory: veil-aggregator serve in its own process, the 10,000 devices in
 # veil-sim against it; its peak RSS (VmHWM) is read before a SIGTERM that must stop it cleanly.
 if [ $# -eq 0 ]; then

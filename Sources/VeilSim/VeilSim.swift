@@ -16,6 +16,8 @@ struct VeilSim: AsyncParsableCommand {
             With --mode network the server is a real veil-aggregator on loopback (TLS, SQLite) and every
             device a real VeilDevice client with its own stream. A scenario with a featureSet is a feature
             scenario: devices record observations over several windows and every decoded feature is checked.
+            A scenario with an adversary (or --adversary) runs a malicious aggregator against honest devices
+            and checks that they refuse it and that no honest input can be recovered from what it saw.
             """,
         subcommands: [Run.self, Scenarios.self],
         defaultSubcommand: Run.self)
@@ -67,6 +69,9 @@ extension VeilSim {
         @Option(help: "Feature scenarios in network mode: keep the aggregator's store here (an SQLite path, or a postgres:// URL) to serve it afterwards with `veil-aggregator serve --database …`.")
         var database: String?
 
+        @Option(help: "Run a malicious aggregator against honest devices instead of an honest round: downgrade, round-id-reuse, split-view, targeted-placement, low-order-key-device, both-shares, or all (in-process only; the scenario must use the active threat model).")
+        var adversary: String?
+
         @Option(name: .customLong("report-json"), help: "Write the full report as one JSON object to this path.")
         var reportJSON: String?
 
@@ -98,17 +103,21 @@ extension VeilSim {
                 overrides.threatModel = model
             }
             overrides.seed = seed
+            overrides.adversary = adversary
             let loaded: Scenario
             do {
                 switch try AnyScenario.load(path: scenario) {
                 case let .round(s):
                     guard database == nil else { throw ValidationError("--database is for feature scenarios; round scenarios use --aggregator-database with --aggregator") }
                     loaded = try s.applying(overrides)
-                case let .features(s): return try await runFeatures(s.applying(overrides))
+                case let .features(s):
+                    guard adversary == nil else { throw ValidationError("--adversary runs round scenarios only") }
+                    return try await runFeatures(s.applying(overrides))
                 }
             } catch let error as ScenarioError {
                 throw ValidationError("\(scenario): \(error)")
             }
+            if loaded.adversary != nil { return try runAdversary(loaded) }
             let bar = ProgressBar()
             let report: SimulationReport
             do {
@@ -137,6 +146,24 @@ extension VeilSim {
             if !report.correct {
                 throw ExitCode(1)
             }
+        }
+
+        /// A malicious aggregator against honest devices: every strategy reported, and the exit
+        /// status is 1 unless every one was defended.
+        func runAdversary(_ loaded: Scenario) throws {
+            guard mode == "in-process" else { throw ValidationError("--adversary and scenarios with an adversary run in-process only") }
+            let report: AdversaryReport
+            do {
+                report = try AdversarialAggregator(scenario: loaded).run { strategy in
+                    FileHandle.standardError.write(Data("running \(strategy.rawValue)…\n".utf8))
+                }
+            } catch {
+                throw ValidationError("\(scenario): \(error)")
+            }
+            print(report.table())
+            if let reportJSON { try report.json().write(to: URL(fileURLWithPath: reportJSON)) }
+            if let reportHTML { try Data(HTMLReport.page(report).utf8).write(to: URL(fileURLWithPath: reportHTML)) }
+            if !report.defended { throw ExitCode(1) }
         }
 
         /// A feature scenario: windows of rounds, every decoded feature checked.
@@ -181,7 +208,8 @@ extension VeilSim {
                     let column = path.padding(toLength: 40, withPad: " ", startingAt: 0)
                     switch try AnyScenario.load(path: path) {
                     case let .round(s):
-                        print("\(column) \(s.devices) devices × \(s.dimension) elements, \(s.graph.kind) graph, \(s.threatModel.rawValue): \(s.description)")
+                        let adversary = s.adversary.map { ", adversary \($0)" } ?? ""
+                        print("\(column) \(s.devices) devices × \(s.dimension) elements, \(s.graph.kind) graph, \(s.threatModel.rawValue)\(adversary): \(s.description)")
                     case let .features(s):
                         print("\(column) \(s.devices) devices, feature set \(s.featureSet.name) v\(s.featureSet.version) over \(s.windows) windows: \(s.description)")
                     }

@@ -28,16 +28,19 @@ public struct Scenario: Codable, Sendable, Equatable {
     public var misbehaving: [Misbehaviour]
     /// The seed of every random choice in the run.
     public var seed: UInt64
+    /// A malicious aggregator to run instead of an honest round: an ``AdversaryStrategy`` name, or
+    /// "all" for every strategy (``AdversarialAggregator``); nil for an honest round.
+    public var adversary: String?
 
     enum CodingKeys: String, CodingKey {
-        case name, description, devices, dimension, bitWidth, prg, graph, threatModel, dropout, data, misbehaving, seed
+        case name, description, devices, dimension, bitWidth, prg, graph, threatModel, dropout, data, misbehaving, seed, adversary
     }
 
     /// Creates a scenario (call ``validate()`` before running it).
     public init(
         name: String, description: String = "", devices: Int, dimension: Int, bitWidth: Int, prg: PRGAlgorithm = .aes128CTR,
         graph: GraphSpec, threatModel: ThreatModel = .honestButCurious, dropout: DropoutSpec = DropoutSpec(),
-        data: [DataGenerator] = [], misbehaving: [Misbehaviour] = [], seed: UInt64 = 1
+        data: [DataGenerator] = [], misbehaving: [Misbehaviour] = [], seed: UInt64 = 1, adversary: String? = nil
     ) {
         self.name = name
         self.description = description
@@ -51,8 +54,10 @@ public struct Scenario: Codable, Sendable, Equatable {
         self.data = data
         self.misbehaving = misbehaving
         self.seed = seed
+        self.adversary = adversary
     }
 
+    /// Decodes a scenario file; optional fields left out take their documented defaults.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         name = try c.decode(String.self, forKey: .name)
@@ -67,6 +72,7 @@ public struct Scenario: Codable, Sendable, Equatable {
         data = try c.decodeIfPresent([DataGenerator].self, forKey: .data) ?? []
         misbehaving = try c.decodeIfPresent([Misbehaviour].self, forKey: .misbehaving) ?? []
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? 1
+        adversary = try c.decodeIfPresent(String.self, forKey: .adversary)
     }
 
     /// The graph part of a scenario.
@@ -105,6 +111,7 @@ public struct Scenario: Codable, Sendable, Equatable {
         /// No dropout.
         public init() {}
 
+        /// Decodes the `dropout` object; a phase left out has no dropout.
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             advertiseKeys = try c.decodeIfPresent(Double.self, forKey: .advertiseKeys) ?? 0

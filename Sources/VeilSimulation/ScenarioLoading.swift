@@ -14,6 +14,7 @@ public struct ScenarioError: Error, Equatable, Sendable, CustomStringConvertible
         self.reason = reason
     }
 
+    /// "field: reason".
     public var description: String { "\(field): \(reason)" }
 }
 
@@ -110,6 +111,20 @@ extension Scenario {
             total += m.count
         }
         guard total < devices else { throw ScenarioError(field: "misbehaving", reason: "\(total) misbehaving devices in a cohort of \(devices)") }
+        if let adversary {
+            guard AdversaryStrategy.parse(adversary) != nil else {
+                throw ScenarioError(field: "adversary", reason: "must be one of \(AdversaryStrategy.acceptedValues), got \"\(adversary)\"")
+            }
+            guard threatModel == .active else {
+                throw ScenarioError(field: "threatModel", reason: "an adversary runs against the active model's defences; an honest-but-curious fleet trusts the aggregator")
+            }
+            guard devices >= DevicePolicy().minimumCohort else {
+                throw ScenarioError(field: "devices", reason: "an adversary needs at least \(DevicePolicy().minimumCohort) devices, the devices' minimum cohort")
+            }
+            guard misbehaving.isEmpty else {
+                throw ScenarioError(field: "misbehaving", reason: "an adversary brings its own colluding devices (graph.corruptFraction); leave misbehaving out")
+            }
+        }
     }
 
     /// The JSON key of a phase in `dropout`.

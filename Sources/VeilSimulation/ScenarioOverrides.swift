@@ -2,15 +2,22 @@ public import VeilProtocol
 
 /// Command-line changes to a scenario.
 public struct ScenarioOverrides: Sendable {
+    /// n: devices invited.
     public var devices: Int?
+    /// m: elements per vector.
     public var dimension: Int?
+    /// b: bits per element.
     public var bitWidth: Int?
     /// Total dropout fraction, spread evenly over the phases of the threat model.
     public var dropout: Double?
     /// "secagg" (complete graph) or "secagg+" (Harary graph, parameters chosen automatically).
     public var protocolName: String?
+    /// The threat model.
     public var threatModel: ThreatModel?
+    /// The seed of every random choice.
     public var seed: UInt64?
+    /// A malicious aggregator strategy (or "all") to run instead of an honest round.
+    public var adversary: String?
 
     /// No changes.
     public init() {}
@@ -51,6 +58,7 @@ extension Scenario {
             s.graph = GraphSpec(kind: s.graph.kind == "complete" ? "complete" : "auto", degree: nil, threshold: nil, corruptFraction: s.graph.corruptFraction)
         }
         if let v = overrides.seed { s.seed = v }
+        if let v = overrides.adversary { s.adversary = v }
         try s.validate()
         return s
     }
