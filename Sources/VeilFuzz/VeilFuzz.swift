@@ -20,7 +20,7 @@ enum CorpusReplay {
         let directories = Array(CommandLine.arguments.dropFirst())
         if directories.first == "--write-seeds", directories.count == 2 {
             for (name, bytes) in SeedCorpus.inputs() {
-                FileManager.default.createFile(atPath: directories[1] + "/" + name, contents: Data(bytes))
+                _ = FileManager.default.createFile(atPath: directories[1] + "/" + name, contents: Data(bytes))
             }
             print("wrote \(SeedCorpus.inputs().count) seed inputs to \(directories[1])")
             return

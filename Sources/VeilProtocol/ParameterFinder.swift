@@ -134,11 +134,11 @@ public enum ParameterFinder {
         let budget = assumptions.requiredSecurityBits(degree: k)
         let exposure = odds.exposureBits(threshold: t)
         guard exposure >= budget else {
-            throw .unsafe(field: "threshold", reason: "with k = \(k) and t = \(t) an honest device's input is exposed with probability 2^-\(oneDecimal(exposure - log2(Double(n)))) per device, above the 2^-\(oneDecimal(budget - log2(Double(n)))) target\(Self.grindingNote(assumptions, k)); raise t or k")
+            throw .unsafe(field: "threshold", reason: "with k = \(k) and t = \(t) an honest device's input is exposed with probability \(powerOfTwo(negativeExponent: exposure - log2(Double(n)))) per device, above the 2^-\(oneDecimal(budget - log2(Double(n)))) target\(Self.grindingNote(assumptions, k)); raise t or k")
         }
         let isolation = odds.isolationBits()
         guard isolation >= budget else {
-            throw .unsafe(field: "degree", reason: "with k = \(k) an honest survivor has only corrupt or dropped neighbours with probability 2^-\(oneDecimal(isolation - log2(Double(n)))) per device, above the 2^-\(oneDecimal(budget - log2(Double(n)))) target\(Self.grindingNote(assumptions, k)); raise k")
+            throw .unsafe(field: "degree", reason: "with k = \(k) an honest survivor has only corrupt or dropped neighbours with probability \(powerOfTwo(negativeExponent: isolation - log2(Double(n)))) per device, above the 2^-\(oneDecimal(budget - log2(Double(n)))) target\(Self.grindingNote(assumptions, k)); raise k")
         }
         return GraphParameters(
             graph: k == n - 1 ? .complete : .harary(degree: k), degree: k, threshold: t,
@@ -232,6 +232,11 @@ public enum ParameterFinder {
             return -log2(max(exp(logSumExp(terms)), .leastNonzeroMagnitude))
         }
     }
+}
+
+/// 2^-bits as text: "2^-12.5", or "2^3.0" when the bound exceeds 1 (bits < 0), for messages.
+func powerOfTwo(negativeExponent bits: Double) -> String {
+    bits >= 0 ? "2^-\(oneDecimal(bits))" : "2^\(oneDecimal(-bits))"
 }
 
 /// `x` with one decimal, for messages.
