@@ -22,30 +22,30 @@ public enum X25519 {
         /// Whether the key is a point of small order (order dividing 8, on the curve or its twist),
         /// the all-zero key included: key agreement with it yields a predictable (all-zero) secret.
         ///
-        /// Exact: it multiplies the point by a fixed clamped scalar, a multiple of the cofactor 8
-        /// that no large prime order divides, and reports whether the result is the identity. Costs
-        /// one scalar multiplication (about 35 µs); an aggregator runs it once per advertised key.
+        /// Exact and constant-cost: X25519 ignores the top bit, and the points of order dividing 8
+        /// on Curve25519 and its twist have exactly five u-coordinates (0, 1, p − 1 and the two
+        /// points of order 8), two of which (0 and 1) also have the non-canonical encodings p and
+        /// p + 1; no other 255-bit value reduces to one of them. These are the values libsodium's
+        /// `crypto_scalarmult` refuses. An aggregator checks every advertised key with it.
         public func hasSmallOrder() -> Bool {
-            var out = [UInt8](repeating: 0, count: X25519.keyByteCount)
-            let rc = out.withUnsafeMutableBytes { o in
-                X25519.smallOrderProbe.withUnsafeBytes { s in
-                    rawRepresentation.withUnsafeBytes { p in
-                        crypto_scalarmult(
-                            o.baseAddress!.assumingMemoryBound(to: UInt8.self),
-                            s.baseAddress!.assumingMemoryBound(to: UInt8.self),
-                            p.baseAddress!.assumingMemoryBound(to: UInt8.self))
-                    }
-                }
-            }
-            return rc != 0 || out.allSatisfy { $0 == 0 }
+            var masked = rawRepresentation
+            masked[31] &= 0x7F
+            return X25519.smallOrderEncodings.contains(masked)
         }
 
         public var description: String { "X25519.PublicKey(\(Hex.prefix(rawRepresentation)))" }
     }
 
-    /// The public scalar ``PublicKey/hasSmallOrder()`` multiplies by:
-    /// BLAKE2b-256 of label "veil/v1/small-order-probe" (X25519 clamps it to a multiple of 8).
-    static let smallOrderProbe: [UInt8] = BLAKE2b.hash(label: "veil/v1/small-order-probe", message: [], outputByteCount: 32)
+    /// The seven encodings (top bit clear, little-endian) of points of order dividing 8.
+    static let smallOrderEncodings: Set<[UInt8]> = Set([
+        "0000000000000000000000000000000000000000000000000000000000000000", // 0
+        "0100000000000000000000000000000000000000000000000000000000000000", // 1
+        "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800", // order 8
+        "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157", // order 8
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", // p - 1
+        "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", // p (= 0)
+        "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", // p + 1 (= 1)
+    ].map { Hex.decode($0)! })
 
     /// An X25519 private key, kept in zeroizing storage, with its public key.
     public struct PrivateKey: Sendable, CustomStringConvertible {

@@ -96,7 +96,10 @@ extension AggregationSession {
         }
         var digests = [UInt8]()
         digests.reserveCapacity(2 * SealedShares.digestByteCount * shares.count)
-        for share in shares { digests += share.maskingKeyShareDigest + share.selfMaskShareDigest }
+        for share in shares {
+            digests.append(contentsOf: share.maskingKeyShareDigest)
+            digests.append(contentsOf: share.selfMaskShareDigest)
+        }
         records[Int(device)].shareHolders = shares.map(\.recipient)
         records[Int(device)].shareDigests = digests
         records[Int(device)].maskingKeyCommitment = maskingKeyCommitment

@@ -8,8 +8,16 @@ extension AggregationSession {
         let owner: UInt32
         let isSelfMask: Bool
         let shares: [ShamirShare]
-        /// The dealer's digest of each share in `shares` (§4.11), in the same order.
-        let digests: [[UInt8]]
+        /// The dealer's digests (its whole table, shared, not copied) and, for each share in
+        /// `shares`, the offset of that share's 16-byte digest in it (§4.11).
+        let digestTable: [UInt8]
+        let digestOffsets: [Int]
+
+        /// Whether `digest` is the dealer's digest of share number `index`.
+        func matches(_ digest: [UInt8], at index: Int) -> Bool {
+            let offset = digestOffsets[index]
+            return digestTable[offset..<(offset + SealedShares.digestByteCount)].elementsEqual(digest)
+        }
     }
 
     /// How many wrong shares the bounded fallback decoder corrects (it reads at most t + 2 × this
@@ -32,7 +40,7 @@ extension AggregationSession {
             let isSurvivor = inSurvivors[Int(d)]
             guard isSurvivor || neighbours.contains(where: { inSurvivors[Int($0)] }) else { continue }
             var shares = [ShamirShare]()
-            var digests = [[UInt8]]()
+            var offsets = [Int]()
             let commitment = (isSurvivor ? records[Int(d)].selfMaskCommitment : records[Int(d)].maskingKeyCommitment)!
             let dealer = records[Int(d)]
             for holder in neighbours where misbehaving[holder] == nil {
@@ -45,11 +53,12 @@ extension AggregationSession {
                 if let share = try? ShamirShare(
                     x: ProtocolEncoding.shareXCoordinate(holder: holder), values: list[position].values, commitment: commitment) {
                     shares.append(share)
-                    digests.append(Array(dealer.shareDigests[offset..<(offset + SealedShares.digestByteCount)]))
+                    offsets.append(offset)
                 }
             }
             guard shares.count >= t else { return abort(.notEnoughShares(device: d, have: shares.count, need: t)) }
-            reconstructions.append(Reconstruction(owner: d, isSelfMask: isSurvivor, shares: shares, digests: digests))
+            reconstructions.append(Reconstruction(
+                owner: d, isSelfMask: isSurvivor, shares: shares, digestTable: dealer.shareDigests, digestOffsets: offsets))
         }
 
         // Phase A: reconstruct secrets in parallel. Each worker has its own random source for the
@@ -137,8 +146,9 @@ extension AggregationSession {
             while matching.count < count, next < item.shares.count {
                 let share = item.shares[next]
                 let holder = share.x - 1
-                if ProtocolEncoding.shareDigest(transcript: transcript, dealer: item.owner, holder: holder, kind: kind, values: share.values)
-                    == item.digests[next] {
+                if item.matches(
+                    ProtocolEncoding.shareDigest(transcript: transcript, dealer: item.owner, holder: holder, kind: kind, values: share.values),
+                    at: next) {
                     matching.append(share)
                 } else {
                     badHolders.append(holder)

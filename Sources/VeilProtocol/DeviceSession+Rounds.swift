@@ -34,9 +34,14 @@ extension DeviceSession {
         // Agree both keys with every neighbour before sending anything: a neighbour's key of small
         // order (a predictable shared secret) is that neighbour's fault, found here, not after
         // this device has dealt its shares.
+        // One agreement per key and neighbour: the sealing key is kept for dealing below.
+        var sealing: [(key: XChaCha20Poly1305.Key, nonce: XChaCha20Poly1305.Nonce)] = []
+        sealing.reserveCapacity(entries.count)
         for entry in entries {
             do {
                 let shared = try secrets.encryption.sharedSecret(with: entry.encryptionKey)
+                sealing.append(try ProtocolEncoding.shareEncryptionKey(
+                    sharedSecret: shared, round: configuration.roundID, sender: device, recipient: entry.device))
                 neighbours[entry.device]!.opening = try ProtocolEncoding.shareEncryptionKey(
                     sharedSecret: shared, round: configuration.roundID, sender: entry.device, recipient: device)
                 let masking = try secrets.masking.sharedSecret(with: entry.maskingKey)
@@ -65,22 +70,16 @@ extension DeviceSession {
                     (out.baseAddress! + ShamirSecretSharing.shareValueByteCount).copyMemory(from: $0.baseAddress!, byteCount: $0.count)
                 }
             }
-            do {
-                let shared = try secrets.encryption.sharedSecret(with: entry.encryptionKey)
-                let (key, nonce) = try ProtocolEncoding.shareEncryptionKey(
-                    sharedSecret: shared, round: configuration.roundID, sender: device, recipient: entry.device)
-                let ciphertext = XChaCha20Poly1305.seal(
-                    plaintext, key: key, nonce: nonce,
-                    associatedData: ProtocolEncoding.shareAssociatedData(round: configuration.roundID, sender: device, recipient: entry.device))
-                sealed.append(SealedShares(
-                    sender: device, recipient: entry.device, ciphertext: ciphertext,
-                    maskingKeyShareDigest: ProtocolEncoding.shareDigest(
-                        transcript: transcript, dealer: device, holder: entry.device, kind: .maskingKey, values: maskingShares[index].values),
-                    selfMaskShareDigest: ProtocolEncoding.shareDigest(
-                        transcript: transcript, dealer: device, holder: entry.device, kind: .selfMask, values: seedShares[index].values)))
-            } catch {
-                throw violation(phase, .unusableKey(device: entry.device))
-            }
+            let (key, nonce) = sealing[index]
+            let ciphertext = XChaCha20Poly1305.seal(
+                plaintext, key: key, nonce: nonce,
+                associatedData: ProtocolEncoding.shareAssociatedData(round: configuration.roundID, sender: device, recipient: entry.device))
+            sealed.append(SealedShares(
+                sender: device, recipient: entry.device, ciphertext: ciphertext,
+                maskingKeyShareDigest: ProtocolEncoding.shareDigest(
+                    transcript: transcript, dealer: device, holder: entry.device, kind: .maskingKey, values: maskingShares[index].values),
+                selfMaskShareDigest: ProtocolEncoding.shareDigest(
+                    transcript: transcript, dealer: device, holder: entry.device, kind: .selfMask, values: seedShares[index].values)))
         }
         state = .sharedKeys(input: input, secrets: secrets, neighbours: neighbours)
         return .shareKeys(maskingKeyCommitment: maskingShares[0].commitment, selfMaskCommitment: seedShares[0].commitment, shares: sealed)

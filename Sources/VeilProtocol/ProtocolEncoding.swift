@@ -103,10 +103,22 @@ public enum ProtocolEncoding {
     /// matches, and the server accepts a revealed share only if it matches, in O(1) per share.
     /// A share's 40 bytes carry at least 256 bits of entropy, so the digest reveals nothing.
     public static func shareDigest(transcript: [UInt8], dealer: UInt32, holder: UInt32, kind: ShareKind, values: SecretBytes) -> [UInt8] {
-        let prefix = transcript + dealer.bigEndianBytes + holder.bigEndianBytes + [kind.rawValue]
-        let input = SecretBytes(count: prefix.count + values.count) { out in
-            prefix.withUnsafeBytes { out.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-            values.withUnsafeBytes { (out.baseAddress! + prefix.count).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        // One buffer for the whole input (the hot path: 2k digests per device and t per secret the
+        // server rebuilds), zeroed before it is released since it holds the share.
+        let count = transcript.count + 9 + values.count
+        var input = [UInt8](repeating: 0, count: count)
+        defer { SecureMemory.zero(&input) }
+        input.withUnsafeMutableBytes { out in
+            let base = out.baseAddress!
+            transcript.withUnsafeBytes { base.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            var offset = transcript.count
+            withUnsafeBytes(of: dealer.bigEndian) { (base + offset).copyMemory(from: $0.baseAddress!, byteCount: 4) }
+            offset += 4
+            withUnsafeBytes(of: holder.bigEndian) { (base + offset).copyMemory(from: $0.baseAddress!, byteCount: 4) }
+            offset += 4
+            base.storeBytes(of: kind.rawValue, toByteOffset: offset, as: UInt8.self)
+            offset += 1
+            values.withUnsafeBytes { (base + offset).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
         }
         return input.withUnsafeBytes { BLAKE2b.hash(label: "veil/v1/share-digest", message: $0, outputByteCount: SealedShares.digestByteCount) }
     }

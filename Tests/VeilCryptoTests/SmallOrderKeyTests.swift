@@ -34,9 +34,12 @@ import VeilCrypto
 
     @Test func ordinaryKeysDoNotHaveSmallOrder() {
         var random = SystemRandomSource()
+        let probe = X25519.PrivateKey(using: &random)
         for _ in 0..<200 {
             let key = X25519.PrivateKey(using: &random).publicKey
             #expect(!key.hasSmallOrder())
+            // The list agrees with the definition: key agreement with the key succeeds.
+            #expect((try? probe.sharedSecret(with: key)) != nil)
         }
         // A random 32-byte string (on the curve or its twist) has small order with negligible probability.
         for _ in 0..<200 {
