@@ -1,5 +1,5 @@
 import GRPCCore
-public import GRPCNIOTransportHTTP2Posix
+import GRPCNIOTransportHTTP2Posix
 
 /// Where the aggregator is and how to trust it.
 public struct AggregatorEndpoint: Sendable, Equatable {

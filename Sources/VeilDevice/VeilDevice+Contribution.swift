@@ -1,7 +1,7 @@
 import Foundation
 import Logging
 import VeilFeatures
-public import VeilProtocol
+import VeilProtocol
 import VeilWire
 
 extension VeilDevice {

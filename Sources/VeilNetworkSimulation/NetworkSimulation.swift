@@ -1,9 +1,9 @@
-public import Foundation
+import Foundation
 import Logging
 import VeilAggregator
 import VeilCrypto
 import VeilDevice
-public import VeilProtocol
+import VeilProtocol
 public import VeilSimulation
 import VeilWire
 

@@ -120,25 +120,22 @@ extension DeviceSession.HeldShares: CustomStringConvertible, CustomDebugStringCo
 }
 
 extension DeviceSession.NeighbourRecord: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
-    /// Redacted: the neighbour's public keys and whether the opening key and pairwise seed are
-    /// derived, never their values.
+    /// Redacted: the neighbour's public keys and whether the opening key is derived, never its value.
     var description: String {
         let openingKey = opening == nil ? "not derived" : "redacted"
-        let seed = pairwiseSeed == nil ? "not derived" : "redacted"
-        return "NeighbourRecord(masking \(maskingKey), identity \(identityKeyText), opening key \(openingKey), pairwise seed \(seed))"
+        return "NeighbourRecord(masking \(maskingKey), identity \(identityKeyText), opening key \(openingKey))"
     }
 
     /// The same redacted text as ``description``.
     var debugDescription: String { description }
 
-    /// The public keys (as text) and whether an opening key and a pairwise seed exist; not the
-    /// key, its nonce or the seed.
+    /// The public keys (as text) and whether an opening key exists; not the key or its nonce.
     var customMirror: Mirror {
         Mirror(
             self,
             children: [
                 "maskingKey": maskingKey.description, "identityKey": identityKeyText,
-                "hasOpeningKey": opening != nil, "hasPairwiseSeed": pairwiseSeed != nil,
+                "hasOpeningKey": opening != nil,
             ],
             displayStyle: .struct)
     }

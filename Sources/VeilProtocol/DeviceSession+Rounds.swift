@@ -27,26 +27,28 @@ extension DeviceSession {
                 }
             }
             neighbours[entry.device] = NeighbourRecord(
-                encryptionKey: entry.encryptionKey, maskingKey: entry.maskingKey, identityKey: entry.identityKey, opening: nil, pairwiseSeed: nil)
+                encryptionKey: entry.encryptionKey, maskingKey: entry.maskingKey, identityKey: entry.identityKey, opening: nil)
         }
         guard entries.count >= t else { throw violation(phase, .tooFewNeighbours(have: entries.count, need: t)) }
 
         // Agree both keys with every neighbour before sending anything: a neighbour's key of small
         // order (a predictable shared secret) is that neighbour's fault, found here, not after
-        // this device has dealt its shares.
-        // One agreement per key and neighbour: the sealing key is kept for dealing below.
+        // this device has dealt its shares. The small-order check is a table lookup (exact, see
+        // X25519.PublicKey.hasSmallOrder), so the masking agreement itself can wait for
+        // MaskedInputCollection and is made only with neighbours that shared; the encryption
+        // agreement is made once here and its sealing key kept for dealing below.
         var sealing: [(key: XChaCha20Poly1305.Key, nonce: XChaCha20Poly1305.Nonce)] = []
         sealing.reserveCapacity(entries.count)
         for entry in entries {
+            guard !entry.encryptionKey.hasSmallOrder(), !entry.maskingKey.hasSmallOrder() else {
+                throw violation(phase, .unusableKey(device: entry.device))
+            }
             do {
                 let shared = try secrets.encryption.sharedSecret(with: entry.encryptionKey)
                 sealing.append(try ProtocolEncoding.shareEncryptionKey(
                     sharedSecret: shared, round: configuration.roundID, sender: device, recipient: entry.device))
                 neighbours[entry.device]!.opening = try ProtocolEncoding.shareEncryptionKey(
                     sharedSecret: shared, round: configuration.roundID, sender: entry.device, recipient: device)
-                let masking = try secrets.masking.sharedSecret(with: entry.maskingKey)
-                neighbours[entry.device]!.pairwiseSeed = try ProtocolEncoding.pairwiseSeed(
-                    sharedSecret: masking, round: configuration.roundID, device, entry.device)
             } catch {
                 throw violation(phase, .unusableKey(device: entry.device))
             }
@@ -122,8 +124,10 @@ extension DeviceSession {
                 generator: generator)
             for item in sealed {
                 let peer = item.sender
+                let shared = try secrets.masking.sharedSecret(with: neighbours[peer]!.maskingKey)
+                let seed = try ProtocolEncoding.pairwiseSeed(sharedSecret: shared, round: configuration.roundID, device, peer)
                 try masked.applyMask(
-                    seed: neighbours[peer]!.pairwiseSeed!, label: ProtocolEncoding.pairwiseMaskLabel(round: configuration.roundID, device, peer),
+                    seed: seed, label: ProtocolEncoding.pairwiseMaskLabel(round: configuration.roundID, device, peer),
                     generator: generator, subtracting: !ProtocolEncoding.addsPairwiseMask(device, with: peer))
             }
         } catch {
@@ -131,9 +135,7 @@ extension DeviceSession {
         }
         // The plaintext is no longer needed: zero the session's copy now, not when it is released.
         input.wipe()
-        var kept = neighbours
-        for peer in kept.keys { kept[peer]!.pairwiseSeed = nil }
-        state = .maskedInputSent(held: held, sharers: sealed.map(\.sender), neighbours: kept)
+        state = .maskedInputSent(held: held, sharers: sealed.map(\.sender), neighbours: neighbours)
         return .maskedInput(masked)
     }
 

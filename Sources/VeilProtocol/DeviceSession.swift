@@ -52,9 +52,6 @@ public struct DeviceSession: Sendable {
         /// The key and nonce that open what this neighbour seals to us, derived in ShareKeys from
         /// the same X25519 secret we sealed with (so round 2 needs no second key agreement).
         var opening: (key: XChaCha20Poly1305.Key, nonce: XChaCha20Poly1305.Nonce)?
-        /// The pairwise mask seed with this neighbour, derived in ShareKeys so that a key of small
-        /// order is found before this device sends anything to anyone.
-        var pairwiseSeed: SecretBytes?
     }
 
     enum State: Sendable {

@@ -1,6 +1,6 @@
 public import Foundation
 import VeilFeatures
-public import VeilProtocol
+import VeilProtocol
 
 /// A scenario file of either kind.
 public enum AnyScenario: Sendable {

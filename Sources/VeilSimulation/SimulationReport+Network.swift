@@ -1,5 +1,5 @@
 import Foundation
-public import VeilCrypto
+import VeilCrypto
 public import VeilProtocol
 
 /// What a network-mode run measured, for ``SimulationReport/init(network:)``.

@@ -1,4 +1,4 @@
-public import VeilCrypto
+import VeilCrypto
 
 /// The byte strings a device signs with its long-term Ed25519 identity outside a round
 /// (SPEC.md §11.2, §11.3). Each is `len(label) || label || payload`, with a label used nowhere

@@ -386,7 +386,6 @@ struct LeakProbe {
     mutating func learnNeighbourSecrets(_ records: [UInt32: DeviceSession.NeighbourRecord]) {
         for record in records.values {
             if let opening = record.opening { learn(opening.key.secret) }
-            if let seed = record.pairwiseSeed { learn(seed) }
         }
     }
 
