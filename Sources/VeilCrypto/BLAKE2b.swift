@@ -45,9 +45,23 @@ public enum BLAKE2b {
         return out
     }
 
+    /// Unkeyed BLAKE2b of `encodedInput`, which the caller has already laid out as
+    /// `len(label) || label || message`, into all of `out` (16...64 bytes). The same output as
+    /// `hash(label:message:outputByteCount:)` with `outputByteCount = out.count`, with no copy of
+    /// the input: for hot paths that assemble a short input on the stack.
+    public static func hash(encodedInput: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer) {
+        precondition((16...64).contains(out.count), "BLAKE2b output must be 16...64 bytes")
+        precondition(encodedInput.count > 1 && Int(encodedInput[0]) >= 1 && Int(encodedInput[0]) < encodedInput.count,
+                     "the input must start with a label length and a label")
+        SodiumRuntime.ensureInitialized()
+        _ = crypto_generichash(
+            out.baseAddress!.assumingMemoryBound(to: UInt8.self), out.count,
+            encodedInput.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt64(encodedInput.count), nil, 0)
+    }
+
     /// Raw BLAKE2b (`crypto_generichash`) of `input` into all of `out` (16...64 bytes), keyed when
-    /// `key` is given. The single call site of the one-shot C function (the streaming functions are
-    /// called only by the pointer form of `hash(label:message:outputByteCount:)`).
+    /// `key` is given (the streaming functions are called only by the pointer form of
+    /// `hash(label:message:outputByteCount:)`).
     static func compute(into out: UnsafeMutableRawBufferPointer, input: [UInt8], key: UnsafeRawBufferPointer?) {
         SodiumRuntime.ensureInitialized()
         input.withUnsafeBytes { i in

@@ -24,8 +24,8 @@ enum SeedCorpus {
                     maskingKeyCommitment: commitment, selfMaskCommitment: commitment,
                     shares: [0, 1, 2].map { SealedShares(
                         sender: 3, recipient: $0, ciphertext: random.bytes(count: SealedShares.ciphertextByteCount),
-                        maskingKeyShareDigest: random.bytes(count: SealedShares.digestByteCount),
-                        selfMaskShareDigest: random.bytes(count: SealedShares.digestByteCount)) })),
+                        maskingKeyShareDigest: ShareDigest(random.bytes(count: SealedShares.digestByteCount))!,
+                        selfMaskShareDigest: ShareDigest(random.bytes(count: SealedShares.digestByteCount))!) })),
                 ("masked-input", .maskedInput(ModularVector(reducing: (0..<configuration.dimension).map { Int64($0) }, bitWidth: configuration.bitWidth))),
                 ("consistency-signature", .consistencySignature(identity.signature(for: [2]))),
                 ("unmasking-shares", .unmaskingShares(

@@ -90,15 +90,14 @@ extension AggregationSession {
         }
         if let bad = shares.first(where: {
             $0.sender != device || $0.ciphertext.count != SealedShares.ciphertextByteCount
-                || $0.maskingKeyShareDigest.count != SealedShares.digestByteCount || $0.selfMaskShareDigest.count != SealedShares.digestByteCount
         }) {
             throw reject(device, .malformed("sealed shares for \(bad.recipient) have a wrong sender or size"), in: .shareKeys)
         }
-        var digests = [UInt8]()
-        digests.reserveCapacity(2 * SealedShares.digestByteCount * shares.count)
+        var digests = [ShareDigest]()
+        digests.reserveCapacity(2 * shares.count)
         for share in shares {
-            digests.append(contentsOf: share.maskingKeyShareDigest)
-            digests.append(contentsOf: share.selfMaskShareDigest)
+            digests.append(share.maskingKeyShareDigest)
+            digests.append(share.selfMaskShareDigest)
         }
         records[Int(device)].shareHolders = shares.map(\.recipient)
         records[Int(device)].shareDigests = digests

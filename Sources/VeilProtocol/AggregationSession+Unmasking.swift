@@ -9,14 +9,13 @@ extension AggregationSession {
         let isSelfMask: Bool
         let shares: [ShamirShare]
         /// The dealer's digests (its whole table, shared, not copied) and, for each share in
-        /// `shares`, the offset of that share's 16-byte digest in it (§4.11).
-        let digestTable: [UInt8]
+        /// `shares`, the index of that share's digest in it (§4.11).
+        let digestTable: [ShareDigest]
         let digestOffsets: [Int]
 
         /// Whether `digest` is the dealer's digest of share number `index`.
-        func matches(_ digest: [UInt8], at index: Int) -> Bool {
-            let offset = digestOffsets[index]
-            return digestTable[offset..<(offset + SealedShares.digestByteCount)].elementsEqual(digest)
+        func matches(_ digest: ShareDigest, at index: Int) -> Bool {
+            digestTable[digestOffsets[index]] == digest
         }
     }
 
@@ -49,7 +48,7 @@ extension AggregationSession {
                 guard position < list.count, list[position].owner == d else { continue }
                 let slot = dealer.shareHolders.partitioningIndex { $0 >= holder }
                 guard slot < dealer.shareHolders.count, dealer.shareHolders[slot] == holder else { continue }
-                let offset = 2 * SealedShares.digestByteCount * slot + (isSurvivor ? SealedShares.digestByteCount : 0)
+                let offset = 2 * slot + (isSurvivor ? 1 : 0)
                 if let share = try? ShamirShare(
                     x: ProtocolEncoding.shareXCoordinate(holder: holder), values: list[position].values, commitment: commitment) {
                     shares.append(share)

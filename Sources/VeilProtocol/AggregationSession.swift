@@ -184,7 +184,7 @@ struct DeviceRecord: Sendable {
     /// The recipients of its shares, ascending, and its two 16-byte digests per recipient
     /// (masking key, then self mask), kept after delivery to check revealed shares (§7).
     var shareHolders: [UInt32] = []
-    var shareDigests: [UInt8] = []
+    var shareDigests: [ShareDigest] = []
     var sharedKeys = false
     var maskedInput = false
     var consistencySignature: Ed25519.Signature?

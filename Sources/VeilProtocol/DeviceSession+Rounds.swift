@@ -105,9 +105,7 @@ extension DeviceSession {
         for item in sealed {
             guard item.recipient == device else { throw violation(phase, .malformed("share addressed to device \(item.recipient)")) }
             guard neighbours[item.sender] != nil else { throw violation(phase, .notANeighbour(item.sender)) }
-            guard item.ciphertext.count == SealedShares.ciphertextByteCount,
-                  item.maskingKeyShareDigest.count == SealedShares.digestByteCount,
-                  item.selfMaskShareDigest.count == SealedShares.digestByteCount else {
+            guard item.ciphertext.count == SealedShares.ciphertextByteCount else {
                 throw violation(phase, .malformed("sealed shares from \(item.sender) have the wrong size"))
             }
         }

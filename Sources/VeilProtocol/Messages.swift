@@ -40,18 +40,18 @@ public struct SealedShares: Sendable, Equatable {
     public let recipient: UInt32
     /// 96 bytes: 80 bytes of ciphertext and a 16-byte tag.
     public let ciphertext: [UInt8]
-    /// The dealer's 16-byte digest of the masking-key share inside.
-    public let maskingKeyShareDigest: [UInt8]
-    /// The dealer's 16-byte digest of the self-mask share inside.
-    public let selfMaskShareDigest: [UInt8]
+    /// The dealer's digest of the masking-key share inside.
+    public let maskingKeyShareDigest: ShareDigest
+    /// The dealer's digest of the self-mask share inside.
+    public let selfMaskShareDigest: ShareDigest
 
     /// The exact ciphertext size.
     public static let ciphertextByteCount = 2 * ShamirSecretSharing.shareValueByteCount + XChaCha20Poly1305.tagByteCount
     /// The size of each share digest.
-    public static let digestByteCount = 16
+    public static let digestByteCount = ShareDigest.byteCount
 
     /// Creates a sealed share pair.
-    public init(sender: UInt32, recipient: UInt32, ciphertext: [UInt8], maskingKeyShareDigest: [UInt8], selfMaskShareDigest: [UInt8]) {
+    public init(sender: UInt32, recipient: UInt32, ciphertext: [UInt8], maskingKeyShareDigest: ShareDigest, selfMaskShareDigest: ShareDigest) {
         self.sender = sender
         self.recipient = recipient
         self.ciphertext = ciphertext
@@ -60,7 +60,7 @@ public struct SealedShares: Sendable, Equatable {
     }
 
     /// The digest of the share of `kind`.
-    public func digest(of kind: ShareKind) -> [UInt8] {
+    public func digest(of kind: ShareKind) -> ShareDigest {
         kind == .maskingKey ? maskingKeyShareDigest : selfMaskShareDigest
     }
 }

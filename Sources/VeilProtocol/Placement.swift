@@ -1,4 +1,4 @@
-public import VeilCrypto
+import VeilCrypto
 
 /// Placement the server cannot choose (`SPEC.md` §5.1): in the active model with a Harary graph,
 /// the ring order comes from a secret the server commits to in the configuration, before it sees

@@ -97,32 +97,6 @@ public enum ProtocolEncoding {
             + encryptionKey.rawRepresentation + maskingKey.rawRepresentation + survivorSetDigest(survivors)
     }
 
-    /// The dealer's digest of one share (§4.11): H("veil/v1/share-digest", τ || u32(dealer) ||
-    /// u32(holder) || u8(kind) || values, 16), kind 1 for a masking-key share and 2 for a self-mask
-    /// share. The dealer sends it beside the sealed pair; the holder keeps a share only if it
-    /// matches, and the server accepts a revealed share only if it matches, in O(1) per share.
-    /// A share's 40 bytes carry at least 256 bits of entropy, so the digest reveals nothing.
-    public static func shareDigest(transcript: [UInt8], dealer: UInt32, holder: UInt32, kind: ShareKind, values: SecretBytes) -> [UInt8] {
-        // One buffer for the whole input (the hot path: 2k digests per device and t per secret the
-        // server rebuilds), zeroed before it is released since it holds the share.
-        let count = transcript.count + 9 + values.count
-        var input = [UInt8](repeating: 0, count: count)
-        defer { SecureMemory.zero(&input) }
-        input.withUnsafeMutableBytes { out in
-            let base = out.baseAddress!
-            transcript.withUnsafeBytes { base.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-            var offset = transcript.count
-            withUnsafeBytes(of: dealer.bigEndian) { (base + offset).copyMemory(from: $0.baseAddress!, byteCount: 4) }
-            offset += 4
-            withUnsafeBytes(of: holder.bigEndian) { (base + offset).copyMemory(from: $0.baseAddress!, byteCount: 4) }
-            offset += 4
-            base.storeBytes(of: kind.rawValue, toByteOffset: offset, as: UInt8.self)
-            offset += 1
-            values.withUnsafeBytes { (base + offset).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-        }
-        return input.withUnsafeBytes { BLAKE2b.hash(label: "veil/v1/share-digest", message: $0, outputByteCount: SealedShares.digestByteCount) }
-    }
-
     /// BLAKE2b-256 of the ascending survivor list.
     public static func survivorSetDigest(_ survivors: [UInt32]) -> [UInt8] {
         var message = UInt32(survivors.count).bigEndianBytes

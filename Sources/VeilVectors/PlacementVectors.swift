@@ -68,7 +68,7 @@ enum PlacementVectors {
                 transcript: hex(transcript), dealer: dealer, holder: holder, kind: kind.rawValue, values: hex(values),
                 hashInput: hex([UInt8("veil/v1/share-digest".utf8.count)] + Array("veil/v1/share-digest".utf8)
                     + transcript + u32(dealer) + u32(holder) + [kind.rawValue] + values.unprotectedCopy()),
-                digest: hex(ProtocolEncoding.shareDigest(transcript: transcript, dealer: dealer, holder: holder, kind: kind, values: values)))
+                digest: hex(ProtocolEncoding.shareDigest(transcript: transcript, dealer: dealer, holder: holder, kind: kind, values: values).bytes))
         }
         return File(
             description: "Committed placement (SPEC.md §5.1) for a 13-device active round on a Harary graph of degree 4 in which devices 4 and 9 did not advertise: commitment = H(\"veil/v1/placement-commitment\", s, 32); leaf_i = H(\"veil/v1/placement-leaf\", u32(i) || r_i, 32) for advertising devices, 32 zero bytes otherwise, padded to 16 leaves; node = H(\"veil/v1/placement-node\", left || right, 32); seed = H(\"veil/v1/placement-seed\", τ || s || R, 32), which replaces the round seed in §5's shuffle. Then two share digests (§4.11): H(\"veil/v1/share-digest\", τ || u32(dealer) || u32(holder) || u8(kind) || values, 16), kind 1 for a masking-key share and 2 for a self-mask share. Every input is a fixed byte pattern; nothing is drawn from a random source.",

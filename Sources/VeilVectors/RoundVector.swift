@@ -164,7 +164,7 @@ struct MessageRecord: Encodable {
             self.selfMaskCommitment = hex(selfMaskCommitment.bytes)
             self.shares = shares.map {
                 Sealed(sender: $0.sender, recipient: $0.recipient, ciphertext: hex($0.ciphertext),
-                       maskingKeyShareDigest: hex($0.maskingKeyShareDigest), selfMaskShareDigest: hex($0.selfMaskShareDigest))
+                       maskingKeyShareDigest: hex($0.maskingKeyShareDigest.bytes), selfMaskShareDigest: hex($0.selfMaskShareDigest.bytes))
             }
         case let .maskedInput(vector):
             self.init(from: "device", device: device, phase: message.phase, type: "masked-input")
@@ -192,7 +192,7 @@ struct MessageRecord: Encodable {
             self.init(from: "server", device: device, phase: message.phase, type: "sealed-shares")
             shares = sealed.map {
                 Sealed(sender: $0.sender, recipient: $0.recipient, ciphertext: hex($0.ciphertext),
-                       maskingKeyShareDigest: hex($0.maskingKeyShareDigest), selfMaskShareDigest: hex($0.selfMaskShareDigest))
+                       maskingKeyShareDigest: hex($0.maskingKeyShareDigest.bytes), selfMaskShareDigest: hex($0.selfMaskShareDigest.bytes))
             }
         case let .consistencyCheck(survivors):
             self.init(from: "server", device: device, phase: message.phase, type: "consistency-check")

@@ -31,8 +31,8 @@ public enum WireCodec {
                 var w = Veil_V1_SealedShares()
                 w.recipient = s.recipient
                 w.ciphertext = Data(s.ciphertext)
-                w.maskingKeyShareDigest = Data(s.maskingKeyShareDigest)
-                w.selfMaskShareDigest = Data(s.selfMaskShareDigest)
+                w.maskingKeyShareDigest = s.maskingKeyShareDigest.withUnsafeBytes { Data($0) }
+                w.selfMaskShareDigest = s.selfMaskShareDigest.withUnsafeBytes { Data($0) }
                 return w
             }
             envelope.shareKeys = m
@@ -86,11 +86,11 @@ public enum WireCodec {
             try refuseUnknownFields(m, name: "share_keys")
             let shares = try m.shares.enumerated().map { (i, s) throws(WireError) in
                 try exactLength(s.ciphertext, SealedShares.ciphertextByteCount, "share_keys.shares[\(i)].ciphertext")
-                try exactLength(s.maskingKeyShareDigest, SealedShares.digestByteCount, "share_keys.shares[\(i)].masking_key_share_digest")
-                try exactLength(s.selfMaskShareDigest, SealedShares.digestByteCount, "share_keys.shares[\(i)].self_mask_share_digest")
+                let maskingKeyShareDigest = try shareDigest(s.maskingKeyShareDigest, "share_keys.shares[\(i)].masking_key_share_digest")
+                let selfMaskShareDigest = try shareDigest(s.selfMaskShareDigest, "share_keys.shares[\(i)].self_mask_share_digest")
                 return SealedShares(
                     sender: device, recipient: s.recipient, ciphertext: Array(s.ciphertext),
-                    maskingKeyShareDigest: Array(s.maskingKeyShareDigest), selfMaskShareDigest: Array(s.selfMaskShareDigest))
+                    maskingKeyShareDigest: maskingKeyShareDigest, selfMaskShareDigest: selfMaskShareDigest)
             }
             return .shareKeys(
                 maskingKeyCommitment: try field("share_keys.masking_key_commitment") { try ShamirCommitment(bytes: Array(m.maskingKeyCommitment)) },
@@ -145,8 +145,8 @@ public enum WireCodec {
                 var w = Veil_V1_IncomingShares()
                 w.sender = s.sender
                 w.ciphertext = Data(s.ciphertext)
-                w.maskingKeyShareDigest = Data(s.maskingKeyShareDigest)
-                w.selfMaskShareDigest = Data(s.selfMaskShareDigest)
+                w.maskingKeyShareDigest = s.maskingKeyShareDigest.withUnsafeBytes { Data($0) }
+                w.selfMaskShareDigest = s.selfMaskShareDigest.withUnsafeBytes { Data($0) }
                 return w
             }
             envelope.incomingShares = m
@@ -213,11 +213,11 @@ public enum WireCodec {
         case let .incomingShares(m)?:
             return .sealedShares(try m.shares.enumerated().map { (i, s) throws(WireError) in
                 try exactLength(s.ciphertext, SealedShares.ciphertextByteCount, "incoming_shares.shares[\(i)].ciphertext")
-                try exactLength(s.maskingKeyShareDigest, SealedShares.digestByteCount, "incoming_shares.shares[\(i)].masking_key_share_digest")
-                try exactLength(s.selfMaskShareDigest, SealedShares.digestByteCount, "incoming_shares.shares[\(i)].self_mask_share_digest")
+                let maskingKeyShareDigest = try shareDigest(s.maskingKeyShareDigest, "incoming_shares.shares[\(i)].masking_key_share_digest")
+                let selfMaskShareDigest = try shareDigest(s.selfMaskShareDigest, "incoming_shares.shares[\(i)].self_mask_share_digest")
                 return SealedShares(
                     sender: s.sender, recipient: device, ciphertext: Array(s.ciphertext),
-                    maskingKeyShareDigest: Array(s.maskingKeyShareDigest), selfMaskShareDigest: Array(s.selfMaskShareDigest))
+                    maskingKeyShareDigest: maskingKeyShareDigest, selfMaskShareDigest: selfMaskShareDigest)
             })
         case let .consistencyCheck(m)?:
             return .consistencyCheck(survivors: try SurvivorBitmap.decode(Array(m.survivorBitmap), cohortSize: configuration.cohortSize))
@@ -251,9 +251,9 @@ public enum WireCodec {
 
     /// Refuses fields this version of the schema does not define: a peer speaking another version
     /// must say so through the package name, not through silently ignored fields.
-    static func refuseUnknownFields(_ message: some SwiftProtobuf.Message, name: String) throws(WireError) {
+    static func refuseUnknownFields(_ message: some SwiftProtobuf.Message, name: @autoclosure () -> String) throws(WireError) {
         guard message.unknownFields.data.isEmpty else {
-            throw .invalidField(field: name, reason: "carries \(message.unknownFields.data.count) bytes of fields unknown to veil.v1")
+            throw .invalidField(field: name(), reason: "carries \(message.unknownFields.data.count) bytes of fields unknown to veil.v1")
         }
     }
 
@@ -271,12 +271,21 @@ public enum WireCodec {
         }
     }
 
-    static func exactLength(_ data: Data, _ expected: Int, _ name: String) throws(WireError) {
-        guard data.count == expected else { throw .invalidField(field: name, reason: "must be \(expected) bytes, got \(data.count)") }
+    /// Checks `data` is `expected` bytes. The field name is built only for the error: decoding a
+    /// ShareKeys message checks thousands of fields, and interpolating each name up front cost
+    /// more than the parse.
+    static func exactLength(_ data: Data, _ expected: Int, _ name: @autoclosure () -> String) throws(WireError) {
+        guard data.count == expected else { throw .invalidField(field: name(), reason: "must be \(expected) bytes, got \(data.count)") }
     }
 
-    static func field<T>(_ name: String, _ body: () throws -> T) throws(WireError) -> T {
-        do { return try body() } catch { throw .invalidField(field: name, reason: String(describing: error)) }
+    /// The share digest in `data`, which must be exactly ``ShareDigest/byteCount`` bytes.
+    static func shareDigest(_ data: Data, _ name: @autoclosure () -> String) throws(WireError) -> ShareDigest {
+        try exactLength(data, ShareDigest.byteCount, name())
+        return ShareDigest(data)!
+    }
+
+    static func field<T>(_ name: @autoclosure () -> String, _ body: () throws -> T) throws(WireError) -> T {
+        do { return try body() } catch { throw .invalidField(field: name(), reason: String(describing: error)) }
     }
 
     static func serialize(_ message: some SwiftProtobuf.Message) -> [UInt8] {

@@ -111,7 +111,7 @@ import VeilCrypto
             #expect(try Self.bytes(d.digest) == digest)
             #expect(ProtocolEncoding.shareDigest(
                 transcript: try Self.bytes(d.transcript), dealer: d.dealer, holder: d.holder, kind: try #require(ShareKind(rawValue: d.kind)),
-                values: SecretBytes(copying: try Self.bytes(d.values))) == digest)
+                values: SecretBytes(copying: try Self.bytes(d.values))).bytes == digest)
         }
     }
 }

@@ -87,7 +87,7 @@ import Testing
         for share in shares { probe.learn(share.values) }
         probe.check(AggregationSession.MaskJob.selfMask(owner: 1, seed: seed), "self-mask job")
         probe.check(AggregationSession.MaskJob.pairwise(dropped: 2, survivor: 3, droppedKey: key), "pairwise job")
-        probe.check(AggregationSession.Reconstruction(owner: 1, isSelfMask: true, shares: shares, digestTable: [UInt8](repeating: 0, count: 16 * shares.count), digestOffsets: shares.indices.map { 16 * $0 }), "reconstruction")
+        probe.check(AggregationSession.Reconstruction(owner: 1, isSelfMask: true, shares: shares, digestTable: shares.map { _ in ShareDigest([UInt8](repeating: 0, count: 16))! }, digestOffsets: Array(shares.indices)), "reconstruction")
         probe.check(AggregationSession.ReconstructedSecret(secret: seed, usedRobustPath: true, badHolders: [2]), "reconstructed secret")
         #expect(String(describing: AggregationSession.MaskJob.selfMask(owner: 1, seed: seed)) == "MaskJob.selfMask(owner: 1, seed redacted)")
     }

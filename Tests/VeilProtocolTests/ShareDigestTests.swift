@@ -40,8 +40,9 @@ import VeilCrypto
             guard device == 2, case let .shareKeys(maskingCommitment, selfCommitment, shares) = message else { return message }
             let bent = shares.map { s in
                 guard s.recipient == 5 else { return s }
-                var digest = s.selfMaskShareDigest
-                digest[0] ^= 1
+                var bytes = s.selfMaskShareDigest.bytes
+                bytes[0] ^= 1
+                let digest = ShareDigest(bytes)!
                 return SealedShares(sender: s.sender, recipient: s.recipient, ciphertext: s.ciphertext,
                                     maskingKeyShareDigest: s.maskingKeyShareDigest, selfMaskShareDigest: digest)
             }
@@ -70,7 +71,9 @@ import VeilCrypto
         let tau = random.bytes(count: 32)
         let values = SecretBytes(copying: random.bytes(count: 40))
         let base = ProtocolEncoding.shareDigest(transcript: tau, dealer: 1, holder: 2, kind: .selfMask, values: values)
-        #expect(base.count == 16)
+        #expect(base.bytes.count == 16)
+        #expect(ShareDigest(base.bytes) == base)
+        #expect(ShareDigest([UInt8](repeating: 0, count: 15)) == nil)
         let others = [
             ProtocolEncoding.shareDigest(transcript: random.bytes(count: 32), dealer: 1, holder: 2, kind: .selfMask, values: values),
             ProtocolEncoding.shareDigest(transcript: tau, dealer: 2, holder: 1, kind: .selfMask, values: values),
@@ -81,6 +84,6 @@ import VeilCrypto
         #expect(Set(others + [base]).count == others.count + 1)
         // The formula of SPEC §4.11, written out.
         let message = tau + [0, 0, 0, 1, 0, 0, 0, 2, 2] + values.unprotectedCopy()
-        #expect(BLAKE2b.hash(label: "veil/v1/share-digest", message: message, outputByteCount: 16) == base)
+        #expect(BLAKE2b.hash(label: "veil/v1/share-digest", message: message, outputByteCount: 16) == base.bytes)
     }
 }

@@ -510,7 +510,7 @@ import VeilCrypto
                 selfMaskCommitment: try ShamirCommitment(bytes: bytes(#require(r.selfMaskCommitment))),
                 shares: try #require(r.shares).map {
                     SealedShares(sender: $0.sender, recipient: $0.recipient, ciphertext: try bytes($0.ciphertext),
-                                 maskingKeyShareDigest: try bytes($0.maskingKeyShareDigest), selfMaskShareDigest: try bytes($0.selfMaskShareDigest))
+                                 maskingKeyShareDigest: try #require(ShareDigest(try bytes($0.maskingKeyShareDigest))), selfMaskShareDigest: try #require(ShareDigest(try bytes($0.selfMaskShareDigest))))
                 })
         case "masked-input":
             let vector = try ModularVector(values: #require(r.elements), bitWidth: bitWidth)
@@ -542,7 +542,7 @@ import VeilCrypto
             #expect(shares.allSatisfy { $0.recipient == device })
             return .sealedShares(try shares.map {
                 SealedShares(sender: $0.sender, recipient: $0.recipient, ciphertext: try bytes($0.ciphertext),
-                             maskingKeyShareDigest: try bytes($0.maskingKeyShareDigest), selfMaskShareDigest: try bytes($0.selfMaskShareDigest))
+                             maskingKeyShareDigest: try #require(ShareDigest(try bytes($0.maskingKeyShareDigest))), selfMaskShareDigest: try #require(ShareDigest(try bytes($0.selfMaskShareDigest))))
             })
         case "consistency-check":
             return .consistencyCheck(survivors: try #require(r.survivors))
