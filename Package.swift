@@ -131,7 +131,8 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
-            swiftSettings: strictSettings
+            // Crash points for the kill -9 harness exist only in debug builds (FaultPoint.swift).
+            swiftSettings: strictSettings + [.define("VEIL_FAULT_INJECTION", .when(configuration: .debug))]
         ),
         .executableTarget(
             name: "VeilAggregatorCLI",

@@ -34,13 +34,26 @@ public final class Aggregator: Service, Sendable {
     private let stopping = Atomic<Bool>(false)
     private let refresher = Mutex<Task<Void, Never>?>(nil)
 
-    /// Validates the configuration, opens (and migrates) the store, registers the configured
-    /// feature set and prepares the servers.
-    public init(configuration: AggregatorConfiguration, logger: Logger, clock: @escaping @Sendable () -> Date = { Date() }) async throws {
+    /// Validates the configuration, opens (and migrates) the store its `database` names, then
+    /// continues as ``init(configuration:store:logger:clock:)``.
+    public convenience init(configuration: AggregatorConfiguration, logger: Logger, clock: @escaping @Sendable () -> Date = { Date() }) async throws {
         try configuration.validate()
+        let store = try await openAggregatorStore(configuration.database, logger: logger)
+        try await self.init(configuration: configuration, store: store, logger: logger, clock: clock)
+    }
+
+    /// Validates the configuration and, on `store` (already opened and migrated; the
+    /// `database` setting is not read), ends the rounds a previous process of this instance
+    /// left running, registers the configured feature set and prepares the servers. The
+    /// aggregator owns the store from here: it closes it when this throws.
+    public init(configuration: AggregatorConfiguration, store: any AggregatorStore, logger: Logger,
+                clock: @escaping @Sendable () -> Date = { Date() }) async throws {
+        do { try configuration.validate() } catch {
+            await store.close()
+            throw error
+        }
         self.configuration = configuration
         self.logger = logger
-        let store = try await openAggregatorStore(configuration.database, logger: logger)
         self.store = store
         if let set = configuration.rounds.featureSet {
             do { try await store.define(set) } catch let error as FeatureSetRegistryError {
@@ -49,11 +62,24 @@ public final class Aggregator: Service, Sendable {
             }
         }
         metrics = AggregatorMetrics()
+        // Rounds a previous process of this instance left running died with it: end them and
+        // release their claims before any new round can claim their devices (SPEC.md §12.2).
+        do {
+            let recovered = try await store.recoverRounds(instance: configuration.instance, now: clock())
+            for _ in recovered { metrics.roundEnded(outcome: "recovered") }
+            if !recovered.isEmpty {
+                logger.warning("ended rounds a previous process of this instance left running", metadata: [
+                    "instance": "\(configuration.instance)", "rounds": "\(recovered.joined(separator: ","))"])
+            }
+        } catch {
+            await store.close()
+            throw error
+        }
         let latest = latestWindows
         let minimumRelease = configuration.rounds.minimumReleaseCohort
         coordinator = RoundCoordinator(
             policy: configuration.rounds, maximumWaiting: configuration.maximumWaitingDevices,
-            store: store, metrics: metrics, logger: logger, clock: clock,
+            store: store, metrics: metrics, logger: logger, instance: configuration.instance, clock: clock,
             windowUpdated: { layout in
                 await latest.refresh(layout, from: store, minimumReleaseCohort: minimumRelease)
             })

@@ -33,6 +33,10 @@ public struct AggregatorConfiguration: Sendable, Codable, Equatable {
     public var maximumWaitingDevices = 100_000
     /// How long a device may take to answer the check-in challenge, in seconds.
     public var checkInTimeoutSeconds = 10.0
+    /// This instance's name in the round history. At start the instance ends the rounds its
+    /// previous process left running, found by this name, so it must be stable across restarts
+    /// and distinct for every instance sharing one store. Defaults to the host name.
+    public var instance = ProcessInfo.processInfo.hostName
 
     /// A host and TCP port.
     public struct Endpoint: Sendable, Codable, Equatable {
@@ -65,6 +69,7 @@ public struct AggregatorConfiguration: Sendable, Codable, Equatable {
         rounds = try c.decodeIfPresent(RoundPolicy.self, forKey: .rounds) ?? d.rounds
         maximumWaitingDevices = try c.decodeIfPresent(Int.self, forKey: .maximumWaitingDevices) ?? d.maximumWaitingDevices
         checkInTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .checkInTimeoutSeconds) ?? d.checkInTimeoutSeconds
+        instance = try c.decodeIfPresent(String.self, forKey: .instance) ?? d.instance
     }
 
     /// Refuses inconsistent settings, naming the field.
@@ -83,7 +88,8 @@ public struct AggregatorConfiguration: Sendable, Codable, Equatable {
         guard !database.isEmpty else { throw .invalid("database", "must not be empty") }
         _ = try PostgresLocation(parsing: database)
         guard maximumWaitingDevices >= 1 else { throw .invalid("maximumWaitingDevices", "must be at least 1") }
-        guard checkInTimeoutSeconds > 0 else { throw .invalid("checkInTimeoutSeconds", "must be positive") }
+        try requireDuration(checkInTimeoutSeconds, "checkInTimeoutSeconds", in: 0.001...300)
+        guard !instance.isEmpty, instance.utf8.count <= 255 else { throw .invalid("instance", "must be 1...255 bytes") }
         try rounds.validate()
     }
 }
@@ -191,9 +197,11 @@ public struct RoundPolicy: Sendable, Codable, Equatable {
         guard (1...64).contains(bitWidth) else { throw .invalid("rounds.bitWidth", "must be in 1...64") }
         guard minimumCohort >= 3 else { throw .invalid("rounds.minimumCohort", "must be at least 3") }
         guard maximumCohort >= minimumCohort else { throw .invalid("rounds.maximumCohort", "must be at least minimumCohort (\(minimumCohort))") }
-        guard gatherSeconds >= 0 else { throw .invalid("rounds.gatherSeconds", "must not be negative") }
-        guard phaseTimeoutSeconds > 0 else { throw .invalid("rounds.phaseTimeoutSeconds", "must be positive") }
-        guard maximumWaitSeconds > 0 else { throw .invalid("rounds.maximumWaitSeconds", "must be positive") }
+        // Every duration is bounded, so none overflows when converted to milliseconds or a
+        // Duration (an infinite phase timeout used to crash the first round).
+        try requireDuration(gatherSeconds, "rounds.gatherSeconds", in: 0...86_400)
+        try requireDuration(phaseTimeoutSeconds, "rounds.phaseTimeoutSeconds", in: 0.001...3_600)
+        try requireDuration(maximumWaitSeconds, "rounds.maximumWaitSeconds", in: 0.001...86_400)
         guard (0..<1).contains(expectedDropout) else { throw .invalid("rounds.expectedDropout", "must be in [0, 1)") }
         guard (0..<0.5).contains(corruptFraction) else { throw .invalid("rounds.corruptFraction", "must be in [0, 0.5)") }
         guard (0...128).contains(placementGrindingBits) else { throw .invalid("rounds.placementGrindingBits", "must be in 0...128") }
@@ -281,5 +289,12 @@ private func refuseUnknownKeys<Key: CodingKey>(_ decoder: any Decoder, known: Ke
     let all = try decoder.container(keyedBy: AnyKey.self)
     if let unknown = all.allKeys.map(\.stringValue).sorted().first(where: { Key(stringValue: $0) == nil }) {
         throw AggregatorConfigurationError.invalid(prefix + unknown, "unknown setting (README.md, \"Configuring the aggregator\", lists them)")
+    }
+}
+
+/// Refuses a duration in seconds that is not finite or lies outside `range`, naming the field.
+func requireDuration(_ seconds: Double, _ name: String, in range: ClosedRange<Double>) throws(AggregatorConfigurationError) {
+    guard seconds.isFinite, range.contains(seconds) else {
+        throw .invalid(name, "must be a number of seconds in \(range.lowerBound)...\(range.upperBound), got \(seconds)")
     }
 }

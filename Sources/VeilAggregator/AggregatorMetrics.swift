@@ -43,12 +43,28 @@ public final class AggregatorMetrics: Sendable {
         for phase in Phase.allCases {
             _ = CoreMetrics.Counter(label: "veil_dropouts_total", dimensions: [("phase", phase.rawValue)], factory: factory)
         }
-        for outcome in ["finished", "aborted"] {
+        for outcome in ["finished", "aborted", "lost", "recovered"] {
             _ = CoreMetrics.Counter(label: "veil_rounds_total", dimensions: [("outcome", outcome)], factory: factory)
+        }
+        _ = CoreMetrics.Counter(label: "veil_window_merges_refused_total", factory: factory)
+        for operation in ["commit-round", "record-round-start", "claim-window", "recover-rounds"] {
+            _ = CoreMetrics.Counter(label: "veil_store_errors_total", dimensions: [("operation", operation)], factory: factory)
         }
     }
 
-    /// Counts a finished or aborted round.
+    /// Counts a store operation that failed (the database refused or could not be reached).
+    func storeError(operation: String) {
+        CoreMetrics.Counter(label: "veil_store_errors_total", dimensions: [("operation", operation)], factory: factory).increment()
+    }
+
+    /// Counts a finished round whose window refused its sum (it is recorded as aborted).
+    func mergeRefused() {
+        CoreMetrics.Counter(label: "veil_window_merges_refused_total", factory: factory).increment()
+    }
+
+    /// Counts a round by how it ended: "finished", "aborted", "lost" (finished, but its result
+    /// could not be committed, so nobody was told COUNTED) or "recovered" (left running by a
+    /// process of this instance that died, ended at restart).
     func roundEnded(outcome: String) {
         CoreMetrics.Counter(label: "veil_rounds_total", dimensions: [("outcome", outcome)], factory: factory).increment()
     }

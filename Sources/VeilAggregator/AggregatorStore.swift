@@ -2,7 +2,7 @@ public import Foundation
 public import Logging
 public import VeilCrypto
 public import VeilFeatures
-public import VeilProtocol
+import VeilProtocol
 
 /// The aggregator's durable state: enrolment tokens, enrolled devices, the history and outputs of
 /// rounds, the running sums of feature windows and the registry of feature sets.
@@ -33,11 +33,26 @@ public protocol AggregatorStore: Sendable {
     /// The number of enrolled devices that are not revoked.
     func activeDeviceCount() async throws -> Int
 
-    /// Records how a round ended.
-    func record(_ round: RoundRecord) async throws
+    /// Records that round `start.roundID` is starting (outcome "running", with its instance).
+    /// Called before any device is assigned, so a round that an instance crash interrupts is
+    /// found again by ``recoverRounds(instance:now:)``.
+    func recordRoundStart(_ start: RoundStart) async throws
 
-    /// Records a finished round's output (after ``record(_:)`` recorded the round itself).
-    func recordResult(_ result: RoundResultRecord) async throws
+    /// Commits the end of a round in one transaction (SPEC.md §12.2): its row (inserted, or
+    /// updated from "running"), its result, the merge of its sum into its feature window, and the
+    /// release of its claims on devices it did not count. Devices are told how the round ended
+    /// only after this returns. Refuses, changing nothing, with
+    /// ``FeatureWindowError/alreadyCounted(window:devices:)`` or
+    /// ``FeatureWindowError/windowOverflow(window:contributors:maximum:)`` when the window cannot
+    /// take the sum, and with ``AggregatorStoreError`` when the round already ended (a recovered
+    /// round cannot be finished late). Atomic, also between instances sharing the store.
+    func commitRound(_ commit: RoundCommit, now: Date) async throws
+
+    /// Ends the rounds of `instance` still recorded as running: a previous process of this
+    /// instance died while running them. Each is recorded as aborted and its claims are
+    /// released, so its devices can be counted by a later round of their windows. Returns
+    /// their ids. Call once at start, before this instance starts rounds.
+    func recoverRounds(instance: String, now: Date) async throws -> [String]
 
     /// Round `roundID` (hex) from the history.
     func round(id roundID: String) async throws -> RoundRecord?
@@ -52,22 +67,15 @@ public protocol AggregatorStore: Sendable {
     /// every device not yet counted in the window and not claimed by a round of it that is still
     /// running is claimed, so that no device can be in two rounds of one window at once. Claims
     /// older than `staleBefore` belong to rounds that cannot still be running (an instance that
-    /// stopped mid-round) and are taken over. Atomic, also between instances sharing the store.
+    /// stopped mid-round) and are taken over. Claims reserve the window's capacity: counted
+    /// devices and live claims together never exceed the feature set's `maximumCohort`, so a
+    /// round never finishes with a sum its window must refuse; devices beyond it are returned as
+    /// ``WindowClaims/full``. Atomic, also between instances sharing the store.
     func claimWindow(_ set: FeatureSet, windowStart: Int, roundID: String, deviceIDs: [String], staleBefore: Date, now: Date) async throws -> WindowClaims
 
     /// Releases the claims of round `roundID` on devices it did not count (it aborted, or they
     /// dropped), so that they can take part in a later round of the window.
     func releaseClaims(roundID: String) async throws
-
-    /// Adds a finished round's sum into its window's running sum and records `contributorIDs`,
-    /// the devices in the sum, as counted in the window; the round's other claims are released.
-    /// Sums add because each device counts at most once per window, which this enforces: it
-    /// refuses with ``FeatureWindowError/alreadyCounted(window:devices:)`` when a contributor is
-    /// already counted or claimed by another round, and with
-    /// ``FeatureWindowError/windowOverflow(window:contributors:maximum:)`` when the window would
-    /// exceed the feature set's maximum cohort, which its overflow check assumed; a refusal
-    /// changes nothing. Atomic, also between aggregator instances sharing the store.
-    func addToWindow(_ set: FeatureSet, windowStart: Int, roundID: String, sum: ModularVector, contributorIDs: [String], now: Date) async throws
 
     /// The round that counted `deviceID` in window `windowStart` of `set`, if one did.
     func countingRound(of deviceID: String, in set: FeatureSet, windowStart: Int) async throws -> String?
@@ -117,9 +125,9 @@ extension AggregatorStore {
         try await recentRounds(limit: 100)
     }
 
-    /// ``addToWindow(_:windowStart:roundID:sum:contributorIDs:now:)`` at the current time.
-    public func addToWindow(_ set: FeatureSet, windowStart: Int, roundID: String, sum: ModularVector, contributorIDs: [String]) async throws {
-        try await addToWindow(set, windowStart: windowStart, roundID: roundID, sum: sum, contributorIDs: contributorIDs, now: Date())
+    /// ``commitRound(_:now:)`` at the current time.
+    public func commitRound(_ commit: RoundCommit) async throws {
+        try await commitRound(commit, now: Date())
     }
 
     /// ``claimWindow(_:windowStart:roundID:deviceIDs:staleBefore:now:)`` at the current time.
@@ -260,7 +268,7 @@ public struct RoundRecord: Sendable, Equatable {
     public let cohortSize: Int
     /// |U3| when finished, else 0.
     public let survivors: Int
-    /// "finished" or "aborted".
+    /// "running" (recorded at its start and not ended yet), "finished" or "aborted".
     public let outcome: String
     /// Why it aborted, or empty.
     public let reason: String

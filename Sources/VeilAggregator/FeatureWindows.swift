@@ -112,23 +112,38 @@ public struct WindowClaims: Sendable, Equatable {
     public var alreadyCounted: [String: String] = [:]
     /// Devices claimed by another round of the window that is still running.
     public var busy: [String] = []
+    /// Devices the window has no room for: its counted devices and live claims already reach
+    /// the feature set's maximum cohort.
+    public var full: [String] = []
 
     /// Creates an empty set of claims.
     public init() {}
 
     /// Decides from the entries already stored for `deviceIDs`: a device without an entry, or
-    /// whose claim is older than `staleBefore` (its round cannot still be running), is claimed.
-    /// Both store implementations decide through this one function.
-    static func deciding(_ deviceIDs: [String], existing: [String: ContributorEntry], staleBefore: Double) -> WindowClaims {
+    /// whose claim is older than `staleBefore` (its round cannot still be running), is claimed,
+    /// while the window has room. `occupied` is the number of the window's entries that are
+    /// counted or hold a live claim (over every device, not only these), `capacity` the feature
+    /// set's maximum cohort. Both store implementations decide through this one function.
+    static func deciding(
+        _ deviceIDs: [String], existing: [String: ContributorEntry], staleBefore: Double, occupied: Int, capacity: Int
+    ) -> WindowClaims {
         var claims = WindowClaims()
+        var room = max(0, capacity - occupied)
         for id in deviceIDs {
-            guard let entry = existing[id] else { claims.claimed.append(id); continue }
-            if entry.counted {
-                claims.alreadyCounted[id] = entry.roundID
-            } else if entry.claimedAt < staleBefore {
+            if let entry = existing[id] {
+                if entry.counted {
+                    claims.alreadyCounted[id] = entry.roundID
+                    continue
+                } else if entry.claimedAt >= staleBefore {
+                    claims.busy.append(id)
+                    continue
+                }
+            }
+            if room > 0 {
                 claims.claimed.append(id)
+                room -= 1
             } else {
-                claims.busy.append(id)
+                claims.full.append(id)
             }
         }
         return claims

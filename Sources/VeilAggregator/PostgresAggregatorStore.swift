@@ -4,7 +4,7 @@ import NIOSSL
 import PostgresNIO
 public import VeilCrypto
 public import VeilFeatures
-public import VeilProtocol
+import VeilProtocol
 
 /// The ``AggregatorStore`` on PostgreSQL (postgres-nio), for several aggregator instances sharing
 /// one store. Selected by a `postgres://` URL in the `database` setting.
@@ -90,6 +90,10 @@ public final class PostgresAggregatorStore: AggregatorStore {
               PRIMARY KEY (feature_set, version, window_start, device_id))
             """,
             "CREATE INDEX window_contributor_round ON window_contributor (round_id)",
+        ]),
+        ("v6: round instances", [
+            "ALTER TABLE round ADD COLUMN instance TEXT NOT NULL DEFAULT ''",
+            "CREATE INDEX round_running ON round (outcome, instance)",
         ]),
     ]
 
@@ -184,19 +188,57 @@ public final class PostgresAggregatorStore: AggregatorStore {
 
     // MARK: Rounds
 
-    public func record(_ round: RoundRecord) async throws {
+    public func recordRoundStart(_ start: RoundStart) async throws {
         try await execute("""
-            INSERT INTO round (round_id, task, started_at, ended_at, cohort_size, survivors, outcome, reason)
-            VALUES (\(round.roundID), \(round.task), \(round.startedAt.timeIntervalSince1970), \(round.endedAt.timeIntervalSince1970),
-                    \(round.cohortSize), \(round.survivors), \(round.outcome), \(round.reason))
+            INSERT INTO round (round_id, task, started_at, ended_at, cohort_size, survivors, outcome, reason, instance)
+            VALUES (\(start.roundID), \(start.task), \(start.startedAt.timeIntervalSince1970), \(start.startedAt.timeIntervalSince1970),
+                    \(start.cohortSize), 0, \(RoundRecord.running), '', \(start.instance))
             """)
     }
 
-    public func recordResult(_ result: RoundResultRecord) async throws {
-        try await execute("""
-            INSERT INTO round_result (round_id, dimension, bit_width, sum, survivor_bitmap)
-            VALUES (\(result.roundID), \(result.dimension), \(result.bitWidth), \(Data(result.packedSum)), \(Data(result.survivorBitmap)))
-            """)
+    public func commitRound(_ commit: RoundCommit, now: Date) async throws {
+        let logger = logger
+        try await transaction { connection in
+            let round = commit.round
+            // The round's row is locked first, so two commits of one round serialise here.
+            let existing = try await connection.query(
+                "SELECT outcome FROM round WHERE round_id = \(round.roundID) FOR UPDATE", logger: logger).collect().first?.decode(String.self)
+            guard existing == nil || existing == RoundRecord.running else {
+                throw AggregatorStoreError("round \(round.roundID) already ended (\(existing!)); its end is not recorded twice")
+            }
+            if let merge = commit.window {
+                try await Self.merge(connection, merge, roundID: round.roundID, now: now, logger)
+            }
+            try await connection.query("""
+                INSERT INTO round (round_id, task, started_at, ended_at, cohort_size, survivors, outcome, reason)
+                VALUES (\(round.roundID), \(round.task), \(round.startedAt.timeIntervalSince1970), \(round.endedAt.timeIntervalSince1970),
+                        \(round.cohortSize), \(round.survivors), \(round.outcome), \(round.reason))
+                ON CONFLICT (round_id) DO UPDATE SET
+                  ended_at = excluded.ended_at, survivors = excluded.survivors, outcome = excluded.outcome, reason = excluded.reason
+                """, logger: logger)
+            if let result = commit.result {
+                try await connection.query("""
+                    INSERT INTO round_result (round_id, dimension, bit_width, sum, survivor_bitmap)
+                    VALUES (\(result.roundID), \(result.dimension), \(result.bitWidth), \(Data(result.packedSum)), \(Data(result.survivorBitmap)))
+                    """, logger: logger)
+            }
+            try await connection.query("DELETE FROM window_contributor WHERE round_id = \(round.roundID) AND NOT counted", logger: logger)
+        }
+    }
+
+    public func recoverRounds(instance: String, now: Date) async throws -> [String] {
+        let logger = logger
+        return try await transaction { connection in
+            let rows = try await connection.query("""
+                UPDATE round SET outcome = \(RoundRecord.aborted), reason = \(RoundRecord.instanceStoppedReason), ended_at = \(now.timeIntervalSince1970)
+                WHERE outcome = \(RoundRecord.running) AND instance = \(instance) RETURNING round_id
+                """, logger: logger).collect()
+            let ids = try rows.map { try $0.decode(String.self) }.sorted()
+            if !ids.isEmpty {
+                try await connection.query("DELETE FROM window_contributor WHERE round_id = ANY(\(ids)) AND NOT counted", logger: logger)
+            }
+            return ids
+        }
     }
 
     private static let roundColumns = "round_id, task, started_at, ended_at, cohort_size, survivors, outcome, reason"
@@ -257,7 +299,13 @@ public final class PostgresAggregatorStore: AggregatorStore {
         return try await transaction { connection in
             try await Self.lockWindow(connection, set, windowStart, logger)
             let existing = try await Self.contributorEntries(connection, set, windowStart, deviceIDs, logger)
-            let claims = WindowClaims.deciding(deviceIDs, existing: existing, staleBefore: staleBefore.timeIntervalSince1970)
+            let occupied = try await connection.query("""
+                SELECT COUNT(*) FROM window_contributor
+                WHERE feature_set = \(set.name) AND version = \(set.version) AND window_start = \(windowStart)
+                  AND (counted OR claimed_at >= \(staleBefore.timeIntervalSince1970))
+                """, logger: logger).collect().first?.decode(Int.self) ?? 0
+            let claims = WindowClaims.deciding(
+                deviceIDs, existing: existing, staleBefore: staleBefore.timeIntervalSince1970, occupied: occupied, capacity: set.maximumCohort)
             if !claims.claimed.isEmpty {
                 try await connection.query("""
                     INSERT INTO window_contributor (feature_set, version, window_start, device_id, round_id, counted, claimed_at)
@@ -282,36 +330,36 @@ public final class PostgresAggregatorStore: AggregatorStore {
             """).first?.decode(String.self)
     }
 
-    public func addToWindow(_ set: FeatureSet, windowStart: Int, roundID: String, sum: ModularVector, contributorIDs: [String], now: Date) async throws {
-        let logger = logger
-        try await transaction { connection in
-            // Serialises the read-add-write of one window across every instance sharing the store.
-            try await Self.lockWindow(connection, set, windowStart, logger)
-            let conflicts = ContributorEntry.conflicts(
-                contributorIDs, existing: try await Self.contributorEntries(connection, set, windowStart, contributorIDs, logger), roundID: roundID)
-            guard conflicts.isEmpty else { throw FeatureWindowError.alreadyCounted(window: windowStart, devices: conflicts) }
-            let stored = try await connection.query("""
-                SELECT \(unescaped: Self.windowColumns) FROM window_aggregate
-                WHERE feature_set = \(set.name) AND version = \(set.version) AND window_start = \(windowStart)
-                """, logger: logger).collect().first.map(Self.storedWindow)
-            let merged = try StoredWindow.merging(stored, set, windowStart: windowStart, roundID: roundID, sum: sum, contributors: contributorIDs.count)
-            if !contributorIDs.isEmpty {
-                try await connection.query("""
-                    INSERT INTO window_contributor (feature_set, version, window_start, device_id, round_id, counted, claimed_at)
-                    SELECT \(set.name), \(set.version), \(windowStart), id, \(roundID), TRUE, \(now.timeIntervalSince1970)
-                    FROM unnest(\(contributorIDs)::text[]) AS id
-                    ON CONFLICT (feature_set, version, window_start, device_id) DO UPDATE SET counted = TRUE
-                    """, logger: logger)
-            }
-            try await connection.query("DELETE FROM window_contributor WHERE round_id = \(roundID) AND NOT counted", logger: logger)
+    /// Adds `merge` into its window inside the caller's transaction, under the window's lock:
+    /// refuses devices already counted or claimed by another round, and a window that would
+    /// overflow; marks the contributors counted and writes the new running sum.
+    private static func merge(_ connection: PostgresConnection, _ merge: WindowMerge, roundID: String, now: Date, _ logger: Logger) async throws {
+        let set = merge.featureSet, windowStart = merge.windowStart, sum = merge.sum, contributorIDs = merge.contributorIDs
+        // Serialises the read-add-write of one window across every instance sharing the store.
+        try await lockWindow(connection, set, windowStart, logger)
+        let conflicts = ContributorEntry.conflicts(
+            contributorIDs, existing: try await contributorEntries(connection, set, windowStart, contributorIDs, logger), roundID: roundID)
+        guard conflicts.isEmpty else { throw FeatureWindowError.alreadyCounted(window: windowStart, devices: conflicts) }
+        let stored = try await connection.query("""
+            SELECT \(unescaped: windowColumns) FROM window_aggregate
+            WHERE feature_set = \(set.name) AND version = \(set.version) AND window_start = \(windowStart)
+            """, logger: logger).collect().first.map(storedWindow)
+        let merged = try StoredWindow.merging(stored, set, windowStart: windowStart, roundID: roundID, sum: sum, contributors: contributorIDs.count)
+        if !contributorIDs.isEmpty {
             try await connection.query("""
-                INSERT INTO window_aggregate (feature_set, version, window_start, dimension, bit_width, sum, contributors, round_ids, updated_at)
-                VALUES (\(set.name), \(set.version), \(windowStart), \(sum.count), \(sum.bitWidth), \(Data(merged.sum.packed())),
-                        \(merged.contributors), \(merged.roundIDsJSON), \(now.timeIntervalSince1970))
-                ON CONFLICT (feature_set, version, window_start) DO UPDATE SET
-                  sum = excluded.sum, contributors = excluded.contributors, round_ids = excluded.round_ids, updated_at = excluded.updated_at
+                INSERT INTO window_contributor (feature_set, version, window_start, device_id, round_id, counted, claimed_at)
+                SELECT \(set.name), \(set.version), \(windowStart), id, \(roundID), TRUE, \(now.timeIntervalSince1970)
+                FROM unnest(\(contributorIDs)::text[]) AS id
+                ON CONFLICT (feature_set, version, window_start, device_id) DO UPDATE SET counted = TRUE
                 """, logger: logger)
         }
+        try await connection.query("""
+            INSERT INTO window_aggregate (feature_set, version, window_start, dimension, bit_width, sum, contributors, round_ids, updated_at)
+            VALUES (\(set.name), \(set.version), \(windowStart), \(sum.count), \(sum.bitWidth), \(Data(merged.sum.packed())),
+                    \(merged.contributors), \(merged.roundIDsJSON), \(now.timeIntervalSince1970))
+            ON CONFLICT (feature_set, version, window_start) DO UPDATE SET
+              sum = excluded.sum, contributors = excluded.contributors, round_ids = excluded.round_ids, updated_at = excluded.updated_at
+            """, logger: logger)
     }
 
     public func storedWindows(of set: FeatureSet, from: Int, to: Int) async throws -> [StoredWindow] {

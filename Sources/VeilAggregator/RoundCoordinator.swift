@@ -28,10 +28,13 @@ actor RoundCoordinator {
     private var shuttingDown = false
     private var listeners: [UUID: AsyncStream<CompletedRound>.Continuation] = [:]
     private let clock: @Sendable () -> Date
+    /// This instance's name in the round history (``AggregatorConfiguration/instance``).
+    private let instance: String
 
     init(policy: RoundPolicy, maximumWaiting: Int, store: any AggregatorStore, metrics: AggregatorMetrics, logger: Logger,
-         clock: @escaping @Sendable () -> Date, windowUpdated: @escaping @Sendable (FeatureLayout) async -> Void) {
+         instance: String, clock: @escaping @Sendable () -> Date, windowUpdated: @escaping @Sendable (FeatureLayout) async -> Void) {
         self.clock = clock
+        self.instance = instance
         self.windowUpdated = windowUpdated
         self.policy = policy
         self.maximumWaiting = maximumWaiting
@@ -121,7 +124,7 @@ actor RoundCoordinator {
         shuttingDown = true
         gatherTimer?.cancel()
         for link in waiting {
-            link.end(TransportCodec.endedFrame(.noRound, reason: "the aggregator is shutting down", retryAfterMilliseconds: 5_000))
+            link.end(TransportCodec.endedFrame(.noRound, reason: "the aggregator is shutting down", retryAfterMilliseconds: Retry.jittered(milliseconds: 5_000)))
         }
         waiting.removeAll()
         for driver in rounds.values { await driver.cancel(reason: "the aggregator is shutting down") }
@@ -146,7 +149,7 @@ actor RoundCoordinator {
         let now = ContinuousClock.now
         waiting.removeAll { link in
             guard let since = link.waitingSince, now - since > limit else { return link.isClosed }
-            link.end(TransportCodec.endedFrame(.noRound, reason: "no round formed while the device waited", retryAfterMilliseconds: UInt32(policy.gatherSeconds * 1000) + 1000))
+            link.end(TransportCodec.endedFrame(.noRound, reason: "no round formed while the device waited", retryAfterMilliseconds: Retry.jittered(milliseconds: UInt32(policy.gatherSeconds * 1000) + 1000)))
             return true
         }
         metrics.waiting.record(waiting.count)
@@ -181,7 +184,7 @@ actor RoundCoordinator {
         defer { starting -= 1 }
         if featureSetRetired, let set = policy.featureSet {
             for link in cohort {
-                link.end(TransportCodec.endedFrame(.noRound, reason: "feature set \(set.name) v\(set.version) is retired", retryAfterMilliseconds: 600_000))
+                link.end(TransportCodec.endedFrame(.noRound, reason: "feature set \(set.name) v\(set.version) is retired", retryAfterMilliseconds: Retry.jittered(milliseconds: 600_000)))
             }
             return false
         }
@@ -197,6 +200,7 @@ actor RoundCoordinator {
             task = FeatureWindowTask(featureSet: set.name, version: set.version, windowStart: window).description
             guard let claimed = await claim(members, for: set, window: window, task: task, roundID: roundID, now: now) else { return false }
             members = claimed
+            FaultPoint.reach(.afterClaim)
         }
         let links = members.shuffled(using: &generator)
         let driver: RoundDriver
@@ -213,16 +217,31 @@ actor RoundCoordinator {
             driver = try RoundDriver(
                 configuration: configuration, placementSecret: placementSecret, task: task, links: links,
                 phaseTimeout: .milliseconds(Int64(policy.phaseTimeoutSeconds * 1000)), metrics: metrics, logger: logger
-            ) { [weak self] completed in await self?.roundEnded(completed) }
-            rounds[configuration.roundID] = driver
+            ) { [weak self] completed in
+                await self?.roundEnded(completed) ?? .notCommitted("the coordinator is gone")
+            }
         } catch {
             logger.error("cannot start a round", metadata: ["cohort": "\(links.count)", "error": "\(error)"])
             for link in links {
-                link.end(TransportCodec.endedFrame(.noRound, reason: "the aggregator could not plan a round: \(error)", retryAfterMilliseconds: 10_000))
+                link.end(TransportCodec.endedFrame(.noRound, reason: "the aggregator could not plan a round: \(error)", retryAfterMilliseconds: Retry.jittered(milliseconds: 10_000)))
             }
             if policy.featureSet != nil { await releaseClaims(of: "\(roundID)") }
             return false
         }
+        // Persist before telling: the round is in the history before any device is assigned,
+        // so a crash from here on leaves a row that recovery ends and whose claims it releases.
+        do {
+            try await store.recordRoundStart(RoundStart(
+                roundID: "\(roundID)", task: task, startedAt: driver.startedAt, cohortSize: links.count, instance: instance))
+        } catch {
+            metrics.storeError(operation: "record-round-start")
+            logger.error("cannot record the round's start; the cohort waits", metadata: ["round": "\(roundID)", "error": "\(error)"])
+            if policy.featureSet != nil { await releaseClaims(of: "\(roundID)") }
+            requeue(links)
+            return false
+        }
+        FaultPoint.reach(.afterRoundStart)
+        rounds[roundID] = driver
         metrics.activeRounds.record(rounds.count)
         Task { await driver.start() }
         return true
@@ -240,6 +259,7 @@ actor RoundCoordinator {
                 set, windowStart: window, roundID: "\(roundID)", deviceIDs: ids,
                 staleBefore: now.addingTimeInterval(-policy.claimLifetimeSeconds), now: now)
         } catch {
+            metrics.storeError(operation: "claim-window")
             logger.error("cannot claim the feature window; the cohort waits", metadata: ["task": "\(task)", "error": "\(error)"])
             requeue(cohort)
             return nil
@@ -247,8 +267,17 @@ actor RoundCoordinator {
         var members: [DeviceLink] = []
         var busy: [DeviceLink] = []
         let claimed = Set(claims.claimed)
+        let full = Set(claims.full)
         for (link, id) in zip(cohort, ids) {
-            if let counting = claims.alreadyCounted[id] {
+            if full.contains(id) {
+                // The window's counted devices and live claims reach the feature set's maximum
+                // cohort: this device cannot be counted in it unless a running round releases
+                // claims, so it comes back later rather than wait in the room.
+                link.end(TransportCodec.endedFrame(
+                    .noRound, reason: "window \(window) of \(set.name) v\(set.version) is full (maximumCohort \(set.maximumCohort))",
+                    retryAfterMilliseconds: Retry.jittered(milliseconds: 60_000)))
+                metrics.rejected(reason: "window-full")
+            } else if let counting = claims.alreadyCounted[id] {
                 link.end(TransportCodec.alreadyCountedFrame(task: task, countedRoundID: counting))
                 metrics.rejected(reason: "already-counted")
             } else if claimed.contains(id), !link.isClosed {
@@ -271,7 +300,7 @@ actor RoundCoordinator {
         let open = links.filter { !$0.isClosed }
         guard !open.isEmpty else { return }
         if shuttingDown {
-            for link in open { link.end(TransportCodec.endedFrame(.noRound, reason: "the aggregator is shutting down", retryAfterMilliseconds: 5_000)) }
+            for link in open { link.end(TransportCodec.endedFrame(.noRound, reason: "the aggregator is shutting down", retryAfterMilliseconds: Retry.jittered(milliseconds: 5_000))) }
             return
         }
         waiting.insert(contentsOf: open, at: 0)
@@ -285,40 +314,76 @@ actor RoundCoordinator {
         }
     }
 
-    private func roundEnded(_ completed: CompletedRound) async {
+    /// Commits the end of a round in one store transaction and says what its devices may be told
+    /// (SPEC.md §12.2). A window that refuses the sum, or a store that fails, makes a finished
+    /// round's devices hear ABORTED, never COUNTED.
+    private func roundEnded(_ completed: CompletedRound) async -> RoundEndNotice {
         rounds[completed.configuration.roundID] = nil
         metrics.activeRounds.record(rounds.count)
-        let record: RoundRecord
-        switch completed.outcome {
-        case let .finished(result):
-            record = RoundRecord(roundID: "\(completed.configuration.roundID)", task: completed.task, startedAt: completed.startedAt,
-                                 endedAt: completed.endedAt, cohortSize: completed.configuration.cohortSize,
-                                 survivors: result.survivors.count, outcome: "finished", reason: "")
-        case let .aborted(reason):
-            record = RoundRecord(roundID: "\(completed.configuration.roundID)", task: completed.task, startedAt: completed.startedAt,
-                                 endedAt: completed.endedAt, cohortSize: completed.configuration.cohortSize,
-                                 survivors: 0, outcome: "aborted", reason: reason.description)
-        }
+        let notice: RoundEndNotice
+        var reported = completed
         do {
-            try await store.record(record)
-            if case let .finished(result) = completed.outcome {
-                try await store.recordResult(RoundResultRecord(
-                    roundID: record.roundID, dimension: completed.configuration.dimension, bitWidth: completed.configuration.bitWidth,
-                    packedSum: result.sum.packed(),
-                    survivorBitmap: SurvivorBitmap.encode(result.survivors, cohortSize: completed.configuration.cohortSize)))
-                if let layout = policy.featureLayout, let window = FeatureWindowTask(parsing: completed.task) {
-                    let contributors = result.survivors.map { completed.deviceIDs[Int($0)] }
-                    try await store.addToWindow(layout.featureSet, windowStart: window.windowStart, roundID: record.roundID, sum: result.sum, contributorIDs: contributors)
-                    await windowUpdated(layout)
-                }
+            try await store.commitRound(commit(for: completed, outcome: completed.outcome))
+            notice = .committed
+        } catch let refusal as FeatureWindowError {
+            // The window cannot take the sum (claims reserve capacity and exclude counted
+            // devices, so this means another instance took this round's claims over): the round
+            // is recorded as aborted, and its devices can be counted by a later round.
+            metrics.mergeRefused()
+            logger.error("the round's window refused its sum; the round is recorded as aborted", metadata: [
+                "round": "\(completed.configuration.roundID)", "refusal": "\(refusal)"])
+            let aborted = AggregationOutcome.aborted(.cancelled("its window refused the sum: \(refusal)"))
+            reported = completed.with(outcome: aborted)
+            do { try await store.commitRound(commit(for: completed, outcome: aborted)) } catch {
+                metrics.storeError(operation: "commit-round")
+                logger.error("cannot record the aborted round; its claims expire on their own", metadata: ["error": "\(error)"])
             }
+            notice = .notCommitted("its window refused the sum")
         } catch {
-            logger.error("cannot record the round", metadata: ["round": "\(record.roundID)", "error": "\(error)"])
+            metrics.storeError(operation: "commit-round")
+            logger.error("cannot commit the round's end; its devices are not told they were counted", metadata: [
+                "round": "\(completed.configuration.roundID)", "error": "\(error)"])
+            if case .finished = completed.outcome {
+                let aborted = AggregationOutcome.aborted(.cancelled("its result could not be stored: \(error)"))
+                reported = completed.with(outcome: aborted)
+                // Best effort, if the store is back: end the round as aborted now rather than at
+                // the next restart. If the first commit did land (its outcome was unknown), this
+                // is refused, and the devices learn ALREADY_COUNTED at their next check-in.
+                try? await store.commitRound(commit(for: completed, outcome: aborted))
+            }
+            notice = .notCommitted("the store failed")
         }
-        // Devices the round did not count may join a later round of the window (after a
-        // successful addition this finds nothing left to release).
-        if policy.featureSet != nil { await releaseClaims(of: record.roundID) }
-        for continuation in listeners.values { continuation.yield(completed) }
+        if notice == .committed, case .finished = completed.outcome, let layout = policy.featureLayout,
+           FeatureWindowTask(parsing: completed.task) != nil {
+            await windowUpdated(layout)
+        }
+        for continuation in listeners.values { continuation.yield(reported) }
         if !shuttingDown { formRounds(gatherDeadlinePassed: false) }
+        return notice
+    }
+
+    /// The store writes that end `completed` with `outcome`: its history row, and when it
+    /// finished its result and (for a feature round) its window merge.
+    private func commit(for completed: CompletedRound, outcome: AggregationOutcome) -> RoundCommit {
+        let roundID = "\(completed.configuration.roundID)"
+        switch outcome {
+        case let .finished(result):
+            let record = RoundRecord(
+                roundID: roundID, task: completed.task, startedAt: completed.startedAt, endedAt: completed.endedAt,
+                cohortSize: completed.configuration.cohortSize, survivors: result.survivors.count, outcome: RoundRecord.finished, reason: "")
+            let output = RoundResultRecord(
+                roundID: roundID, dimension: completed.configuration.dimension, bitWidth: completed.configuration.bitWidth,
+                packedSum: result.sum.packed(), survivorBitmap: SurvivorBitmap.encode(result.survivors, cohortSize: completed.configuration.cohortSize))
+            var merge: WindowMerge?
+            if let set = policy.featureSet, let window = FeatureWindowTask(parsing: completed.task) {
+                merge = WindowMerge(featureSet: set, windowStart: window.windowStart, sum: result.sum,
+                                    contributorIDs: result.survivors.map { completed.deviceIDs[Int($0)] })
+            }
+            return RoundCommit(round: record, result: output, window: merge)
+        case let .aborted(reason):
+            return RoundCommit(round: RoundRecord(
+                roundID: roundID, task: completed.task, startedAt: completed.startedAt, endedAt: completed.endedAt,
+                cohortSize: completed.configuration.cohortSize, survivors: 0, outcome: RoundRecord.aborted, reason: reason.description))
+        }
     }
 }

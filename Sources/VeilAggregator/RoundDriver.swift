@@ -23,7 +23,7 @@ actor RoundDriver {
     private var deadline: Task<Void, Never>?
     private let metrics: AggregatorMetrics
     private let logger: Logger
-    private let onEnd: @Sendable (CompletedRound) async -> Void
+    private let onEnd: @Sendable (CompletedRound) async -> RoundEndNotice
     /// Seconds spent in protocol work (decoding, receiving, closing phases, encoding replies).
     private var computeSeconds = 0.0
     /// Wall seconds of each closed phase, from its opening to its close.
@@ -33,7 +33,7 @@ actor RoundDriver {
 
     init(
         configuration: RoundConfiguration, placementSecret: [UInt8]?, task: String, links: [DeviceLink], phaseTimeout: Duration,
-        metrics: AggregatorMetrics, logger: Logger, onEnd: @escaping @Sendable (CompletedRound) async -> Void
+        metrics: AggregatorMetrics, logger: Logger, onEnd: @escaping @Sendable (CompletedRound) async -> RoundEndNotice
     ) throws(ConfigurationError) {
         var identities: [UInt32: Ed25519.PublicKey] = [:]
         for (i, link) in links.enumerated() { identities[UInt32(i)] = link.identity?.key }
@@ -156,6 +156,7 @@ actor RoundDriver {
             await finish(outcome)
             return
         }
+        if let point = FaultPoint.afterClosing(closing.rawValue) { FaultPoint.reach(point) }
         let encodeStart = clock.now
         defer { computeSeconds += (clock.now - encodeStart).seconds }
         let opened = session.phase!
@@ -190,12 +191,24 @@ actor RoundDriver {
         }
     }
 
+    /// Ends the round: its end is made durable first (by `onEnd`, which commits it to the store),
+    /// and only then are devices told (SPEC.md §12.2). A device hears COUNTED only when the
+    /// round's sum and its window merge are committed; if the commit failed, or its outcome is
+    /// unknown, every device hears ABORTED, and one whose window was in fact committed hears
+    /// ALREADY_COUNTED when it next checks in.
     private func finish(_ outcome: AggregationOutcome) async {
         deadline?.cancel()
         generation += 1
-        let completed: CompletedRound
-        switch outcome {
-        case let .finished(result):
+        let completed = CompletedRound(
+            configuration: configuration, task: task, startedAt: startedAt, endedAt: Date(),
+            deviceIDs: links.map { $0.identity?.deviceID ?? "" }, outcome: outcome,
+            statistics: session.statistics, serverComputeSeconds: computeSeconds,
+            phaseSeconds: phaseSeconds, bytesReceived: bytesIn, bytesSent: bytesOut)
+        FaultPoint.reach(.beforeRoundCommit)
+        let notice = await onEnd(completed)
+        FaultPoint.reach(.afterRoundCommit)
+        switch (outcome, notice) {
+        case let (.finished(result), .committed):
             let counted = Set(result.survivors)
             for (i, link) in links.enumerated() {
                 let isCounted = counted.contains(UInt32(i))
@@ -207,21 +220,26 @@ actor RoundDriver {
             for (phase, dropped) in result.droppedInPhase { metrics.dropped(dropped.count, in: phase) }
             metrics.roundEnded(outcome: "finished")
             logger.info("round finished", metadata: ["survivors": "\(result.survivors.count)", "misbehaving": "\(result.misbehaving.count)"])
-            completed = CompletedRound(configuration: configuration, task: task, startedAt: startedAt, endedAt: Date(),
-                                       deviceIDs: links.map { $0.identity?.deviceID ?? "" }, outcome: outcome,
-                                       statistics: session.statistics, serverComputeSeconds: computeSeconds,
-                                       phaseSeconds: phaseSeconds, bytesReceived: bytesIn, bytesSent: bytesOut)
-        case let .aborted(reason):
+        case let (.finished, .notCommitted(why)):
+            for link in links { link.end(TransportCodec.endedFrame(.aborted, reason: "the round's result was not stored: \(why)")) }
+            metrics.roundEnded(outcome: "lost")
+            logger.error("round finished but its result was not committed; no device was told it was counted", metadata: ["why": "\(why)"])
+        case let (.aborted(reason), _):
             for link in links { link.end(TransportCodec.endedFrame(.aborted, reason: "the round aborted: \(reason)")) }
             metrics.roundEnded(outcome: "aborted")
             logger.warning("round aborted", metadata: ["reason": "\(reason)"])
-            completed = CompletedRound(configuration: configuration, task: task, startedAt: startedAt, endedAt: Date(),
-                                       deviceIDs: links.map { $0.identity?.deviceID ?? "" }, outcome: outcome,
-                                       statistics: session.statistics, serverComputeSeconds: computeSeconds,
-                                       phaseSeconds: phaseSeconds, bytesReceived: bytesIn, bytesSent: bytesOut)
         }
-        await onEnd(completed)
+        FaultPoint.reach(.afterRoundEnded)
     }
+}
+
+/// What a round's devices may be told once its end was (or failed to be) made durable.
+enum RoundEndNotice: Sendable, Equatable {
+    /// The round's end is committed: a finished round's survivors are COUNTED.
+    case committed
+    /// The end could not be committed as it happened (the store failed, or the window refused
+    /// the sum): nobody is told COUNTED.
+    case notCommitted(String)
 }
 
 /// A round that ended, with its outcome (the sum when it finished).
@@ -249,6 +267,14 @@ public struct CompletedRound: Sendable {
     public let bytesReceived: [Phase: Int]
     /// Protocol bytes sent, by the phase they opened (the requests devices answer in that phase).
     public let bytesSent: [Phase: Int]
+
+    /// The same round with another outcome: a finished round whose result was not stored is
+    /// reported as aborted.
+    func with(outcome: AggregationOutcome) -> CompletedRound {
+        CompletedRound(configuration: configuration, task: task, startedAt: startedAt, endedAt: endedAt, deviceIDs: deviceIDs,
+                       outcome: outcome, statistics: statistics, serverComputeSeconds: serverComputeSeconds,
+                       phaseSeconds: phaseSeconds, bytesReceived: bytesReceived, bytesSent: bytesSent)
+    }
 }
 
 extension Duration {

@@ -2,7 +2,7 @@ public import Foundation
 import GRDB
 public import VeilCrypto
 public import VeilFeatures
-public import VeilProtocol
+import VeilProtocol
 
 /// The embedded default ``AggregatorStore``: one SQLite file (GRDB, WAL mode), created and
 /// migrated when opened. One aggregator process owns it; several instances sharing one store use
@@ -95,6 +95,12 @@ public final class SQLiteAggregatorStore: AggregatorStore {
                 t.primaryKey(["feature_set", "version", "window_start", "device_id"])
             }
         }
+        migrator.registerMigration("v6: round instances") { db in
+            // The instance running each round, recorded at its start, so that a restart can find
+            // and end the rounds a crash left running (outcome "running").
+            try db.alter(table: "round") { t in t.add(column: "instance", .text).notNull().defaults(to: "") }
+            try db.create(index: "round_running", on: "round", columns: ["outcome", "instance"])
+        }
         return migrator
     }
 
@@ -169,23 +175,58 @@ public final class SQLiteAggregatorStore: AggregatorStore {
 
     // MARK: Rounds
 
-    public func record(_ round: RoundRecord) async throws {
+    public func recordRoundStart(_ start: RoundStart) async throws {
         try await pool.write { db in
+            try db.execute(
+                sql: """
+                INSERT INTO round (round_id, task, started_at, ended_at, cohort_size, survivors, outcome, reason, instance)
+                VALUES (?, ?, ?, ?, ?, 0, ?, '', ?)
+                """,
+                arguments: [start.roundID, start.task, start.startedAt.timeIntervalSince1970, start.startedAt.timeIntervalSince1970,
+                            start.cohortSize, RoundRecord.running, start.instance])
+        }
+    }
+
+    public func commitRound(_ commit: RoundCommit, now: Date) async throws {
+        try await pool.write { db in
+            let round = commit.round
+            let existing = try String.fetchOne(db, sql: "SELECT outcome FROM round WHERE round_id = ?", arguments: [round.roundID])
+            guard existing == nil || existing == RoundRecord.running else {
+                throw AggregatorStoreError("round \(round.roundID) already ended (\(existing!)); its end is not recorded twice")
+            }
+            if let merge = commit.window {
+                try Self.merge(db, merge, roundID: round.roundID, now: now)
+            }
             try db.execute(
                 sql: """
                 INSERT INTO round (round_id, task, started_at, ended_at, cohort_size, survivors, outcome, reason)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (round_id) DO UPDATE SET
+                  ended_at = excluded.ended_at, survivors = excluded.survivors, outcome = excluded.outcome, reason = excluded.reason
                 """,
                 arguments: [round.roundID, round.task, round.startedAt.timeIntervalSince1970, round.endedAt.timeIntervalSince1970,
                             round.cohortSize, round.survivors, round.outcome, round.reason])
+            if let result = commit.result {
+                try db.execute(
+                    sql: "INSERT INTO round_result (round_id, dimension, bit_width, sum, survivor_bitmap) VALUES (?, ?, ?, ?, ?)",
+                    arguments: [result.roundID, result.dimension, result.bitWidth, Data(result.packedSum), Data(result.survivorBitmap)])
+            }
+            try db.execute(sql: "DELETE FROM window_contributor WHERE round_id = ? AND counted = 0", arguments: [round.roundID])
         }
     }
 
-    public func recordResult(_ result: RoundResultRecord) async throws {
+    public func recoverRounds(instance: String, now: Date) async throws -> [String] {
         try await pool.write { db in
-            try db.execute(
-                sql: "INSERT INTO round_result (round_id, dimension, bit_width, sum, survivor_bitmap) VALUES (?, ?, ?, ?, ?)",
-                arguments: [result.roundID, result.dimension, result.bitWidth, Data(result.packedSum), Data(result.survivorBitmap)])
+            let ids = try String.fetchAll(
+                db, sql: "SELECT round_id FROM round WHERE outcome = ? AND instance = ? ORDER BY round_id",
+                arguments: [RoundRecord.running, instance])
+            for id in ids {
+                try db.execute(
+                    sql: "UPDATE round SET outcome = ?, reason = ?, ended_at = ? WHERE round_id = ?",
+                    arguments: [RoundRecord.aborted, RoundRecord.instanceStoppedReason, now.timeIntervalSince1970, id])
+                try db.execute(sql: "DELETE FROM window_contributor WHERE round_id = ? AND counted = 0", arguments: [id])
+            }
+            return ids
         }
     }
 
@@ -237,7 +278,12 @@ public final class SQLiteAggregatorStore: AggregatorStore {
     public func claimWindow(_ set: FeatureSet, windowStart: Int, roundID: String, deviceIDs: [String], staleBefore: Date, now: Date) async throws -> WindowClaims {
         try await pool.write { db in
             let existing = try Self.contributorEntries(db, set, windowStart, deviceIDs)
-            let claims = WindowClaims.deciding(deviceIDs, existing: existing, staleBefore: staleBefore.timeIntervalSince1970)
+            let occupied = try Int.fetchOne(db, sql: """
+                SELECT COUNT(*) FROM window_contributor
+                WHERE feature_set = ? AND version = ? AND window_start = ? AND (counted = 1 OR claimed_at >= ?)
+                """, arguments: [set.name, set.version, windowStart, staleBefore.timeIntervalSince1970]) ?? 0
+            let claims = WindowClaims.deciding(
+                deviceIDs, existing: existing, staleBefore: staleBefore.timeIntervalSince1970, occupied: occupied, capacity: set.maximumCohort)
             let statement = try db.cachedStatement(sql: """
                 INSERT INTO window_contributor (feature_set, version, window_start, device_id, round_id, counted, claimed_at)
                 VALUES (?, ?, ?, ?, ?, 0, ?)
@@ -266,34 +312,35 @@ public final class SQLiteAggregatorStore: AggregatorStore {
         }
     }
 
-    public func addToWindow(_ set: FeatureSet, windowStart: Int, roundID: String, sum: ModularVector, contributorIDs: [String], now: Date) async throws {
-        try await pool.write { db in
-            let conflicts = ContributorEntry.conflicts(
-                contributorIDs, existing: try Self.contributorEntries(db, set, windowStart, contributorIDs), roundID: roundID)
-            guard conflicts.isEmpty else { throw FeatureWindowError.alreadyCounted(window: windowStart, devices: conflicts) }
-            let row = try Row.fetchOne(db, sql: """
-                SELECT window_start, dimension, bit_width, sum, contributors, round_ids FROM window_aggregate
-                WHERE feature_set = ? AND version = ? AND window_start = ?
-                """, arguments: [set.name, set.version, windowStart])
-            let merged = try StoredWindow.merging(
-                try row.map(Self.storedWindow), set, windowStart: windowStart, roundID: roundID, sum: sum, contributors: contributorIDs.count)
-            let mark = try db.cachedStatement(sql: """
-                INSERT INTO window_contributor (feature_set, version, window_start, device_id, round_id, counted, claimed_at)
-                VALUES (?, ?, ?, ?, ?, 1, ?)
-                ON CONFLICT (feature_set, version, window_start, device_id) DO UPDATE SET counted = 1
-                """)
-            for id in contributorIDs {
-                try mark.execute(arguments: [set.name, set.version, windowStart, id, roundID, now.timeIntervalSince1970])
-            }
-            try db.execute(sql: "DELETE FROM window_contributor WHERE round_id = ? AND counted = 0", arguments: [roundID])
-            try db.execute(sql: """
-                INSERT INTO window_aggregate (feature_set, version, window_start, dimension, bit_width, sum, contributors, round_ids, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT (feature_set, version, window_start) DO UPDATE SET
-                  sum = excluded.sum, contributors = excluded.contributors, round_ids = excluded.round_ids, updated_at = excluded.updated_at
-                """, arguments: [set.name, set.version, windowStart, sum.count, sum.bitWidth, Data(merged.sum.packed()),
-                                 merged.contributors, merged.roundIDsJSON, now.timeIntervalSince1970])
+    /// Adds `merge` into its window inside the caller's transaction: refuses devices already
+    /// counted or claimed by another round, and a window that would overflow; marks the
+    /// contributors counted and writes the new running sum.
+    private static func merge(_ db: Database, _ merge: WindowMerge, roundID: String, now: Date) throws {
+        let set = merge.featureSet, windowStart = merge.windowStart, sum = merge.sum, contributorIDs = merge.contributorIDs
+        let conflicts = ContributorEntry.conflicts(
+            contributorIDs, existing: try contributorEntries(db, set, windowStart, contributorIDs), roundID: roundID)
+        guard conflicts.isEmpty else { throw FeatureWindowError.alreadyCounted(window: windowStart, devices: conflicts) }
+        let row = try Row.fetchOne(db, sql: """
+            SELECT window_start, dimension, bit_width, sum, contributors, round_ids FROM window_aggregate
+            WHERE feature_set = ? AND version = ? AND window_start = ?
+            """, arguments: [set.name, set.version, windowStart])
+        let merged = try StoredWindow.merging(
+            try row.map(storedWindow), set, windowStart: windowStart, roundID: roundID, sum: sum, contributors: contributorIDs.count)
+        let mark = try db.cachedStatement(sql: """
+            INSERT INTO window_contributor (feature_set, version, window_start, device_id, round_id, counted, claimed_at)
+            VALUES (?, ?, ?, ?, ?, 1, ?)
+            ON CONFLICT (feature_set, version, window_start, device_id) DO UPDATE SET counted = 1
+            """)
+        for id in contributorIDs {
+            try mark.execute(arguments: [set.name, set.version, windowStart, id, roundID, now.timeIntervalSince1970])
         }
+        try db.execute(sql: """
+            INSERT INTO window_aggregate (feature_set, version, window_start, dimension, bit_width, sum, contributors, round_ids, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (feature_set, version, window_start) DO UPDATE SET
+              sum = excluded.sum, contributors = excluded.contributors, round_ids = excluded.round_ids, updated_at = excluded.updated_at
+            """, arguments: [set.name, set.version, windowStart, sum.count, sum.bitWidth, Data(merged.sum.packed()),
+                             merged.contributors, merged.roundIDsJSON, now.timeIntervalSince1970])
     }
 
     public func storedWindows(of set: FeatureSet, from: Int, to: Int) async throws -> [StoredWindow] {

@@ -177,8 +177,10 @@ struct ServingAPI: Sendable {
         var bounds: [String: Int] = ["to": defaultTo, "from": defaultTo - 24 * policy.windowSeconds]
         for key in ["from", "to"] {
             guard let text = query[Substring(key)] else { continue }
-            guard let value = Int(text) else {
-                return .failure(ProblemResponse(problem(.badRequest, "Invalid query", "\(key) must be an integer number of seconds since the Unix epoch", field: key)))
+            // Bounded, so that no arithmetic on a bound can overflow (one request with
+            // from=Int.min used to trap and end the process).
+            guard let value = Int(text), Self.timeRange.contains(value) else {
+                return .failure(ProblemResponse(problem(.badRequest, "Invalid query", "\(key) must be an integer number of seconds since the Unix epoch, within ±2^40", field: key)))
             }
             bounds[key] = value
         }
@@ -190,6 +192,9 @@ struct ServingAPI: Sendable {
         }
         return .success((set, bounds["from"]!, bounds["to"]!))
     }
+
+    /// The accepted values of `from` and `to`: ±2^40 seconds (about 35,000 years) around the epoch.
+    static let timeRange = -(1 << 40)...(1 << 40)
 
     private func windows(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         switch try await selection(request, context) {

@@ -51,6 +51,13 @@ import VeilFeatures
             ("rounds.graph", { $0.rounds.graph = "complete"; $0.rounds.threshold = 2 }),
             ("rounds.windowSeconds", { $0.rounds.featureSet = Self.set; $0.rounds.windowSeconds = 7000 }),
             ("rounds.maximumCohort", { $0.rounds.featureSet = Self.set; $0.rounds.maximumCohort = 5000 }),
+            // Issue 13, L: every duration is bounded; an infinite phase timeout crashed the first round.
+            ("rounds.phaseTimeoutSeconds", { $0.rounds.phaseTimeoutSeconds = .infinity }),
+            ("rounds.phaseTimeoutSeconds", { $0.rounds.phaseTimeoutSeconds = .nan }),
+            ("rounds.gatherSeconds", { $0.rounds.gatherSeconds = 1e300 }),
+            ("rounds.maximumWaitSeconds", { $0.rounds.maximumWaitSeconds = -1 }),
+            ("checkInTimeoutSeconds", { $0.checkInTimeoutSeconds = .infinity }),
+            ("instance", { $0.instance = "" }),
             ("rounds.featureSet.features[0].precision", {
                 var s = Self.set
                 s.features[0].kind = .numeric(minimum: 0, maximum: 1, precision: 0)
@@ -64,6 +71,7 @@ import VeilFeatures
         }
         #expect(Self.field { var c = base; try c.applyEnvironment(["VEIL_MIN_COHORT": "ten"]) } == "VEIL_MIN_COHORT")
         #expect(Self.field { var c = base; try c.applyEnvironment(["VEIL_INSECURE_PLAINTEXT": "yes"]) } == "VEIL_INSECURE_PLAINTEXT")
+        #expect(Self.field { var c = base; try c.applyEnvironment(["VEIL_PHASE_TIMEOUT_SECONDS": "inf"]); try c.validate() } == "rounds.phaseTimeoutSeconds")
     }
 
     static let set = FeatureSet(name: "fleet", version: 1, bitWidth: 48, maximumCohort: 1000, features: [

@@ -112,7 +112,7 @@ func withScratchStore(_ backend: StoreBackend, _ body: (ScratchStore, any Aggreg
     @Test(arguments: StoreBackend.allCases)
     func migrationsAreVersionedAndReopeningAppliesNothingTwice(_ backend: StoreBackend) async throws {
         try await withScratchStore(backend) { scratch, store in
-            let expected = ["v1: enrolment and rounds", "v2: round results", "v3: feature windows", "v4: feature set registry", "v5: window contributors"]
+            let expected = ["v1: enrolment and rounds", "v2: round results", "v3: feature windows", "v4: feature set registry", "v5: window contributors", "v6: round instances"]
             #expect(try await store.appliedMigrations() == expected)
             let again = try await scratch.open()
             #expect(try await again.appliedMigrations() == expected)
@@ -176,18 +176,18 @@ func withScratchStore(_ backend: StoreBackend, _ body: (ScratchStore, any Aggreg
                                        cohortSize: 10, survivors: 9, outcome: "finished", reason: "")
             let aborted = RoundRecord(roundID: "aa02", task: "fleet/v1/1800000000", startedAt: t, endedAt: t.addingTimeInterval(9),
                                       cohortSize: 4, survivors: 0, outcome: "aborted", reason: "too few survivors")
-            try await store.record(finished)
-            try await store.record(aborted)
             let result = RoundResultRecord(roundID: "aa01", dimension: 3, bitWidth: 16, packedSum: [1, 0, 2, 0, 3, 0], survivorBitmap: [0xFF, 0x01])
-            try await store.recordResult(result)
+            try await store.commitRound(RoundCommit(round: finished, result: result))
+            try await store.commitRound(RoundCommit(round: aborted))
             #expect(try await store.round(id: "aa01") == finished)
             #expect(try await store.round(id: "ffff") == nil)
             #expect(try await store.result(roundID: "aa01") == result)
             #expect(try await store.result(roundID: "aa02") == nil)
             #expect(try await store.recentRounds(limit: 10) == [aborted, finished])
             #expect(try await store.recentRounds(limit: 1) == [aborted])
-            // A round id is recorded once.
-            await #expect(throws: (any Error).self) { try await store.record(finished) }
+            // A round's end is recorded once.
+            await #expect(throws: AggregatorStoreError.self) { try await store.commitRound(RoundCommit(round: finished, result: result)) }
+            await #expect(throws: AggregatorStoreError.self) { try await store.commitRound(RoundCommit(round: aborted)) }
         }
     }
 
@@ -285,7 +285,8 @@ func withScratchStore(_ backend: StoreBackend, _ body: (ScratchStore, any Aggreg
                 return try await group.reduce(into: []) { $0.append($1) }
             }
             let claimed = claims.flatMap(\.claimed)
-            #expect(claimed.count == cohort.count && Set(claimed) == Set(cohort), "every device claimed by exactly one round")
+            #expect(claimed.count == Self.fleet.maximumCohort, "claims fill the window's capacity and no more")
+            #expect(Set(claimed).count == claimed.count, "no device claimed by two rounds")
             await other.close()
         }
     }
@@ -331,5 +332,18 @@ func withScratchStore(_ backend: StoreBackend, _ body: (ScratchStore, any Aggreg
             #expect(all.map(\.featureSet) == [Self.fleet, changed])
             #expect(all[0].retiredAt != nil && all[1].retiredAt == nil)
         }
+    }
+}
+
+extension AggregatorStore {
+    /// Commits a finished feature round that adds `sum` from `contributorIDs` into a window:
+    /// the store's one end-of-round transaction, with a result shaped like the aggregator's.
+    func addToWindow(_ set: FeatureSet, windowStart: Int, roundID: String, sum: ModularVector, contributorIDs: [String], now: Date = Date()) async throws {
+        let record = RoundRecord(roundID: roundID, task: "\(set.name)/v\(set.version)/\(windowStart)", startedAt: now, endedAt: now,
+                                 cohortSize: contributorIDs.count, survivors: contributorIDs.count, outcome: RoundRecord.finished, reason: "")
+        let result = RoundResultRecord(roundID: roundID, dimension: sum.count, bitWidth: sum.bitWidth, packedSum: sum.packed(), survivorBitmap: [])
+        try await commitRound(RoundCommit(
+            round: record, result: result,
+            window: WindowMerge(featureSet: set, windowStart: windowStart, sum: sum, contributorIDs: contributorIDs)), now: now)
     }
 }

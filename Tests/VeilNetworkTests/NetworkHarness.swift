@@ -20,7 +20,10 @@ final class NetworkHarness: Sendable {
 
     /// Starts an aggregator with `configure` applied to a test configuration.
     /// Starts an aggregator whose clock reads `fixedTime` when given.
-    init(tls: Bool = true, fixedTime: Date? = nil, configure: (inout AggregatorConfiguration) -> Void = { _ in }) async throws {
+    /// With `failingCommits` above zero, the aggregator's SQLite store is wrapped in a
+    /// ``FaultyStore`` whose first that many round commits fail.
+    init(tls: Bool = true, fixedTime: Date? = nil, failingCommits: Int = 0,
+         configure: (inout AggregatorConfiguration) -> Void = { _ in }) async throws {
         directory = NSTemporaryDirectory() + "veil-net-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var configuration = AggregatorConfiguration()
@@ -49,7 +52,13 @@ final class NetworkHarness: Sendable {
             assumedDropout: configuration.rounds.expectedDropout, assumedCorruptFraction: configuration.rounds.corruptFraction)
         var logger = Logger(label: "veil.test.aggregator")
         logger.logLevel = ProcessInfo.processInfo.environment["VEIL_TEST_LOG"] == nil ? .critical : .debug
-        let aggregator = try await Aggregator(configuration: configuration, logger: logger, clock: { fixedTime ?? Date() })
+        let aggregator: Aggregator
+        if failingCommits > 0 {
+            let store = FaultyStore(try SQLiteAggregatorStore(path: configuration.database), failingCommits: failingCommits)
+            aggregator = try await Aggregator(configuration: configuration, store: store, logger: logger, clock: { fixedTime ?? Date() })
+        } else {
+            aggregator = try await Aggregator(configuration: configuration, logger: logger, clock: { fixedTime ?? Date() })
+        }
         self.aggregator = aggregator
         serving = Task { try await aggregator.run() }
         await aggregator.waitUntilListening()

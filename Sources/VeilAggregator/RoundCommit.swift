@@ -1,0 +1,81 @@
+public import Foundation
+public import VeilFeatures
+public import VeilProtocol
+
+/// Everything the end of one round writes, committed by ``AggregatorStore/commitRound(_:now:)`` in
+/// one transaction before any device hears how the round ended (SPEC.md §12.2): the round's row,
+/// its output when it finished, the merge of that output into its feature window, and the release
+/// of the round's remaining window claims.
+public struct RoundCommit: Sendable, Equatable {
+    /// How the round ended ("finished" or "aborted").
+    public let round: RoundRecord
+    /// The output of a finished round.
+    public let result: RoundResultRecord?
+    /// The window addition of a finished feature round.
+    public let window: WindowMerge?
+
+    /// Creates a commit. A result or a window merge needs a finished round; a window merge needs
+    /// a result.
+    public init(round: RoundRecord, result: RoundResultRecord? = nil, window: WindowMerge? = nil) {
+        precondition(result == nil || round.outcome == RoundRecord.finished, "only a finished round has a result")
+        precondition(window == nil || result != nil, "a window merge needs the round's result")
+        self.round = round
+        self.result = result
+        self.window = window
+    }
+}
+
+/// A finished round's sum to add into its feature window.
+public struct WindowMerge: Sendable, Equatable {
+    /// The feature set.
+    public let featureSet: FeatureSet
+    /// The window's start (seconds since the epoch).
+    public let windowStart: Int
+    /// The round's sum.
+    public let sum: ModularVector
+    /// The devices in the sum, which the window now counts.
+    public let contributorIDs: [String]
+
+    /// Creates a merge.
+    public init(featureSet: FeatureSet, windowStart: Int, sum: ModularVector, contributorIDs: [String]) {
+        self.featureSet = featureSet
+        self.windowStart = windowStart
+        self.sum = sum
+        self.contributorIDs = contributorIDs
+    }
+}
+
+/// A round as recorded when it starts (SPEC.md §12.2): before any device is assigned, so that an
+/// instance that dies mid-round leaves a row that its restart (or an operator) can find.
+public struct RoundStart: Sendable, Equatable {
+    /// Hex round id.
+    public let roundID: String
+    /// The configured task.
+    public let task: String
+    /// When the cohort was assigned.
+    public let startedAt: Date
+    /// n.
+    public let cohortSize: Int
+    /// The aggregator instance running the round (``AggregatorConfiguration/instance``).
+    public let instance: String
+
+    /// Creates a start record.
+    public init(roundID: String, task: String, startedAt: Date, cohortSize: Int, instance: String) {
+        self.roundID = roundID
+        self.task = task
+        self.startedAt = startedAt
+        self.cohortSize = cohortSize
+        self.instance = instance
+    }
+}
+
+extension RoundRecord {
+    /// The outcome of a round that is still running (or whose instance died).
+    public static let running = "running"
+    /// The outcome of a round that finished with a sum.
+    public static let finished = "finished"
+    /// The outcome of a round that aborted.
+    public static let aborted = "aborted"
+    /// The reason recorded for a round whose instance stopped while it ran.
+    public static let instanceStoppedReason = "the aggregator instance stopped while the round ran; recovered at its restart"
+}

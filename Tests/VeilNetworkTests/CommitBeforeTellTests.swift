@@ -1,0 +1,64 @@
+import Foundation
+import Testing
+import VeilAggregator
+import VeilDevice
+import VeilFeatures
+
+/// Issue 13, C1: a device hears COUNTED only after the round's end is committed.
+@Suite(.serialized) struct CommitBeforeTellTests {
+    /// The store loses its connection exactly when a finished round commits. Before, every
+    /// device had already been told COUNTED (and marked its window done) while nothing was
+    /// stored: the window was lost fleet-wide. Now nobody is told COUNTED, the windows stay
+    /// pending on the devices, and the next round counts each of them once.
+    @Test func aRoundWhoseEndCannotBeCommittedTellsNobodyCounted() async throws {
+        let set = FeatureSet(name: "fleet", version: 1, bitWidth: 48, maximumCohort: 1000, features: [
+            Feature(name: "crashes", kind: .eventCount, maximumValuesPerDevice: 3),
+        ])
+        let layout = try FeatureLayout(set)
+        let window = 1_800_000_000
+        let harness = try await NetworkHarness(
+            fixedTime: Date(timeIntervalSince1970: Double(window + 5400)), failingCommits: 1
+        ) { c in
+            c.rounds.featureSet = set
+            c.rounds.minimumReleaseCohort = 1
+            c.rounds.minimumCohort = 8
+            c.rounds.maximumCohort = 8
+            c.rounds.expectedDropout = 0.01
+            c.rounds.threshold = 5
+        }
+        defer { Task { await harness.stop() } }
+        var opened: [ObservationStore] = []
+        for d in 0..<8 {
+            let store = try ObservationStore(path: harness.directory + "/device-\(d).sqlite", layout: layout, windowSeconds: 3600, retention: 86_400)
+            try store.recordEvents(feature: "crashes", count: 1, at: Date(timeIntervalSince1970: Double(window + 60)))
+            opened.append(store)
+        }
+        let stores = opened
+        try await withAggregatorConnection(to: harness.endpoint) { connection in
+            let identities = try await harness.enrolledIdentities(8, connection: connection)
+            func everyoneParticipates() async throws -> [RoundParticipation] {
+                try await withThrowingTaskGroup(of: RoundParticipation.self) { group in
+                    for d in 0..<8 {
+                        group.addTask { try await harness.device(identity: identities[d], connection: connection).participateInFeatureRound(store: stores[d]) }
+                    }
+                    return try await group.reduce(into: []) { $0.append($1) }
+                }
+            }
+            let first = try await everyoneParticipates()
+            #expect(first.allSatisfy { $0.outcome == .aborted }, "\(first.map(\.outcome))")
+            for d in 0..<8 { #expect(try !stores[d].isCounted(window: window), "device \(d) must not mark an uncommitted window done") }
+            #expect(try await harness.aggregator.featureWindows(of: set, from: window, to: window + 1).isEmpty)
+            let lost = try #require(try await harness.aggregator.store.recentRounds(limit: 1).first)
+            #expect(lost.outcome == "aborted" && lost.reason.contains("could not be stored"))
+            #expect(try await harness.scrape().body.contains("veil_rounds_total{outcome=\"lost\"} 1"))
+
+            // The store is back: the same devices are counted, each once.
+            let second = try await everyoneParticipates()
+            #expect(second.allSatisfy { $0.outcome == .counted }, "\(second.map(\.outcome))")
+            for d in 0..<8 { #expect(try stores[d].isCounted(window: window)) }
+            let stored = try #require(try await harness.aggregator.featureWindows(of: set, from: window, to: window + 1).first)
+            #expect(stored.contributors == 8 && stored.roundIDs.count == 1)
+            #expect(stored.values?.values["crashes"] == .eventCount(count: 8, clipped: 0))
+        }
+    }
+}

@@ -1,0 +1,55 @@
+import Foundation
+import Synchronization
+import VeilAggregator
+import VeilCrypto
+import VeilFeatures
+import VeilProtocol
+
+/// A real store with failures injected in front of it: the first `failingCommits` calls of
+/// ``commitRound(_:now:)`` fail as a lost database connection would, without reaching the store.
+/// Everything else goes straight to `base`.
+final class FaultyStore: AggregatorStore {
+    let base: any AggregatorStore
+    private let remainingFailures: Mutex<Int>
+
+    init(_ base: any AggregatorStore, failingCommits: Int) {
+        self.base = base
+        remainingFailures = Mutex(failingCommits)
+    }
+
+    func commitRound(_ commit: RoundCommit, now: Date) async throws {
+        let fail = remainingFailures.withLock { remaining in
+            defer { remaining = max(0, remaining - 1) }
+            return remaining > 0
+        }
+        if fail { throw AggregatorStoreError("injected: the connection to the database was lost") }
+        try await base.commitRound(commit, now: now)
+    }
+
+    func appliedMigrations() async throws -> [String] { try await base.appliedMigrations() }
+    func createEnrolmentToken(lifetime: TimeInterval, now: Date) async throws -> String { try await base.createEnrolmentToken(lifetime: lifetime, now: now) }
+    func enrol(token: String, identityKey: Ed25519.PublicKey, now: Date) async throws(EnrolmentError) -> String {
+        try await base.enrol(token: token, identityKey: identityKey, now: now)
+    }
+    func revoke(deviceID: String, now: Date) async throws -> Bool { try await base.revoke(deviceID: deviceID, now: now) }
+    func status(of identityKey: Ed25519.PublicKey) async throws -> DeviceStatus { try await base.status(of: identityKey) }
+    func activeDeviceCount() async throws -> Int { try await base.activeDeviceCount() }
+    func recordRoundStart(_ start: RoundStart) async throws { try await base.recordRoundStart(start) }
+    func recoverRounds(instance: String, now: Date) async throws -> [String] { try await base.recoverRounds(instance: instance, now: now) }
+    func round(id roundID: String) async throws -> RoundRecord? { try await base.round(id: roundID) }
+    func result(roundID: String) async throws -> RoundResultRecord? { try await base.result(roundID: roundID) }
+    func recentRounds(limit: Int) async throws -> [RoundRecord] { try await base.recentRounds(limit: limit) }
+    func claimWindow(_ set: FeatureSet, windowStart: Int, roundID: String, deviceIDs: [String], staleBefore: Date, now: Date) async throws -> WindowClaims {
+        try await base.claimWindow(set, windowStart: windowStart, roundID: roundID, deviceIDs: deviceIDs, staleBefore: staleBefore, now: now)
+    }
+    func releaseClaims(roundID: String) async throws { try await base.releaseClaims(roundID: roundID) }
+    func countingRound(of deviceID: String, in set: FeatureSet, windowStart: Int) async throws -> String? {
+        try await base.countingRound(of: deviceID, in: set, windowStart: windowStart)
+    }
+    func storedWindows(of set: FeatureSet, from: Int, to: Int) async throws -> [StoredWindow] { try await base.storedWindows(of: set, from: from, to: to) }
+    func newestWindow(of set: FeatureSet) async throws -> StoredWindow? { try await base.newestWindow(of: set) }
+    func define(_ set: FeatureSet, now: Date) async throws -> Bool { try await base.define(set, now: now) }
+    func featureSets(includingRetired: Bool) async throws -> [RegisteredFeatureSet] { try await base.featureSets(includingRetired: includingRetired) }
+    func retire(name: String, version: Int, now: Date) async throws -> Bool { try await base.retire(name: name, version: version, now: now) }
+    func close() async { await base.close() }
+}
