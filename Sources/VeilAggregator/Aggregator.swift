@@ -33,6 +33,7 @@ public final class Aggregator: Service, Sendable {
     private let httpTask = Mutex<Task<Void, any Error>?>(nil)
     private let stopping = Atomic<Bool>(false)
     private let refresher = Mutex<Task<Void, Never>?>(nil)
+    private let sweeper = Mutex<Task<Void, Never>?>(nil)
 
     /// Validates the configuration, opens (and migrates) the store its `database` names, then
     /// continues as ``init(configuration:store:logger:clock:)``.
@@ -123,6 +124,7 @@ public final class Aggregator: Service, Sendable {
                     await self.closeMetricsServer()
                 }
                 refresher.withLock { $0 = Task { await self.refreshLatestWindows() } }
+                sweeper.withLock { $0 = Task { await self.recoverExpiredRounds() } }
                 let address = try await server.listeningAddress
                 let grpcPort = address?.ipv4?.port ?? address?.ipv6?.port
                 if let h = configuration.httpListen {
@@ -152,6 +154,7 @@ public final class Aggregator: Service, Sendable {
     public func shutDown() async {
         guard !stopping.exchange(true, ordering: .relaxed) else { return }
         refresher.withLock { $0?.cancel() }
+        sweeper.withLock { $0?.cancel() }
         logger.info("shutting down: ending rounds")
         await coordinator.shutDown()
         server.beginGracefulShutdown()
@@ -162,6 +165,7 @@ public final class Aggregator: Service, Sendable {
 
     private func closeMetricsServer() async {
         refresher.withLock { $0?.cancel() }
+        sweeper.withLock { $0?.cancel() }
         let task = httpTask.withLock { box in
             defer { box = nil }
             return box
@@ -214,6 +218,26 @@ public final class Aggregator: Service, Sendable {
                 logger.warning("cannot refresh the latest feature windows", metadata: ["error": "\(error)"])
             }
             try? await Task.sleep(for: Self.latestRefreshInterval)
+        }
+    }
+
+    /// Every lease length, ends the rounds of any instance sharing the store whose lease expired
+    /// (their instance died and is not back), so their history is complete and their claims free.
+    private func recoverExpiredRounds() async {
+        let period = Duration.milliseconds(Int64(configuration.rounds.leaseSeconds * 1000))
+        while isServing && !Task.isCancelled {
+            try? await Task.sleep(for: period)
+            guard isServing, !Task.isCancelled else { return }
+            do {
+                let recovered = try await store.recoverRounds(instance: nil, now: Date())
+                for _ in recovered { metrics.roundEnded(outcome: "recovered") }
+                if !recovered.isEmpty {
+                    logger.warning("ended rounds whose lease expired", metadata: ["rounds": "\(recovered.joined(separator: ","))"])
+                }
+            } catch {
+                metrics.storeError(operation: "recover-rounds")
+                logger.warning("cannot recover rounds whose lease expired", metadata: ["error": "\(error)"])
+            }
         }
     }
 

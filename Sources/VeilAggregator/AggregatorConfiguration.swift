@@ -182,9 +182,13 @@ public struct RoundPolicy: Sendable, Codable, Equatable {
     /// m for every round: the feature layout's when there is a feature set.
     public var effectiveDimension: Int { featureLayout?.dimension ?? dimension }
 
-    /// How long a round's claim on its devices' feature window holds: twice as long as a round
-    /// can run with every phase at its deadline. An older claim is taken to belong to an
-    /// instance that stopped mid-round, and its devices may join another round of the window.
+    /// How long a round's lease lasts, in seconds of the store's clock (SPEC.md §12.3): the
+    /// phase timeout, kept within 5...60 s. The instance renews it every third of that; a round
+    /// whose instance stops renewing loses its claims to other rounds within one lease.
+    public var leaseSeconds: Double { min(max(phaseTimeoutSeconds, 5), 60) }
+
+    /// How long a window claim of a round without a history row reserves its device: twice the
+    /// longest a round can run. Rounds with a row are governed by their lease instead.
     public var claimLifetimeSeconds: Double { 2 * Double(Phase.allCases.count + 1) * phaseTimeoutSeconds }
 
     /// b for every round: the feature set's when there is one.

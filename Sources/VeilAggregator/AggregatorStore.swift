@@ -33,10 +33,17 @@ public protocol AggregatorStore: Sendable {
     /// The number of enrolled devices that are not revoked.
     func activeDeviceCount() async throws -> Int
 
-    /// Records that round `start.roundID` is starting (outcome "running", with its instance).
-    /// Called before any device is assigned, so a round that an instance crash interrupts is
+    /// Records that round `start.roundID` is starting (outcome "running", with its instance and
+    /// a lease of `start.leaseSeconds` in the database's own time). Called before the round
+    /// claims anything or assigns any device, so a round that an instance crash interrupts is
     /// found again by ``recoverRounds(instance:now:)``.
     func recordRoundStart(_ start: RoundStart) async throws
+
+    /// Extends the lease of running round `roundID` of `instance` to `leaseSeconds` from now in
+    /// the database's time. Returns false, extending nothing, when the lease had already expired
+    /// or the round ended (recovery ended it): the round must then stop and tell no device it
+    /// was counted.
+    func renewLease(roundID: String, instance: String, leaseSeconds: Double) async throws -> Bool
 
     /// Commits the end of a round in one transaction (SPEC.md §12.2): its row (inserted, or
     /// updated from "running"), its result, the merge of its sum into its feature window, and the
@@ -44,15 +51,17 @@ public protocol AggregatorStore: Sendable {
     /// only after this returns. Refuses, changing nothing, with
     /// ``FeatureWindowError/alreadyCounted(window:devices:)`` or
     /// ``FeatureWindowError/windowOverflow(window:contributors:maximum:)`` when the window cannot
-    /// take the sum, and with ``AggregatorStoreError`` when the round already ended (a recovered
-    /// round cannot be finished late). Atomic, also between instances sharing the store.
+    /// take the sum, with ``RoundLeaseLost`` when a finished round's lease expired (its claims may
+    /// be another round's now), and with ``AggregatorStoreError`` when the round already ended.
+    /// Atomic, also between instances sharing the store.
     func commitRound(_ commit: RoundCommit, now: Date) async throws
 
-    /// Ends the rounds of `instance` still recorded as running: a previous process of this
-    /// instance died while running them. Each is recorded as aborted and its claims are
-    /// released, so its devices can be counted by a later round of their windows. Returns
-    /// their ids. Call once at start, before this instance starts rounds.
-    func recoverRounds(instance: String, now: Date) async throws -> [String]
+    /// Ends running rounds that cannot still be running, as aborted, releasing their claims so
+    /// their devices can be counted by later rounds: every round whose lease expired in the
+    /// database's time (of any instance), and, when `instance` is given, every running round of
+    /// that instance (call it so once at start, before the instance starts rounds: its previous
+    /// process is dead). Returns their ids.
+    func recoverRounds(instance: String?, now: Date) async throws -> [String]
 
     /// Round `roundID` (hex) from the history.
     func round(id roundID: String) async throws -> RoundRecord?
@@ -76,6 +85,11 @@ public protocol AggregatorStore: Sendable {
     /// Releases the claims of round `roundID` on devices it did not count (it aborted, or they
     /// dropped), so that they can take part in a later round of the window.
     func releaseClaims(roundID: String) async throws
+
+    /// Forgets round `roundID`, recorded as running but never started (too few devices could be
+    /// claimed, or it could not be planned; no device was assigned): deletes its history row and
+    /// releases its claims. A round that ended is left as it is.
+    func discardRound(roundID: String) async throws
 
     /// The round that counted `deviceID` in window `windowStart` of `set`, if one did.
     func countingRound(of deviceID: String, in set: FeatureSet, windowStart: Int) async throws -> String?

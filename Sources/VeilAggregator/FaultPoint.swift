@@ -9,10 +9,10 @@ import Foundation
 /// release builds ``reach(_:)`` is empty and the environment is never read. In a debug build,
 /// `VEIL_FAULT=<raw value>` makes the process kill itself the first time it reaches that point.
 enum FaultPoint: String, CaseIterable, Sendable {
-    /// A feature round's window claims are committed; the round is not recorded yet.
-    case afterClaim = "after-claim"
-    /// The round's start is recorded; no device has been assigned.
+    /// The round's start is recorded; it holds no claim and has assigned no device.
     case afterRoundStart = "after-round-start"
+    /// A feature round's window claims are committed; no device has been assigned.
+    case afterClaim = "after-claim"
     /// AdvertiseKeys closed and ShareKeys is about to be sent.
     case afterAdvertiseKeys = "after-advertise-keys"
     /// ShareKeys closed.

@@ -102,6 +102,16 @@ struct ContributorEntry: Sendable, Equatable {
     var counted: Bool
     /// When the round claimed the device (seconds since the epoch).
     var claimedAt: Double
+    /// Whether the claiming round still holds its lease (SPEC.md §12.3): true when it is running
+    /// and its lease has not expired in the database's time, false when it ended or its lease
+    /// expired, nil when the store has no row for it (then `claimedAt` decides).
+    var roundLive: Bool? = nil
+
+    /// Whether the claim still reserves the device: its round holds its lease, or (a round
+    /// without a history row) the claim is younger than `staleBefore`.
+    func isLive(staleBefore: Double) -> Bool {
+        roundLive ?? (claimedAt >= staleBefore)
+    }
 }
 
 /// What a round about to start may do with each device of its cohort (SPEC.md §12.1).
@@ -120,7 +130,7 @@ public struct WindowClaims: Sendable, Equatable {
     public init() {}
 
     /// Decides from the entries already stored for `deviceIDs`: a device without an entry, or
-    /// whose claim is older than `staleBefore` (its round cannot still be running), is claimed,
+    /// whose claim is no longer live (its round lost its lease, or ended), is claimed,
     /// while the window has room. `occupied` is the number of the window's entries that are
     /// counted or hold a live claim (over every device, not only these), `capacity` the feature
     /// set's maximum cohort. Both store implementations decide through this one function.
@@ -134,7 +144,7 @@ public struct WindowClaims: Sendable, Equatable {
                 if entry.counted {
                     claims.alreadyCounted[id] = entry.roundID
                     continue
-                } else if entry.claimedAt >= staleBefore {
+                } else if entry.isLive(staleBefore: staleBefore) {
                     claims.busy.append(id)
                     continue
                 }

@@ -95,7 +95,17 @@ public final class PostgresAggregatorStore: AggregatorStore {
             "ALTER TABLE round ADD COLUMN instance TEXT NOT NULL DEFAULT ''",
             "CREATE INDEX round_running ON round (outcome, instance)",
         ]),
+        ("v7: round leases", [
+            "ALTER TABLE round ADD COLUMN lease_expires_at DOUBLE PRECISION",
+            "ALTER TABLE round ADD COLUMN lease_generation BIGINT NOT NULL DEFAULT 0",
+        ]),
     ]
+
+    /// The database's own time in seconds since the epoch, as SQL (leases are measured in it;
+    /// clock_timestamp, not the transaction's start, so a long transaction cannot stretch one).
+    static let databaseNow = "extract(epoch from clock_timestamp())::double precision"
+    /// Whether the round row `r` holds its lease now, as SQL.
+    static let roundHoldsLease = "(r.outcome = 'running' AND (r.lease_expires_at IS NULL OR r.lease_expires_at > \(databaseNow)))"
 
     /// An arbitrary constant naming the migration lock among this database's advisory locks.
     private static let migrationLock = 0x7665_696C_0001
@@ -190,10 +200,19 @@ public final class PostgresAggregatorStore: AggregatorStore {
 
     public func recordRoundStart(_ start: RoundStart) async throws {
         try await execute("""
-            INSERT INTO round (round_id, task, started_at, ended_at, cohort_size, survivors, outcome, reason, instance)
+            INSERT INTO round (round_id, task, started_at, ended_at, cohort_size, survivors, outcome, reason, instance, lease_expires_at)
             VALUES (\(start.roundID), \(start.task), \(start.startedAt.timeIntervalSince1970), \(start.startedAt.timeIntervalSince1970),
-                    \(start.cohortSize), 0, \(RoundRecord.running), '', \(start.instance))
+                    \(start.cohortSize), 0, \(RoundRecord.running), '', \(start.instance), \(unescaped: Self.databaseNow) + \(start.leaseSeconds))
             """)
+    }
+
+    public func renewLease(roundID: String, instance: String, leaseSeconds: Double) async throws -> Bool {
+        try await !rows("""
+            UPDATE round SET lease_expires_at = \(unescaped: Self.databaseNow) + \(leaseSeconds), lease_generation = lease_generation + 1
+            WHERE round_id = \(roundID) AND instance = \(instance) AND outcome = \(RoundRecord.running)
+              AND lease_expires_at > \(unescaped: Self.databaseNow)
+            RETURNING round_id
+            """).isEmpty
     }
 
     public func commitRound(_ commit: RoundCommit, now: Date) async throws {
@@ -201,10 +220,15 @@ public final class PostgresAggregatorStore: AggregatorStore {
         try await transaction { connection in
             let round = commit.round
             // The round's row is locked first, so two commits of one round serialise here.
-            let existing = try await connection.query(
-                "SELECT outcome FROM round WHERE round_id = \(round.roundID) FOR UPDATE", logger: logger).collect().first?.decode(String.self)
-            guard existing == nil || existing == RoundRecord.running else {
-                throw AggregatorStoreError("round \(round.roundID) already ended (\(existing!)); its end is not recorded twice")
+            let existing = try await connection.query("""
+                SELECT outcome, (lease_expires_at IS NULL OR lease_expires_at > \(unescaped: Self.databaseNow)) FROM round
+                WHERE round_id = \(round.roundID) FOR UPDATE
+                """, logger: logger).collect().first?.decode((String, Bool).self)
+            if let (outcome, held) = existing {
+                guard outcome == RoundRecord.running else {
+                    throw AggregatorStoreError("round \(round.roundID) already ended (\(outcome)); its end is not recorded twice")
+                }
+                guard commit.window == nil || held else { throw RoundLeaseLost(roundID: round.roundID) }
             }
             if let merge = commit.window {
                 try await Self.merge(connection, merge, roundID: round.roundID, now: now, logger)
@@ -214,7 +238,8 @@ public final class PostgresAggregatorStore: AggregatorStore {
                 VALUES (\(round.roundID), \(round.task), \(round.startedAt.timeIntervalSince1970), \(round.endedAt.timeIntervalSince1970),
                         \(round.cohortSize), \(round.survivors), \(round.outcome), \(round.reason))
                 ON CONFLICT (round_id) DO UPDATE SET
-                  ended_at = excluded.ended_at, survivors = excluded.survivors, outcome = excluded.outcome, reason = excluded.reason
+                  ended_at = excluded.ended_at, cohort_size = excluded.cohort_size, survivors = excluded.survivors,
+                  outcome = excluded.outcome, reason = excluded.reason
                 """, logger: logger)
             if let result = commit.result {
                 try await connection.query("""
@@ -226,12 +251,24 @@ public final class PostgresAggregatorStore: AggregatorStore {
         }
     }
 
-    public func recoverRounds(instance: String, now: Date) async throws -> [String] {
+    public func discardRound(roundID: String) async throws {
+        let logger = logger
+        try await transaction { connection in
+            try await connection.query("DELETE FROM window_contributor WHERE round_id = \(roundID) AND NOT counted", logger: logger)
+            try await connection.query("DELETE FROM round WHERE round_id = \(roundID) AND outcome = \(RoundRecord.running)", logger: logger)
+        }
+    }
+
+    public func recoverRounds(instance: String?, now: Date) async throws -> [String] {
         let logger = logger
         return try await transaction { connection in
             let rows = try await connection.query("""
-                UPDATE round SET outcome = \(RoundRecord.aborted), reason = \(RoundRecord.instanceStoppedReason), ended_at = \(now.timeIntervalSince1970)
-                WHERE outcome = \(RoundRecord.running) AND instance = \(instance) RETURNING round_id
+                UPDATE round SET outcome = \(RoundRecord.aborted), ended_at = \(now.timeIntervalSince1970),
+                  reason = CASE WHEN lease_expires_at IS NOT NULL AND lease_expires_at <= \(unescaped: Self.databaseNow)
+                           THEN \(RoundRecord.leaseExpiredReason) ELSE \(RoundRecord.instanceStoppedReason) END
+                WHERE outcome = \(RoundRecord.running)
+                  AND ((lease_expires_at IS NOT NULL AND lease_expires_at <= \(unescaped: Self.databaseNow)) OR instance = \(instance))
+                RETURNING round_id
                 """, logger: logger).collect()
             let ids = try rows.map { try $0.decode(String.self) }.sorted()
             if !ids.isEmpty {
@@ -284,12 +321,13 @@ public final class PostgresAggregatorStore: AggregatorStore {
     ) async throws -> [String: ContributorEntry] {
         var entries: [String: ContributorEntry] = [:]
         let rows = try await connection.query("""
-            SELECT device_id, round_id, counted, claimed_at FROM window_contributor
-            WHERE feature_set = \(set.name) AND version = \(set.version) AND window_start = \(windowStart) AND device_id = ANY(\(deviceIDs))
+            SELECT wc.device_id, wc.round_id, wc.counted, wc.claimed_at, r.round_id IS NOT NULL, COALESCE(\(unescaped: roundHoldsLease), FALSE)
+            FROM window_contributor wc LEFT JOIN round r ON r.round_id = wc.round_id
+            WHERE wc.feature_set = \(set.name) AND wc.version = \(set.version) AND wc.window_start = \(windowStart) AND wc.device_id = ANY(\(deviceIDs))
             """, logger: logger).collect()
         for row in rows {
-            let (id, roundID, counted, claimedAt) = try row.decode((String, String, Bool, Double).self)
-            entries[id] = ContributorEntry(roundID: roundID, counted: counted, claimedAt: claimedAt)
+            let (id, roundID, counted, claimedAt, recorded, live) = try row.decode((String, String, Bool, Double, Bool, Bool).self)
+            entries[id] = ContributorEntry(roundID: roundID, counted: counted, claimedAt: claimedAt, roundLive: recorded ? live : nil)
         }
         return entries
     }
@@ -300,9 +338,9 @@ public final class PostgresAggregatorStore: AggregatorStore {
             try await Self.lockWindow(connection, set, windowStart, logger)
             let existing = try await Self.contributorEntries(connection, set, windowStart, deviceIDs, logger)
             let occupied = try await connection.query("""
-                SELECT COUNT(*) FROM window_contributor
-                WHERE feature_set = \(set.name) AND version = \(set.version) AND window_start = \(windowStart)
-                  AND (counted OR claimed_at >= \(staleBefore.timeIntervalSince1970))
+                SELECT COUNT(*) FROM window_contributor wc LEFT JOIN round r ON r.round_id = wc.round_id
+                WHERE wc.feature_set = \(set.name) AND wc.version = \(set.version) AND wc.window_start = \(windowStart)
+                  AND (wc.counted OR (r.round_id IS NULL AND wc.claimed_at >= \(staleBefore.timeIntervalSince1970)) OR \(unescaped: Self.roundHoldsLease))
                 """, logger: logger).collect().first?.decode(Int.self) ?? 0
             let claims = WindowClaims.deciding(
                 deviceIDs, existing: existing, staleBefore: staleBefore.timeIntervalSince1970, occupied: occupied, capacity: set.maximumCohort)

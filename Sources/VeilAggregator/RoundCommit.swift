@@ -58,15 +58,30 @@ public struct RoundStart: Sendable, Equatable {
     public let cohortSize: Int
     /// The aggregator instance running the round (``AggregatorConfiguration/instance``).
     public let instance: String
+    /// How long the round's first lease lasts, in seconds of the database's own clock
+    /// (SPEC.md §12.3); the instance renews it while the round runs.
+    public let leaseSeconds: Double
 
     /// Creates a start record.
-    public init(roundID: String, task: String, startedAt: Date, cohortSize: Int, instance: String) {
+    public init(roundID: String, task: String, startedAt: Date, cohortSize: Int, instance: String, leaseSeconds: Double = 30) {
         self.roundID = roundID
         self.task = task
         self.startedAt = startedAt
         self.cohortSize = cohortSize
         self.instance = instance
+        self.leaseSeconds = leaseSeconds
     }
+}
+
+/// A finished round that may no longer add its sum: its lease expired (in the database's time)
+/// or the round was ended by recovery, so its claims may belong to another round now.
+public struct RoundLeaseLost: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The round.
+    public let roundID: String
+    /// Creates the error.
+    public init(roundID: String) { self.roundID = roundID }
+    /// A one-line explanation.
+    public var description: String { "round \(roundID) lost its lease; its devices may be counted by another round, so its sum is not added" }
 }
 
 extension RoundRecord {
@@ -76,6 +91,10 @@ extension RoundRecord {
     public static let finished = "finished"
     /// The outcome of a round that aborted.
     public static let aborted = "aborted"
-    /// The reason recorded for a round whose instance stopped while it ran.
+    /// The reason recorded for a round whose instance stopped while it ran, ended when that
+    /// instance restarted.
     public static let instanceStoppedReason = "the aggregator instance stopped while the round ran; recovered at its restart"
+    /// The reason recorded for a round whose lease expired (its instance died or stalled),
+    /// ended by any instance sharing the store.
+    public static let leaseExpiredReason = "the round's lease expired; recovered by an instance sharing the store"
 }

@@ -22,6 +22,8 @@ actor RoundCoordinator {
     private var waiting: [DeviceLink] = []
     private var live: [String: DeviceLink] = [:]
     private var rounds: [RoundID: RoundDriver] = [:]
+    /// The task renewing each started round's lease, until the round ends.
+    private var leases: [String: Task<Void, Never>] = [:]
     private var gatherTimer: Task<Void, Never>?
     /// Cohorts taken from the waiting room whose rounds are being set up (claiming their window).
     private var starting = 0
@@ -191,14 +193,30 @@ actor RoundCoordinator {
         var random = SystemRandomSource()
         var generator = SystemRandomNumberGenerator()
         let roundID = RoundID(using: &random)
-        var task = policy.task
+        // One reading of the clock names the window, dates the claim and starts the round.
+        let now = clock()
+        let window = currentWindow(at: now)
+        let task = policy.featureSet.map { FeatureWindowTask(featureSet: $0.name, version: $0.version, windowStart: window).description } ?? policy.task
+        // Persist before claiming or telling (SPEC.md §12.2): the round is in the history, with
+        // this instance, before it holds any claim or assigns any device, so a crash from here on
+        // leaves a row that recovery ends and whose claims it releases.
+        do {
+            try await store.recordRoundStart(RoundStart(
+                roundID: "\(roundID)", task: task, startedAt: now, cohortSize: cohort.count, instance: instance, leaseSeconds: policy.leaseSeconds))
+        } catch {
+            metrics.storeError(operation: "record-round-start")
+            logger.error("cannot record a round's start; the cohort waits", metadata: ["round": "\(roundID)", "error": "\(error)"])
+            requeue(cohort)
+            return false
+        }
+        FaultPoint.reach(.afterRoundStart)
+        renewLease(of: "\(roundID)")
         var members = cohort
         if let set = policy.featureSet {
-            // One reading of the clock names the window and dates the claim.
-            let now = clock()
-            let window = currentWindow(at: now)
-            task = FeatureWindowTask(featureSet: set.name, version: set.version, windowStart: window).description
-            guard let claimed = await claim(members, for: set, window: window, task: task, roundID: roundID, now: now) else { return false }
+            guard let claimed = await claim(members, for: set, window: window, task: task, roundID: roundID, now: now) else {
+                await discard("\(roundID)")
+                return false
+            }
             members = claimed
             FaultPoint.reach(.afterClaim)
         }
@@ -225,22 +243,9 @@ actor RoundCoordinator {
             for link in links {
                 link.end(TransportCodec.endedFrame(.noRound, reason: "the aggregator could not plan a round: \(error)", retryAfterMilliseconds: Retry.jittered(milliseconds: 10_000)))
             }
-            if policy.featureSet != nil { await releaseClaims(of: "\(roundID)") }
+            await discard("\(roundID)")
             return false
         }
-        // Persist before telling: the round is in the history before any device is assigned,
-        // so a crash from here on leaves a row that recovery ends and whose claims it releases.
-        do {
-            try await store.recordRoundStart(RoundStart(
-                roundID: "\(roundID)", task: task, startedAt: driver.startedAt, cohortSize: links.count, instance: instance))
-        } catch {
-            metrics.storeError(operation: "record-round-start")
-            logger.error("cannot record the round's start; the cohort waits", metadata: ["round": "\(roundID)", "error": "\(error)"])
-            if policy.featureSet != nil { await releaseClaims(of: "\(roundID)") }
-            requeue(links)
-            return false
-        }
-        FaultPoint.reach(.afterRoundStart)
         rounds[roundID] = driver
         metrics.activeRounds.record(rounds.count)
         Task { await driver.start() }
@@ -287,7 +292,6 @@ actor RoundCoordinator {
             }
         }
         guard !shuttingDown, members.count >= max(policy.minimumCohort, 3) else {
-            await releaseClaims(of: "\(roundID)")
             requeue(members + busy)
             return nil
         }
@@ -308,9 +312,41 @@ actor RoundCoordinator {
         if gatherTimer == nil { scheduleGatherTimer() }
     }
 
-    private func releaseClaims(of roundID: String) async {
-        do { try await store.releaseClaims(roundID: roundID) } catch {
-            logger.error("cannot release the round's window claims; they expire on their own", metadata: ["round": "\(roundID)", "error": "\(error)"])
+    /// Renews `roundID`'s lease every third of its length until the round ends. A lease found
+    /// lost (it expired in the store's clock, for example while this instance was paused, and
+    /// another instance may have taken the claims over) cancels the round: its devices hear
+    /// ABORTED, never COUNTED.
+    private func renewLease(of roundID: String) {
+        let store = store, instance = instance, lease = policy.leaseSeconds, metrics = metrics
+        leases[roundID] = Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(Int64(lease * 1000 / 3)))
+                guard !Task.isCancelled else { return }
+                do {
+                    guard try await store.renewLease(roundID: roundID, instance: instance, leaseSeconds: lease) else {
+                        await self?.leaseLost(roundID)
+                        return
+                    }
+                } catch {
+                    metrics.storeError(operation: "renew-lease")
+                }
+            }
+        }
+    }
+
+    private func leaseLost(_ roundID: String) async {
+        leases[roundID] = nil
+        logger.error("the round lost its lease; it is cancelled and nobody is told COUNTED", metadata: ["round": "\(roundID)"])
+        guard let id = RoundID(hex: roundID), let driver = rounds[id] else { return }
+        await driver.cancel(reason: "the round lost its lease in the store")
+    }
+
+    /// Forgets a round that assigned no device: its history row and its claims.
+    private func discard(_ roundID: String) async {
+        leases.removeValue(forKey: roundID)?.cancel()
+        do { try await store.discardRound(roundID: roundID) } catch {
+            metrics.storeError(operation: "discard-round")
+            logger.error("cannot discard a round that never ran; this instance's next start ends it", metadata: ["round": "\(roundID)", "error": "\(error)"])
         }
     }
 
@@ -319,12 +355,21 @@ actor RoundCoordinator {
     /// round's devices hear ABORTED, never COUNTED.
     private func roundEnded(_ completed: CompletedRound) async -> RoundEndNotice {
         rounds[completed.configuration.roundID] = nil
+        leases.removeValue(forKey: "\(completed.configuration.roundID)")?.cancel()
         metrics.activeRounds.record(rounds.count)
         let notice: RoundEndNotice
         var reported = completed
         do {
             try await store.commitRound(commit(for: completed, outcome: completed.outcome))
             notice = .committed
+        } catch let lost as RoundLeaseLost {
+            metrics.mergeRefused()
+            logger.error("the round lost its lease before it committed; it is recorded as aborted", metadata: ["round": "\(lost.roundID)"])
+            let aborted = AggregationOutcome.aborted(.cancelled("\(lost)"))
+            reported = completed.with(outcome: aborted)
+            // Refused if recovery already ended it, which is as good.
+            try? await store.commitRound(commit(for: completed, outcome: aborted))
+            notice = .notCommitted("the round lost its lease")
         } catch let refusal as FeatureWindowError {
             // The window cannot take the sum (claims reserve capacity and exclude counted
             // devices, so this means another instance took this round's claims over): the round

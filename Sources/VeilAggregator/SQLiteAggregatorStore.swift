@@ -10,6 +10,11 @@ import VeilProtocol
 public final class SQLiteAggregatorStore: AggregatorStore {
     let pool: DatabasePool
 
+    /// The database's own time in seconds since the epoch, as SQL (leases are measured in it).
+    static let databaseNow = "((julianday('now') - 2440587.5) * 86400.0)"
+    /// Whether the round row `r` holds its lease now, as SQL.
+    static let roundHoldsLease = "(r.outcome = 'running' AND (r.lease_expires_at IS NULL OR r.lease_expires_at > \(databaseNow)))"
+
     /// Opens (creating and migrating as needed) the database at `path`.
     public init(path: String) throws {
         var configuration = Configuration()
@@ -101,6 +106,14 @@ public final class SQLiteAggregatorStore: AggregatorStore {
             try db.alter(table: "round") { t in t.add(column: "instance", .text).notNull().defaults(to: "") }
             try db.create(index: "round_running", on: "round", columns: ["outcome", "instance"])
         }
+        migrator.registerMigration("v7: round leases") { db in
+            // When a running round's lease ends, in the database's own clock (seconds since the
+            // epoch), and how often it was renewed.
+            try db.alter(table: "round") { t in
+                t.add(column: "lease_expires_at", .double)
+                t.add(column: "lease_generation", .integer).notNull().defaults(to: 0)
+            }
+        }
         return migrator
     }
 
@@ -179,20 +192,36 @@ public final class SQLiteAggregatorStore: AggregatorStore {
         try await pool.write { db in
             try db.execute(
                 sql: """
-                INSERT INTO round (round_id, task, started_at, ended_at, cohort_size, survivors, outcome, reason, instance)
-                VALUES (?, ?, ?, ?, ?, 0, ?, '', ?)
+                INSERT INTO round (round_id, task, started_at, ended_at, cohort_size, survivors, outcome, reason, instance, lease_expires_at)
+                VALUES (?, ?, ?, ?, ?, 0, ?, '', ?, \(Self.databaseNow) + ?)
                 """,
                 arguments: [start.roundID, start.task, start.startedAt.timeIntervalSince1970, start.startedAt.timeIntervalSince1970,
-                            start.cohortSize, RoundRecord.running, start.instance])
+                            start.cohortSize, RoundRecord.running, start.instance, start.leaseSeconds])
+        }
+    }
+
+    public func renewLease(roundID: String, instance: String, leaseSeconds: Double) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: """
+                UPDATE round SET lease_expires_at = \(Self.databaseNow) + ?, lease_generation = lease_generation + 1
+                WHERE round_id = ? AND instance = ? AND outcome = ? AND lease_expires_at > \(Self.databaseNow)
+                """, arguments: [leaseSeconds, roundID, instance, RoundRecord.running])
+            return db.changesCount == 1
         }
     }
 
     public func commitRound(_ commit: RoundCommit, now: Date) async throws {
         try await pool.write { db in
             let round = commit.round
-            let existing = try String.fetchOne(db, sql: "SELECT outcome FROM round WHERE round_id = ?", arguments: [round.roundID])
-            guard existing == nil || existing == RoundRecord.running else {
-                throw AggregatorStoreError("round \(round.roundID) already ended (\(existing!)); its end is not recorded twice")
+            let existing = try Row.fetchOne(db, sql: """
+                SELECT outcome, (lease_expires_at IS NULL OR lease_expires_at > \(Self.databaseNow)) AS held FROM round WHERE round_id = ?
+                """, arguments: [round.roundID])
+            if let existing {
+                let outcome: String = existing["outcome"]
+                guard outcome == RoundRecord.running else {
+                    throw AggregatorStoreError("round \(round.roundID) already ended (\(outcome)); its end is not recorded twice")
+                }
+                guard commit.window == nil || existing["held"] as Bool else { throw RoundLeaseLost(roundID: round.roundID) }
             }
             if let merge = commit.window {
                 try Self.merge(db, merge, roundID: round.roundID, now: now)
@@ -202,7 +231,8 @@ public final class SQLiteAggregatorStore: AggregatorStore {
                 INSERT INTO round (round_id, task, started_at, ended_at, cohort_size, survivors, outcome, reason)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (round_id) DO UPDATE SET
-                  ended_at = excluded.ended_at, survivors = excluded.survivors, outcome = excluded.outcome, reason = excluded.reason
+                  ended_at = excluded.ended_at, cohort_size = excluded.cohort_size, survivors = excluded.survivors,
+                  outcome = excluded.outcome, reason = excluded.reason
                 """,
                 arguments: [round.roundID, round.task, round.startedAt.timeIntervalSince1970, round.endedAt.timeIntervalSince1970,
                             round.cohortSize, round.survivors, round.outcome, round.reason])
@@ -215,18 +245,30 @@ public final class SQLiteAggregatorStore: AggregatorStore {
         }
     }
 
-    public func recoverRounds(instance: String, now: Date) async throws -> [String] {
+    public func discardRound(roundID: String) async throws {
         try await pool.write { db in
-            let ids = try String.fetchAll(
-                db, sql: "SELECT round_id FROM round WHERE outcome = ? AND instance = ? ORDER BY round_id",
-                arguments: [RoundRecord.running, instance])
-            for id in ids {
+            try db.execute(sql: "DELETE FROM window_contributor WHERE round_id = ? AND counted = 0", arguments: [roundID])
+            try db.execute(sql: "DELETE FROM round WHERE round_id = ? AND outcome = ?", arguments: [roundID, RoundRecord.running])
+        }
+    }
+
+    public func recoverRounds(instance: String?, now: Date) async throws -> [String] {
+        try await pool.write { db in
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT round_id, (lease_expires_at IS NOT NULL AND lease_expires_at <= \(Self.databaseNow)) AS expired FROM round
+                WHERE outcome = ? AND ((lease_expires_at IS NOT NULL AND lease_expires_at <= \(Self.databaseNow)) OR instance = ?)
+                ORDER BY round_id
+                """, arguments: [RoundRecord.running, instance])
+            for row in rows {
+                let id: String = row["round_id"]
+                let expired: Bool = row["expired"]
                 try db.execute(
                     sql: "UPDATE round SET outcome = ?, reason = ?, ended_at = ? WHERE round_id = ?",
-                    arguments: [RoundRecord.aborted, RoundRecord.instanceStoppedReason, now.timeIntervalSince1970, id])
+                    arguments: [RoundRecord.aborted, expired ? RoundRecord.leaseExpiredReason : RoundRecord.instanceStoppedReason,
+                                now.timeIntervalSince1970, id])
                 try db.execute(sql: "DELETE FROM window_contributor WHERE round_id = ? AND counted = 0", arguments: [id])
             }
-            return ids
+            return rows.map { $0["round_id"] }
         }
     }
 
@@ -264,12 +306,15 @@ public final class SQLiteAggregatorStore: AggregatorStore {
     private static func contributorEntries(_ db: Database, _ set: FeatureSet, _ windowStart: Int, _ deviceIDs: [String]) throws -> [String: ContributorEntry] {
         var entries: [String: ContributorEntry] = [:]
         let statement = try db.cachedStatement(sql: """
-            SELECT round_id, counted, claimed_at FROM window_contributor
-            WHERE feature_set = ? AND version = ? AND window_start = ? AND device_id = ?
+            SELECT wc.round_id, wc.counted, wc.claimed_at, r.round_id IS NOT NULL AS recorded, \(roundHoldsLease) AS live
+            FROM window_contributor wc LEFT JOIN round r ON r.round_id = wc.round_id
+            WHERE wc.feature_set = ? AND wc.version = ? AND wc.window_start = ? AND wc.device_id = ?
             """)
         for id in deviceIDs {
             if let row = try Row.fetchOne(statement, arguments: [set.name, set.version, windowStart, id]) {
-                entries[id] = ContributorEntry(roundID: row["round_id"], counted: row["counted"], claimedAt: row["claimed_at"])
+                let recorded: Bool = row["recorded"]
+                entries[id] = ContributorEntry(
+                    roundID: row["round_id"], counted: row["counted"], claimedAt: row["claimed_at"], roundLive: recorded ? row["live"] as Bool : nil)
             }
         }
         return entries
@@ -279,8 +324,9 @@ public final class SQLiteAggregatorStore: AggregatorStore {
         try await pool.write { db in
             let existing = try Self.contributorEntries(db, set, windowStart, deviceIDs)
             let occupied = try Int.fetchOne(db, sql: """
-                SELECT COUNT(*) FROM window_contributor
-                WHERE feature_set = ? AND version = ? AND window_start = ? AND (counted = 1 OR claimed_at >= ?)
+                SELECT COUNT(*) FROM window_contributor wc LEFT JOIN round r ON r.round_id = wc.round_id
+                WHERE wc.feature_set = ? AND wc.version = ? AND wc.window_start = ?
+                  AND (wc.counted = 1 OR (r.round_id IS NULL AND wc.claimed_at >= ?) OR \(Self.roundHoldsLease))
                 """, arguments: [set.name, set.version, windowStart, staleBefore.timeIntervalSince1970]) ?? 0
             let claims = WindowClaims.deciding(
                 deviceIDs, existing: existing, staleBefore: staleBefore.timeIntervalSince1970, occupied: occupied, capacity: set.maximumCohort)

@@ -35,7 +35,10 @@ final class FaultyStore: AggregatorStore {
     func status(of identityKey: Ed25519.PublicKey) async throws -> DeviceStatus { try await base.status(of: identityKey) }
     func activeDeviceCount() async throws -> Int { try await base.activeDeviceCount() }
     func recordRoundStart(_ start: RoundStart) async throws { try await base.recordRoundStart(start) }
-    func recoverRounds(instance: String, now: Date) async throws -> [String] { try await base.recoverRounds(instance: instance, now: now) }
+    func recoverRounds(instance: String?, now: Date) async throws -> [String] { try await base.recoverRounds(instance: instance, now: now) }
+    func renewLease(roundID: String, instance: String, leaseSeconds: Double) async throws -> Bool {
+        try await base.renewLease(roundID: roundID, instance: instance, leaseSeconds: leaseSeconds)
+    }
     func round(id roundID: String) async throws -> RoundRecord? { try await base.round(id: roundID) }
     func result(roundID: String) async throws -> RoundResultRecord? { try await base.result(roundID: roundID) }
     func recentRounds(limit: Int) async throws -> [RoundRecord] { try await base.recentRounds(limit: limit) }
@@ -43,6 +46,7 @@ final class FaultyStore: AggregatorStore {
         try await base.claimWindow(set, windowStart: windowStart, roundID: roundID, deviceIDs: deviceIDs, staleBefore: staleBefore, now: now)
     }
     func releaseClaims(roundID: String) async throws { try await base.releaseClaims(roundID: roundID) }
+    func discardRound(roundID: String) async throws { try await base.discardRound(roundID: roundID) }
     func countingRound(of deviceID: String, in set: FeatureSet, windowStart: Int) async throws -> String? {
         try await base.countingRound(of: deviceID, in: set, windowStart: windowStart)
     }

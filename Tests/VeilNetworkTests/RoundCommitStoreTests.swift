@@ -101,9 +101,46 @@ import VeilProtocol
             #expect(ra.outcome == RoundRecord.aborted && ra.reason == RoundRecord.instanceStoppedReason)
             #expect(try await store.round(id: "rb")?.outcome == RoundRecord.running, "another instance's round is left alone")
             #expect(try await Self.claim(store, "next", devices("ra", 3) + devices("rb", 1)).claimed == devices("ra", 3))
+            // A round that never assigned anyone is forgotten whole; an ended one is kept.
+            try await store.recordRoundStart(RoundStart(roundID: "never", task: "fleet/v1/\(Self.window)", startedAt: Self.t0, cohortSize: 3, instance: "instance-a"))
+            #expect(try await Self.claim(store, "never", devices("n", 2)).claimed.count == 2)
+            try await store.discardRound(roundID: "never")
+            #expect(try await store.round(id: "never") == nil)
+            #expect(try await Self.claim(store, "after", devices("n", 2)).claimed.count == 2, "its claims are released")
+            try await store.discardRound(roundID: "done")
+            #expect(try await store.round(id: "done")?.outcome == RoundRecord.finished)
             // The dead round cannot be finished late, and recovery is idempotent.
             await #expect(throws: AggregatorStoreError.self) { try await store.commitRound(try Self.finished("ra", devices("ra", 3)), now: Self.t0) }
             #expect(try await store.recoverRounds(instance: "instance-a", now: Self.t0).isEmpty)
+        }
+    }
+
+    /// M2: a round's claims are fenced by a lease in the store's own clock. A round whose
+    /// instance stopped renewing loses its claims to other rounds, cannot renew, cannot add its
+    /// sum, and is ended by any instance.
+    @Test(arguments: StoreBackend.allCases)
+    func aRoundThatLostItsLeaseLosesItsClaimsAndCannotCommit(_ backend: StoreBackend) async throws {
+        try await withScratchStore(backend) { scratch, store in
+            let other = try await scratch.open()
+            defer { Task { await other.close() } }
+            let start = RoundStart(roundID: "slow", task: "fleet/v1/\(Self.window)", startedAt: Self.t0, cohortSize: 4, instance: "a", leaseSeconds: 0.4)
+            try await store.recordRoundStart(start)
+            #expect(try await Self.claim(store, "slow", devices("s", 4)).claimed.count == 4)
+            #expect(try await store.renewLease(roundID: "slow", instance: "a", leaseSeconds: 0.4))
+            #expect(try await !store.renewLease(roundID: "slow", instance: "b", leaseSeconds: 0.4), "only its instance renews a lease")
+            #expect(try await Self.claim(other, "fast", devices("s", 2)).busy.count == 2, "a held lease keeps the claims")
+            try await Task.sleep(for: .milliseconds(900))
+            // Expired (no renewal): another instance's round takes the devices over.
+            try await other.recordRoundStart(RoundStart(roundID: "fast", task: "fleet/v1/\(Self.window)", startedAt: Self.t0, cohortSize: 2, instance: "b"))
+            #expect(try await Self.claim(other, "fast", devices("s", 2)).claimed == devices("s", 2))
+            #expect(try await !store.renewLease(roundID: "slow", instance: "a", leaseSeconds: 0.4), "a lost lease is not renewed")
+            await #expect(throws: RoundLeaseLost(roundID: "slow")) { try await store.commitRound(try Self.finished("slow", devices("s", 4)), now: Self.t0) }
+            try await other.commitRound(try Self.finished("fast", devices("s", 2)), now: Self.t0)
+            #expect(try await other.recoverRounds(instance: nil, now: Self.t0) == ["slow"])
+            let slow = try #require(try await store.round(id: "slow"))
+            #expect(slow.outcome == RoundRecord.aborted && slow.reason == RoundRecord.leaseExpiredReason)
+            let stored = try #require(try await store.storedWindows(of: Self.fleet, from: Self.window, to: Self.window + 1).first)
+            #expect(stored.contributors == 2 && stored.roundIDs == ["fast"], "only the round holding the devices added its sum")
         }
     }
 }

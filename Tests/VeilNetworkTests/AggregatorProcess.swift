@@ -1,0 +1,108 @@
+import Foundation
+import Testing
+import VeilAggregator
+import VeilDevice
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `veil-aggregator serve` in its own process (the debug build next to the test runner, which
+/// carries the FaultPoint crash points), on a fixed loopback port, killable with SIGKILL.
+final class AggregatorProcess: @unchecked Sendable {
+    let process = Process()
+    let logPath: String
+
+    /// The `veil-aggregator` binary built with the tests, or nil (recorded as an issue) if absent.
+    static var binary: String? {
+        let directory = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        let path = directory.appendingPathComponent("veil-aggregator").path
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            Issue.record("no veil-aggregator binary at \(path): `swift build --build-tests` builds it with the tests")
+            return nil
+        }
+        return path
+    }
+
+    /// Starts `serve --config configPath` with `VEIL_FAULT=fault` when given, and waits until it
+    /// accepts TCP connections on `port` (or fails if it exits first).
+    init(configPath: String, port: Int, fault: String?, logPath: String) async throws {
+        guard let binary = Self.binary else { throw ProcessError("no binary") }
+        self.logPath = logPath
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["serve", "--config", configPath, "--log-level", "info"]
+        var environment = ProcessInfo.processInfo.environment
+        environment["VEIL_FAULT"] = fault
+        process.environment = environment
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        let logFile = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        logFile.seekToEndOfFile()
+        process.standardError = logFile
+        process.standardOutput = logFile
+        try process.run()
+        let deadline = ContinuousClock.now + .seconds(60)
+        while !Self.accepts(port: port) {
+            guard process.isRunning else { throw ProcessError("veil-aggregator exited at start: \(log(tail: 20))") }
+            guard ContinuousClock.now < deadline else { throw ProcessError("veil-aggregator did not listen within 60 s") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    /// Waits up to `limit` for the process to end; returns how it ended, or nil if it still runs.
+    func waitForExit(within limit: Duration) async -> (reason: Process.TerminationReason, status: Int32)? {
+        let deadline = ContinuousClock.now + limit
+        while process.isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(25)) }
+        return process.isRunning ? nil : (process.terminationReason, process.terminationStatus)
+    }
+
+    /// SIGKILL, no cleanup.
+    func kill() { if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) } }
+
+    /// SIGTERM: a graceful shutdown.
+    func terminate() { if process.isRunning { process.terminate() } }
+
+    /// The last `lines` lines of the process's log.
+    func log(tail lines: Int) -> String {
+        let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").suffix(lines).joined(separator: "\n")
+    }
+
+    /// Whether something accepts TCP connections on 127.0.0.1:`port`.
+    static func accepts(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+
+    /// A TCP port on loopback that nothing listens on now.
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw ProcessError("socket failed") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else { throw ProcessError("bind failed") }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
+
+/// A failure of the harness itself.
+struct ProcessError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
