@@ -241,9 +241,6 @@ public final class Aggregator: Service, Sendable {
         }
     }
 
-    /// Whether `set` is registered and not retired; rounds run only for such a set.
-    func setFeatureSetRetired(_ retired: Bool) async { await coordinator.setFeatureSetRetired(retired) }
-
     /// Every round that ends from the time of the call, with its outcome.
     public func completedRounds() async -> AsyncStream<CompletedRound> { await coordinator.completedRounds() }
 }

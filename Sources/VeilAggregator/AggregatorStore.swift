@@ -33,6 +33,10 @@ public protocol AggregatorStore: Sendable {
     /// The number of enrolled devices that are not revoked.
     func activeDeviceCount() async throws -> Int
 
+    /// Which of `deviceIDs` are enrolled and not revoked, read at once: a cohort is checked again
+    /// when it forms, since a device revoked while it waited must not take part.
+    func activeDeviceIDs(among deviceIDs: [String]) async throws -> Set<String>
+
     /// Records that round `start.roundID` is starting (outcome "running", with its instance and
     /// a lease of `start.leaseSeconds` in the database's own time). Called before the round
     /// claims anything or assigns any device, so a round that an instance crash interrupts is
@@ -51,7 +55,7 @@ public protocol AggregatorStore: Sendable {
     /// only after this returns. Refuses, changing nothing, with
     /// ``FeatureWindowError/alreadyCounted(window:devices:)`` or
     /// ``FeatureWindowError/windowOverflow(window:contributors:maximum:)`` when the window cannot
-    /// take the sum, with ``RoundLeaseLost`` when a finished round's lease expired (its claims may
+    /// take the sum (or one of its contributors was revoked during the round), with ``RoundLeaseLost`` when a finished round's lease expired (its claims may
     /// be another round's now), and with ``AggregatorStoreError`` when the round already ended.
     /// Atomic, also between instances sharing the store.
     func commitRound(_ commit: RoundCommit, now: Date) async throws

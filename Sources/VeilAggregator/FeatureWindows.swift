@@ -81,6 +81,8 @@ public enum FeatureWindowError: Error, Equatable, Sendable, CustomStringConverti
     case windowOverflow(window: Int, contributors: Int, maximum: Int)
     /// Devices of the round are already counted in the window, or claimed by another round of it.
     case alreadyCounted(window: Int, devices: [String])
+    /// Devices of the round were revoked while it ran: their input must not be released.
+    case revokedDuringRound(window: Int, devices: [String])
 
     /// A one-line explanation.
     public var description: String {
@@ -89,6 +91,8 @@ public enum FeatureWindowError: Error, Equatable, Sendable, CustomStringConverti
             return "window \(window) would have \(contributors) contributors, above the feature set's maximumCohort \(maximum); its sums could wrap"
         case let .alreadyCounted(window, devices):
             return "window \(window) already counts (or another round claimed) \(devices.count) of the round's devices, for example \(devices.prefix(3).joined(separator: ", ")); a device counts at most once per window"
+        case let .revokedDuringRound(window, devices):
+            return "\(devices.count) of the round's devices were revoked while it ran, for example \(devices.prefix(3).joined(separator: ", ")); its sum is not added to window \(window)"
         }
     }
 }

@@ -185,6 +185,11 @@ public final class PostgresAggregatorStore: AggregatorStore {
             """).isEmpty
     }
 
+    public func activeDeviceIDs(among deviceIDs: [String]) async throws -> Set<String> {
+        guard !deviceIDs.isEmpty else { return [] }
+        return Set(try await rows("SELECT device_id FROM device WHERE device_id = ANY(\(deviceIDs)) AND revoked_at IS NULL").map { try $0.decode(String.self) })
+    }
+
     public func status(of identityKey: Ed25519.PublicKey) async throws -> DeviceStatus {
         let key = Data(identityKey.rawRepresentation)
         guard let row = try await rows("SELECT device_id, revoked_at FROM device WHERE identity_key = \(key)").first else { return .unknown }
@@ -378,6 +383,12 @@ public final class PostgresAggregatorStore: AggregatorStore {
         let conflicts = ContributorEntry.conflicts(
             contributorIDs, existing: try await contributorEntries(connection, set, windowStart, contributorIDs, logger), roundID: roundID)
         guard conflicts.isEmpty else { throw FeatureWindowError.alreadyCounted(window: windowStart, devices: conflicts) }
+        if !contributorIDs.isEmpty {
+            let revoked = try await connection.query("""
+                SELECT device_id FROM device WHERE device_id = ANY(\(contributorIDs)) AND revoked_at IS NOT NULL ORDER BY device_id
+                """, logger: logger).collect().map { try $0.decode(String.self) }
+            guard revoked.isEmpty else { throw FeatureWindowError.revokedDuringRound(window: windowStart, devices: revoked) }
+        }
         let stored = try await connection.query("""
             SELECT \(unescaped: windowColumns) FROM window_aggregate
             WHERE feature_set = \(set.name) AND version = \(set.version) AND window_start = \(windowStart)

@@ -18,7 +18,6 @@ actor RoundCoordinator {
     private let logger: Logger
     private let store: any AggregatorStore
     private let windowUpdated: @Sendable (FeatureLayout) async -> Void
-    private var featureSetRetired = false
     private var waiting: [DeviceLink] = []
     private var live: [String: DeviceLink] = [:]
     private var rounds: [RoundID: RoundDriver] = [:]
@@ -97,11 +96,6 @@ actor RoundCoordinator {
     private func currentWindow(at now: Date) -> Int {
         let seconds = Int(now.timeIntervalSince1970.rounded(.down))
         return FeatureSet.windowStart(of: seconds, windowSeconds: policy.windowSeconds) - policy.windowSeconds
-    }
-
-    /// Stops (or resumes) rounds for the configured feature set once it is retired (or defined again).
-    func setFeatureSetRetired(_ retired: Bool) {
-        featureSetRetired = retired
     }
 
     /// The number of devices waiting for a round.
@@ -184,12 +178,7 @@ actor RoundCoordinator {
     @discardableResult
     private func startRound(with cohort: [DeviceLink]) async -> Bool {
         defer { starting -= 1 }
-        if featureSetRetired, let set = policy.featureSet {
-            for link in cohort {
-                link.end(TransportCodec.endedFrame(.noRound, reason: "feature set \(set.name) v\(set.version) is retired", retryAfterMilliseconds: Retry.jittered(milliseconds: 600_000)))
-            }
-            return false
-        }
+        guard let cohort = await admissible(cohort) else { return false }
         var random = SystemRandomSource()
         var generator = SystemRandomNumberGenerator()
         let roundID = RoundID(using: &random)
@@ -250,6 +239,50 @@ actor RoundCoordinator {
         metrics.activeRounds.record(rounds.count)
         Task { await driver.start() }
         return true
+    }
+
+    /// The devices of `cohort` that may still take part, read from the store as the cohort
+    /// forms (so that every instance, and this one after a restart, agrees): none when the
+    /// configured feature set is retired (they come back much later), and never a device revoked
+    /// while it waited (its stream ends with PERMISSION_DENIED). Nil, the cohort requeued, when
+    /// the store cannot be read or too few remain.
+    private func admissible(_ cohort: [DeviceLink]) async -> [DeviceLink]? {
+        let active: Set<String>
+        do {
+            if let set = policy.featureSet {
+                let entry = try await store.featureSets(includingRetired: true).first {
+                    $0.featureSet.name == set.name && $0.featureSet.version == set.version
+                }
+                if entry?.retiredAt != nil {
+                    for link in cohort {
+                        link.end(TransportCodec.endedFrame(
+                            .noRound, reason: "feature set \(set.name) v\(set.version) is retired",
+                            retryAfterMilliseconds: Retry.jittered(milliseconds: 600_000)))
+                    }
+                    return nil
+                }
+            }
+            active = try await store.activeDeviceIDs(among: cohort.map { $0.identity?.deviceID ?? "" })
+        } catch {
+            metrics.storeError(operation: "check-cohort")
+            logger.error("cannot check the cohort against the store; it waits", metadata: ["error": "\(error)"])
+            requeue(cohort)
+            return nil
+        }
+        var members: [DeviceLink] = []
+        for link in cohort {
+            if let id = link.identity?.deviceID, active.contains(id) {
+                members.append(link)
+            } else {
+                link.fail(RPCError(code: .permissionDenied, message: "device \(link.identity?.deviceID ?? "?") was revoked while it waited"))
+                metrics.rejected(reason: "revoked")
+            }
+        }
+        guard members.count >= max(policy.minimumCohort, 3) else {
+            requeue(members)
+            return nil
+        }
+        return members
     }
 
     /// Claims the feature window for `cohort` (SPEC.md §12.1) and returns the devices that may

@@ -171,6 +171,15 @@ public final class SQLiteAggregatorStore: AggregatorStore {
         }
     }
 
+    public func activeDeviceIDs(among deviceIDs: [String]) async throws -> Set<String> {
+        try await pool.read { db in try Self.activeDeviceIDs(db, deviceIDs) }
+    }
+
+    private static func activeDeviceIDs(_ db: Database, _ deviceIDs: [String]) throws -> Set<String> {
+        let statement = try db.cachedStatement(sql: "SELECT 1 FROM device WHERE device_id = ? AND revoked_at IS NULL")
+        return Set(try deviceIDs.filter { try Int.fetchOne(statement, arguments: [$0]) != nil })
+    }
+
     public func status(of identityKey: Ed25519.PublicKey) async throws -> DeviceStatus {
         let key = Data(identityKey.rawRepresentation)
         return try await pool.read { db in
@@ -366,6 +375,9 @@ public final class SQLiteAggregatorStore: AggregatorStore {
         let conflicts = ContributorEntry.conflicts(
             contributorIDs, existing: try contributorEntries(db, set, windowStart, contributorIDs), roundID: roundID)
         guard conflicts.isEmpty else { throw FeatureWindowError.alreadyCounted(window: windowStart, devices: conflicts) }
+        let revokedStatement = try db.cachedStatement(sql: "SELECT 1 FROM device WHERE device_id = ? AND revoked_at IS NOT NULL")
+        let revoked = try contributorIDs.filter { try Int.fetchOne(revokedStatement, arguments: [$0]) != nil }
+        guard revoked.isEmpty else { throw FeatureWindowError.revokedDuringRound(window: windowStart, devices: revoked) }
         let row = try Row.fetchOne(db, sql: """
             SELECT window_start, dimension, bit_width, sum, contributors, round_ids FROM window_aggregate
             WHERE feature_set = ? AND version = ? AND window_start = ?

@@ -97,7 +97,6 @@ struct ServingAPI: Sendable {
         }
         do {
             let created = try await aggregator.store.define(set)
-            if created, aggregator.configuration.rounds.featureSet == set { await aggregator.setFeatureSetRetired(false) }
             guard let registered = try await aggregator.store.featureSets(includingRetired: true)
                 .first(where: { $0.featureSet.name == set.name && $0.featureSet.version == set.version }) else {
                 return problem(.internalServerError, "Not stored", "the definition was accepted but cannot be read back")
@@ -116,9 +115,6 @@ struct ServingAPI: Sendable {
         }
         guard try await aggregator.store.retire(name: name, version: version) else {
             return problem(.notFound, "Unknown feature set", "no active feature set \(name) v\(version)", field: "name")
-        }
-        if let set = aggregator.configuration.rounds.featureSet, set.name == name, set.version == version {
-            await aggregator.setFeatureSetRetired(true)
         }
         return Response(status: .noContent)
     }

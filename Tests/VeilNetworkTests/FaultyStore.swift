@@ -34,6 +34,7 @@ final class FaultyStore: AggregatorStore {
     func revoke(deviceID: String, now: Date) async throws -> Bool { try await base.revoke(deviceID: deviceID, now: now) }
     func status(of identityKey: Ed25519.PublicKey) async throws -> DeviceStatus { try await base.status(of: identityKey) }
     func activeDeviceCount() async throws -> Int { try await base.activeDeviceCount() }
+    func activeDeviceIDs(among deviceIDs: [String]) async throws -> Set<String> { try await base.activeDeviceIDs(among: deviceIDs) }
     func recordRoundStart(_ start: RoundStart) async throws { try await base.recordRoundStart(start) }
     func recoverRounds(instance: String?, now: Date) async throws -> [String] { try await base.recoverRounds(instance: instance, now: now) }
     func renewLease(roundID: String, instance: String, leaseSeconds: Double) async throws -> Bool {

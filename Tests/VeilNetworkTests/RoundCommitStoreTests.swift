@@ -143,4 +143,26 @@ import VeilProtocol
             #expect(stored.contributors == 2 && stored.roundIDs == ["fast"], "only the round holding the devices added its sum")
         }
     }
+
+    /// M6: a device revoked while its round ran keeps the round's sum out of the window; the
+    /// refusal changes nothing.
+    @Test(arguments: StoreBackend.allCases)
+    func aContributorRevokedDuringTheRoundKeepsItsSumOut(_ backend: StoreBackend) async throws {
+        try await withScratchStore(backend) { _, store in
+            var ids: [String] = []
+            for _ in 0..<3 {
+                ids.append(try await store.enrol(token: try await store.createEnrolmentToken(lifetime: 600), identityKey: freshIdentityKey()))
+            }
+            #expect(try await store.activeDeviceIDs(among: ids + ["never-enrolled"]) == Set(ids))
+            try await store.recordRoundStart(RoundStart(roundID: "r", task: "fleet/v1/\(Self.window)", startedAt: Self.t0, cohortSize: 3, instance: "a"))
+            #expect(try await Self.claim(store, "r", ids).claimed == ids)
+            #expect(try await store.revoke(deviceID: ids[1]))
+            #expect(try await store.activeDeviceIDs(among: ids) == [ids[0], ids[2]])
+            await #expect(throws: FeatureWindowError.revokedDuringRound(window: Self.window, devices: [ids[1]])) {
+                try await store.commitRound(try Self.finished("r", ids), now: Self.t0)
+            }
+            #expect(try await store.storedWindows(of: Self.fleet, from: Self.window, to: Self.window + 1).isEmpty)
+            #expect(try await store.round(id: "r")?.outcome == RoundRecord.running)
+        }
+    }
 }

@@ -1,0 +1,88 @@
+import Foundation
+import Testing
+import VeilAggregator
+import VeilDevice
+import VeilFeatures
+
+/// Issue 13, M4 and M6: whether a cohort may run is read from the store when it forms, so a
+/// retirement or a revocation made anywhere (another instance, the store itself, before a
+/// restart) is honoured, and a revocation during a round keeps its sum out of the window.
+@Suite(.serialized) struct AdmissionTests {
+    static let set = FeatureSet(name: "fleet", version: 7, bitWidth: 48, maximumCohort: 1000, features: [
+        Feature(name: "crashes", kind: .eventCount, maximumValuesPerDevice: 3),
+    ])
+    static let window = 1_800_000_000
+
+    static func harness() async throws -> NetworkHarness {
+        try await NetworkHarness(fixedTime: Date(timeIntervalSince1970: Double(window + 5400))) { c in
+            c.rounds.featureSet = set
+            c.rounds.minimumReleaseCohort = 1
+            c.rounds.minimumCohort = 8
+            c.rounds.maximumCohort = 8
+            c.rounds.expectedDropout = 0.01
+            c.rounds.threshold = 5
+        }
+    }
+
+    static func stores(_ harness: NetworkHarness, _ count: Int) throws -> [ObservationStore] {
+        try (0..<count).map { d in
+            let store = try ObservationStore(path: harness.directory + "/device-\(d).sqlite", layout: try FeatureLayout(set), windowSeconds: 3600, retention: 86_400)
+            try store.recordEvents(feature: "crashes", count: 1, at: Date(timeIntervalSince1970: Double(window + 60)))
+            return store
+        }
+    }
+
+    /// A device revoked while it waits in the room never takes part; the round forms without it.
+    @Test func aDeviceRevokedWhileWaitingIsRefusedWhenTheCohortForms() async throws {
+        let harness = try await Self.harness()
+        defer { Task { await harness.stop() } }
+        let stores = try Self.stores(harness, 9)
+        try await withAggregatorConnection(to: harness.endpoint) { connection in
+            let identities = try await harness.enrolledIdentities(9, connection: connection)
+            let revokedID = try #require(try await harness.aggregator.store.status(of: identities[0].publicKey).activeID)
+            let first = Task { try await harness.device(identity: identities[0], connection: connection).participateInFeatureRound(store: stores[0]) }
+            while await harness.aggregator.waitingDeviceCount() < 1 { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(try await harness.aggregator.store.revoke(deviceID: revokedID))
+            let others = try await withThrowingTaskGroup(of: RoundParticipation.self) { group in
+                for d in 1..<9 { group.addTask { try await harness.device(identity: identities[d], connection: connection).participateInFeatureRound(store: stores[d]) } }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(others.allSatisfy { $0.outcome == .counted }, "\(others.map(\.outcome))")
+            await #expect(throws: DeviceError.self) { _ = try await first.value }
+            if case let .failure(error as DeviceError) = await first.result, case let .rejected(code, _) = error {
+                #expect(code.contains("permission"), "\(code)")
+            }
+            #expect(try !stores[0].isCounted(window: Self.window))
+            #expect(try await harness.aggregator.featureWindows(of: Self.set, from: Self.window, to: Self.window + 1).first?.contributors == 8)
+        }
+    }
+
+    /// A feature set retired in the store by another instance stops this instance's rounds.
+    @Test func aFeatureSetRetiredInTheStoreStopsRoundsHere() async throws {
+        let harness = try await Self.harness()
+        defer { Task { await harness.stop() } }
+        let stores = try Self.stores(harness, 8)
+        // Another instance sharing the store retires it (here: the store itself, not this API).
+        #expect(try await harness.aggregator.store.retire(name: Self.set.name, version: Self.set.version))
+        try await withAggregatorConnection(to: harness.endpoint) { connection in
+            let identities = try await harness.enrolledIdentities(8, connection: connection)
+            let results = try await withThrowingTaskGroup(of: RoundParticipation.self) { group in
+                for d in 0..<8 { group.addTask { try await harness.device(identity: identities[d], connection: connection).participateInFeatureRound(store: stores[d]) } }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            for result in results {
+                guard case .noRound = result.outcome else { Issue.record("a retired set ran a round: \(result.outcome)"); continue }
+                #expect(result.reason.contains("retired"))
+            }
+            #expect(try await harness.aggregator.featureWindows(of: Self.set, from: Self.window, to: Self.window + 1).isEmpty)
+        }
+    }
+}
+
+extension DeviceStatus {
+    /// The device id of an active device.
+    var activeID: String? {
+        if case let .active(id) = self { return id }
+        return nil
+    }
+}
