@@ -134,8 +134,25 @@ public final class Aggregator: Service, Sendable {
                         configuration: .init(address: .hostname(h.host, port: h.port), serverName: "veil-aggregator"),
                         onServerRunning: { [weak self] channel in self?.ports.withLock { $0.http = channel.localAddress?.port } },
                         logger: logger)
-                    httpTask.withLock { $0 = Task { try await app.run() } }
-                    while self.ports.withLock({ $0.http }) == nil && !Task.isCancelled { try await Task.sleep(for: .milliseconds(5)) }
+                    let failed = StartupFailure()
+                    httpTask.withLock {
+                        $0 = Task {
+                            do { try await app.run() } catch {
+                                failed.record(error)
+                                throw error
+                            }
+                        }
+                    }
+                    // A listener that cannot bind (address in use, no permission) is fatal and
+                    // named, not a start-up that waits forever.
+                    while self.ports.withLock({ $0.http }) == nil && !Task.isCancelled {
+                        try await Task.sleep(for: .milliseconds(5))
+                        if let failure = failed.description {
+                            logger.critical("cannot serve the HTTP API", metadata: ["listen": "\(h.host):\(h.port)", "error": "\(failure)"])
+                            server.beginGracefulShutdown()
+                            throw AggregatorStartupError("cannot serve the HTTP API on \(h.host):\(h.port): \(failure)")
+                        }
+                    }
                 }
                 let httpPort = ports.withLock { $0.http }
                 ports.withLock { $0.grpc = grpcPort }
@@ -243,4 +260,21 @@ public final class Aggregator: Service, Sendable {
 
     /// Every round that ends from the time of the call, with its outcome.
     public func completedRounds() async -> AsyncStream<CompletedRound> { await coordinator.completedRounds() }
+}
+
+/// The aggregator could not start serving (for example a listener could not bind).
+public struct AggregatorStartupError: Error, CustomStringConvertible, Sendable {
+    /// What failed.
+    public let description: String
+    /// Creates an error.
+    public init(_ description: String) { self.description = description }
+}
+
+/// Why a server task ended before it started listening, as text (set once, read by start-up).
+final class StartupFailure: Sendable {
+    private let text = Mutex<String?>(nil)
+    /// Records `error`.
+    func record(_ error: any Error) { text.withLock { $0 = String(describing: error) } }
+    /// The recorded failure, if any.
+    var description: String? { text.withLock { $0 } }
 }

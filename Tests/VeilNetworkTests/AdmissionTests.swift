@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Testing
 import VeilAggregator
 import VeilDevice
@@ -85,4 +86,41 @@ extension DeviceStatus {
         if case let .active(id) = self { return id }
         return nil
     }
+}
+
+/// Issue 13, L1: a listener that cannot bind stops the start with an error naming it; before,
+/// start-up waited forever for the HTTP port.
+@Suite struct StartupTests {
+    @Test func anHTTPListenerThatCannotBindFailsTheStart() async throws {
+        let (fd, port) = try AggregatorProcess.occupiedPort()
+        defer { close(fd) }
+        let directory = NSTemporaryDirectory() + "veil-bind-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var configuration = AggregatorConfiguration()
+        configuration.insecurePlaintext = true
+        configuration.listen = .init(host: "127.0.0.1", port: 0)
+        configuration.httpListen = .init(host: "127.0.0.1", port: port)
+        configuration.database = directory + "/aggregator.sqlite"
+        let aggregator = try await Aggregator(configuration: configuration, logger: .init(label: "veil.test.bind", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let ended = Outcome()
+        let serving = Task {
+            do { try await aggregator.run(); await ended.set("returned") } catch { await ended.set("\(error)") }
+        }
+        let deadline = ContinuousClock.now + .seconds(20)
+        var result: String?
+        while result == nil && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+            result = await ended.value
+        }
+        #expect(result?.contains("cannot serve the HTTP API on 127.0.0.1:\(port)") == true, "\(result ?? "still starting after 20 s")")
+        serving.cancel()
+        await aggregator.store.close()
+    }
+}
+
+/// How a task ended, readable without waiting for it.
+actor Outcome {
+    private(set) var value: String?
+    func set(_ text: String) { value = text }
 }

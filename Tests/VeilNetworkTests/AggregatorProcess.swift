@@ -80,6 +80,21 @@ final class AggregatorProcess: @unchecked Sendable {
         }
     }
 
+    /// A socket listening on a fresh loopback port, to make a bind elsewhere fail; close `fd` when done.
+    static func occupiedPort() throws -> (fd: Int32, port: Int) {
+        let port = try freePort()
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard fd >= 0, bound == 0, listen(fd, 1) == 0 else { throw ProcessError("cannot occupy port \(port)") }
+        return (fd, port)
+    }
+
     /// A TCP port on loopback that nothing listens on now.
     static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
