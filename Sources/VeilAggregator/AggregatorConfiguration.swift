@@ -24,7 +24,7 @@ public struct AggregatorConfiguration: Sendable, Codable, Equatable {
     /// Serve gRPC without TLS. Only for tests and debugging; the server logs a warning.
     public var insecurePlaintext = false
     /// The store (created and migrated at start): the path of an SQLite file, the embedded
-    /// default, or a `postgres://user:password@host:5432/database?sslmode=disable|prefer|require`
+    /// default, or a `postgres://user@host:5432/database?sslmode=verify-full|verify-ca|require|disable`
     /// URL for PostgreSQL, which several aggregator instances can share.
     public var database = "veil-aggregator.sqlite"
     /// How rounds are formed and run.

@@ -21,7 +21,7 @@ struct ConfigurationOptions: ParsableArguments {
     @Option(name: .customLong("config"), help: "A JSON configuration file (see README.md, \"Configuring the aggregator\"). Environment variables VEIL_* and the flags below override it.")
     var configPath: String?
 
-    @Option(help: "The store: an SQLite file path, or a postgres://user:password@host:5432/database URL (VEIL_DATABASE).")
+    @Option(help: "The store: an SQLite file path, or a postgres://user@host:5432/database URL, password in VEIL_DATABASE_PASSWORD (VEIL_DATABASE).")
     var database: String?
 
     /// The configuration from the file, then the environment, then these flags.

@@ -78,6 +78,35 @@ import VeilFeatures
         Feature(name: "speed", kind: .numeric(minimum: 0, maximum: 100, precision: 1), maximumValuesPerDevice: 10),
     ])
 
+    /// Issue 13, M11: TLS that verifies the server by default, no silent plaintext, a CA file,
+    /// and the password kept off the command line.
+    @Test func postgresDefaultsToVerifiedTLSAndTakesThePasswordFromAFileOrTheEnvironment() throws {
+        let plain = try #require(try PostgresLocation(parsing: "postgres://veil@db.internal/veil"))
+        #expect(plain.tlsMode == .verifyFull && plain.requireTLS && plain.caCertificatePath == nil)
+        #expect(Self.field { _ = try PostgresLocation(parsing: "postgres://veil@db/veil?sslmode=prefer") } == "database")
+        #expect(Self.field { _ = try PostgresLocation(parsing: "postgres://veil@db/veil?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem") } == "database")
+        #expect(Self.field { _ = try PostgresLocation(parsing: "postgres://veil@db/veil?sslcert=x") } == "database", "unknown parameters are refused")
+        #expect(try PostgresLocation(parsing: "postgres://veil@db/veil?sslmode=verify-ca")?.tlsMode == .verifyCA)
+        #expect(try PostgresLocation(parsing: "postgres://veil@127.0.0.1/veil?sslmode=disable")?.requireTLS == false)
+
+        let directory = NSTemporaryDirectory() + "veil-pg-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let ca = directory + "/ca.pem"
+        try "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n".write(toFile: ca, atomically: true, encoding: .utf8)
+        let secret = directory + "/password"
+        try "from-the-file\nignored\n".write(toFile: secret, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: secret)
+        let filed = try #require(try PostgresLocation(parsing: "postgres://veil@db/veil?sslrootcert=\(ca)&passwordfile=\(secret)"))
+        #expect(filed.caCertificatePath == ca)
+        #expect(try filed.resolvedPassword(environment: ["VEIL_DATABASE_PASSWORD": "from-the-environment"]) == "from-the-file")
+        #expect(!filed.description.contains("from-the"))
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: secret)
+        #expect(throws: AggregatorStoreError.self, "a password file others can read is refused") { _ = try filed.resolvedPassword() }
+        #expect(try plain.resolvedPassword(environment: ["VEIL_DATABASE_PASSWORD": "from-the-environment"]) == "from-the-environment")
+        #expect(try PostgresLocation(parsing: "postgres://veil:in-url@db/veil")?.resolvedPassword(environment: ["VEIL_DATABASE_PASSWORD": "env"]) == "in-url")
+    }
+
     @Test func postgresLocationsHideThePassword() throws {
         let location = try #require(try PostgresLocation(parsing: "postgres://veil:s3cret@db.internal:6543/features?sslmode=require"))
         #expect(location.host == "db.internal" && location.port == 6543 && location.database == "features" && location.requireTLS)
