@@ -108,7 +108,16 @@ public final class Aggregator: Service, Sendable {
             transport: .http2NIOPosix(
                 address: .ipv4(host: configuration.listen.host, port: configuration.listen.port),
                 transportSecurity: security,
-                config: .defaults { $0.rpc.maxRequestPayloadSize = limit; $0.http2.maxConcurrentStreams = 4096 }),
+                config: .defaults {
+                    $0.rpc.maxRequestPayloadSize = limit
+                    $0.http2.maxConcurrentStreams = 4096
+                    // Pings idle devices every 30 s and drops a connection that does not answer
+                    // in 10 s (a half-open device holds no waiting-room place or round for long);
+                    // accepts the devices' own pings every 20 s or slower.
+                    $0.connection.keepalive = .init(
+                        time: .seconds(30), timeout: .seconds(10),
+                        clientBehavior: .init(minPingIntervalWithoutCalls: .seconds(20), allowWithoutCalls: true))
+                }),
             services: [service])
     }
 

@@ -54,6 +54,9 @@ public final class AggregatorConnection: Sendable {
             transportSecurity: security,
             config: .defaults {
                 $0.backoff = .init(initial: .milliseconds(200), max: .seconds(10), multiplier: 1.6, jitter: 0.2)
+                // Pings every 30 s, with or without a round in flight: a connection whose other
+                // end vanished (half-open) is closed within 40 s instead of holding a round.
+                $0.connection.keepalive = .init(time: .seconds(30), timeout: .seconds(10), allowWithoutCalls: true)
             })
         client = GRPCClient(transport: transport)
         self.endpoint = endpoint

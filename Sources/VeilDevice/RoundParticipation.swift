@@ -51,10 +51,16 @@ public struct ParticipationOptions: Sendable {
     /// Fault injection for simulations and tests: close the stream instead of answering this
     /// phase, as a device that loses power or network would.
     public var disconnectBefore: Phase?
+    /// The longest one participation may take, from check-in through waiting and the round to
+    /// its end; after it the stream is abandoned (DEADLINE_EXCEEDED, retried with backoff), so a
+    /// stalled aggregator or a half-open connection cannot hold the device. Default 20 minutes:
+    /// the default waiting room (5 minutes) and five phases at their default deadline, twice.
+    public var deadline: Duration
 
     /// Creates options.
-    public init(disconnectBefore: Phase? = nil) {
+    public init(disconnectBefore: Phase? = nil, deadline: Duration = .seconds(1200)) {
         self.disconnectBefore = disconnectBefore
+        self.deadline = deadline
     }
 }
 

@@ -72,8 +72,10 @@ public struct VeilDevice: Sendable {
         let service = Veil_V1_Aggregator.Client(wrapping: connection.client)
         let (outgoing, sender) = AsyncStream.makeStream(of: Veil_V1_DeviceFrame.self)
         let (identity, policy, signedRounds) = (self.identity, self.policy, self.signedRounds)
+        var callOptions = CallOptions.defaults
+        callOptions.timeout = options.deadline
         do {
-            return try await service.participate(requestProducer: { writer in
+            return try await service.participate(options: callOptions, requestProducer: { writer in
                 for await frame in outgoing { try await writer.write(frame) }
             }, onResponse: { response in
                 defer { sender.finish() }
