@@ -128,10 +128,12 @@ public struct VeilDevice: Sendable {
                 let result = try await participation()
                 await onRound(result)
                 backoff.reset()
+                // Spread upwards by up to 25% (never earlier than the hint): devices told at
+                // once, or whose windows close at once, do not all return at once.
                 if case let .noRound(retryAfter) = result.outcome {
-                    delay = max(interval, .milliseconds(Int64(retryAfter)))
+                    delay = Backoff.spread(max(interval, .milliseconds(Int64(retryAfter))))
                 } else {
-                    delay = interval
+                    delay = Backoff.spread(interval)
                 }
             } catch {
                 guard error.isRetryable else { throw error }
@@ -155,4 +157,9 @@ struct Backoff {
     }
 
     mutating func reset() { attempt = 0 }
+
+    /// `delay` lengthened by a uniform 0...25%.
+    static func spread(_ delay: Duration) -> Duration {
+        delay * Double.random(in: 1...1.25)
+    }
 }

@@ -46,4 +46,12 @@ import VeilProtocol
             }
         }
     }
+
+    /// Issue 13, M9: the wait between rounds (and after NO_ROUND) is spread upwards, never below
+    /// the aggregator's hint, so a fleet told at once does not return at once.
+    @Test func waitsBetweenRoundsAreSpreadAndNeverShorterThanTheHint() {
+        let delays = (0..<200).map { _ in Backoff.spread(.seconds(10)) }
+        #expect(delays.allSatisfy { $0 >= .seconds(10) && $0 <= .milliseconds(12_500) })
+        #expect(Set(delays).count > 100, "the delays are spread, not one value")
+    }
 }
