@@ -182,7 +182,7 @@ public final class Aggregator: Service, Sendable {
         refresher.withLock { $0?.cancel() }
         sweeper.withLock { $0?.cancel() }
         logger.info("shutting down: ending rounds")
-        await coordinator.shutDown()
+        await coordinator.shutDown(grace: .milliseconds(Int64(configuration.shutdownGraceSeconds * 1000)))
         server.beginGracefulShutdown()
     }
 

@@ -37,6 +37,8 @@ public struct AggregatorConfiguration: Sendable, Codable, Equatable {
     /// previous process left running, found by this name, so it must be stable across restarts
     /// and distinct for every instance sharing one store. Defaults to the host name.
     public var instance = ProcessInfo.processInfo.hostName
+    /// How long a shutdown (SIGTERM) waits for round ends being written to the store.
+    public var shutdownGraceSeconds = 10.0
 
     /// A host and TCP port.
     public struct Endpoint: Sendable, Codable, Equatable {
@@ -70,6 +72,7 @@ public struct AggregatorConfiguration: Sendable, Codable, Equatable {
         maximumWaitingDevices = try c.decodeIfPresent(Int.self, forKey: .maximumWaitingDevices) ?? d.maximumWaitingDevices
         checkInTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .checkInTimeoutSeconds) ?? d.checkInTimeoutSeconds
         instance = try c.decodeIfPresent(String.self, forKey: .instance) ?? d.instance
+        shutdownGraceSeconds = try c.decodeIfPresent(Double.self, forKey: .shutdownGraceSeconds) ?? d.shutdownGraceSeconds
     }
 
     /// Refuses inconsistent settings, naming the field.
@@ -90,6 +93,7 @@ public struct AggregatorConfiguration: Sendable, Codable, Equatable {
         guard maximumWaitingDevices >= 1 else { throw .invalid("maximumWaitingDevices", "must be at least 1") }
         try requireDuration(checkInTimeoutSeconds, "checkInTimeoutSeconds", in: 0.001...300)
         guard !instance.isEmpty, instance.utf8.count <= 255 else { throw .invalid("instance", "must be 1...255 bytes") }
+        try requireDuration(shutdownGraceSeconds, "shutdownGraceSeconds", in: 0...300)
         try rounds.validate()
     }
 }

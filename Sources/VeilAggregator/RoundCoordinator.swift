@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import CoreMetrics
 import GRPCCore
 import Logging
@@ -21,6 +22,8 @@ actor RoundCoordinator {
     private var waiting: [DeviceLink] = []
     private var live: [String: DeviceLink] = [:]
     private var rounds: [RoundID: RoundDriver] = [:]
+    /// Round ends being committed now (``shutDown(grace:)`` waits for them).
+    private var endsInFlight = 0
     /// The task renewing each started round's lease, until the round ends.
     private var leases: [String: Task<Void, Never>] = [:]
     private var gatherTimer: Task<Void, Never>?
@@ -116,15 +119,39 @@ actor RoundCoordinator {
     private func removeListener(_ id: UUID) { listeners[id] = nil }
 
     /// Refuses new devices, tells waiting devices to come back later, and aborts running rounds.
-    func shutDown() async {
+    ///
+    /// Ends being written (a round finishing as this starts, and the aborted rounds' own ends)
+    /// are awaited for up to `grace`; a store that hangs longer is logged and left behind, which
+    /// is safe: nobody was told COUNTED for an end that is not committed, and the next start
+    /// recovers the rounds.
+    func shutDown(grace: Duration) async {
         shuttingDown = true
         gatherTimer?.cancel()
         for link in waiting {
             link.end(TransportCodec.endedFrame(.noRound, reason: "the aggregator is shutting down", retryAfterMilliseconds: Retry.jittered(milliseconds: 5_000)))
         }
         waiting.removeAll()
-        for driver in rounds.values { await driver.cancel(reason: "the aggregator is shutting down") }
+        let drivers = Array(rounds.values)
+        let drained = DrainFlag()
+        Task {
+            await withTaskGroup(of: Void.self) { group in
+                for driver in drivers { group.addTask { await driver.cancel(reason: "the aggregator is shutting down") } }
+            }
+            await self.endsDrained()
+            drained.set()
+        }
+        let deadline = ContinuousClock.now + grace
+        while !drained.isSet && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+        if !drained.isSet {
+            logger.error("shutdown grace passed with round ends still being written; the next start recovers them",
+                         metadata: ["inFlight": "\(endsInFlight)"])
+        }
         for continuation in listeners.values { continuation.finish() }
+    }
+
+    /// Returns once no round end is being written.
+    private func endsDrained() async {
+        while endsInFlight > 0 { try? await Task.sleep(for: .milliseconds(10)) }
     }
 
     // MARK: Forming rounds
@@ -387,6 +414,8 @@ actor RoundCoordinator {
     /// (SPEC.md §12.2). A window that refuses the sum, or a store that fails, makes a finished
     /// round's devices hear ABORTED, never COUNTED.
     private func roundEnded(_ completed: CompletedRound) async -> RoundEndNotice {
+        endsInFlight += 1
+        defer { endsInFlight -= 1 }
         rounds[completed.configuration.roundID] = nil
         leases.removeValue(forKey: "\(completed.configuration.roundID)")?.cancel()
         metrics.activeRounds.record(rounds.count)
@@ -464,4 +493,11 @@ actor RoundCoordinator {
                 cohortSize: completed.configuration.cohortSize, survivors: 0, outcome: RoundRecord.aborted, reason: reason.description))
         }
     }
+}
+
+/// A flag set once from one task and read from another.
+final class DrainFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .releasing) }
+    var isSet: Bool { value.load(ordering: .acquiring) }
 }

@@ -61,4 +61,45 @@ import VeilFeatures
             #expect(stored.values?.values["crashes"] == .eventCount(count: 8, clipped: 0))
         }
     }
+
+    /// M10: SIGTERM while a round's end is being written waits for the write (within
+    /// `shutdownGraceSeconds`), so the round is stored and its devices hear COUNTED; before, the
+    /// shutdown went ahead and the process could exit under the write.
+    @Test func aShutdownWaitsForARoundEndBeingWritten() async throws {
+        let set = FeatureSet(name: "fleet", version: 2, bitWidth: 48, maximumCohort: 1000, features: [
+            Feature(name: "crashes", kind: .eventCount, maximumValuesPerDevice: 3),
+        ])
+        let layout = try FeatureLayout(set)
+        let window = 1_800_000_000
+        let harness = try await NetworkHarness(fixedTime: Date(timeIntervalSince1970: Double(window + 5400)), commitDelay: .milliseconds(1500)) { c in
+            c.rounds.featureSet = set
+            c.rounds.minimumReleaseCohort = 1
+            c.rounds.minimumCohort = 8
+            c.rounds.maximumCohort = 8
+            c.rounds.expectedDropout = 0.01
+            c.rounds.threshold = 5
+        }
+        defer { Task { await harness.stop() } }
+        let faulty = try #require(harness.aggregator.store as? FaultyStore)
+        let stores = try (0..<8).map { d in
+            let store = try ObservationStore(path: harness.directory + "/device-\(d).sqlite", layout: layout, windowSeconds: 3600, retention: 86_400)
+            try store.recordEvents(feature: "crashes", count: 1, at: Date(timeIntervalSince1970: Double(window + 60)))
+            return store
+        }
+        try await withAggregatorConnection(to: harness.endpoint) { connection in
+            let identities = try await harness.enrolledIdentities(8, connection: connection)
+            let participations = Task {
+                try await withThrowingTaskGroup(of: RoundParticipation.self) { group in
+                    for d in 0..<8 { group.addTask { try await harness.device(identity: identities[d], connection: connection).participateInFeatureRound(store: stores[d]) } }
+                    return try await group.reduce(into: []) { $0.append($1) }
+                }
+            }
+            while faulty.startedCommits == 0 { try await Task.sleep(for: .milliseconds(10)) }
+            await harness.aggregator.shutDown()
+            let stored = try await faulty.base.storedWindows(of: set, from: window, to: window + 1).first
+            #expect(stored?.contributors == 8, "the end being written when SIGTERM came is committed before the shutdown returns")
+            let results = try await participations.value
+            #expect(results.allSatisfy { $0.outcome == .counted }, "\(results.map(\.outcome))")
+        }
+    }
 }

@@ -6,18 +6,27 @@ import VeilFeatures
 import VeilProtocol
 
 /// A real store with failures injected in front of it: the first `failingCommits` calls of
-/// ``commitRound(_:now:)`` fail as a lost database connection would, without reaching the store.
-/// Everything else goes straight to `base`.
+/// ``commitRound(_:now:)`` fail as a lost database connection would, without reaching the store,
+/// and every commit is held `commitDelay` first, as a slow database would hold it. Everything
+/// else goes straight to `base`.
 final class FaultyStore: AggregatorStore {
     let base: any AggregatorStore
     private let remainingFailures: Mutex<Int>
+    private let commitDelay: Duration
+    private let commitsStarted = Atomic<Int>(0)
 
-    init(_ base: any AggregatorStore, failingCommits: Int) {
+    init(_ base: any AggregatorStore, failingCommits: Int, commitDelay: Duration = .zero) {
         self.base = base
         remainingFailures = Mutex(failingCommits)
+        self.commitDelay = commitDelay
     }
 
+    /// How many commits have begun.
+    var startedCommits: Int { commitsStarted.load(ordering: .relaxed) }
+
     func commitRound(_ commit: RoundCommit, now: Date) async throws {
+        commitsStarted.add(1, ordering: .relaxed)
+        if commitDelay > .zero { try await Task.sleep(for: commitDelay) }
         let fail = remainingFailures.withLock { remaining in
             defer { remaining = max(0, remaining - 1) }
             return remaining > 0

@@ -20,9 +20,10 @@ final class NetworkHarness: Sendable {
 
     /// Starts an aggregator with `configure` applied to a test configuration.
     /// Starts an aggregator whose clock reads `fixedTime` when given.
-    /// With `failingCommits` above zero, the aggregator's SQLite store is wrapped in a
-    /// ``FaultyStore`` whose first that many round commits fail.
-    init(tls: Bool = true, fixedTime: Date? = nil, failingCommits: Int = 0,
+    /// With `failingCommits` above zero or a `commitDelay`, the aggregator's SQLite store is
+    /// wrapped in a ``FaultyStore`` whose first that many round commits fail and whose every
+    /// commit is held that long.
+    init(tls: Bool = true, fixedTime: Date? = nil, failingCommits: Int = 0, commitDelay: Duration = .zero,
          configure: (inout AggregatorConfiguration) -> Void = { _ in }) async throws {
         directory = NSTemporaryDirectory() + "veil-net-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -53,8 +54,8 @@ final class NetworkHarness: Sendable {
         var logger = Logger(label: "veil.test.aggregator")
         logger.logLevel = ProcessInfo.processInfo.environment["VEIL_TEST_LOG"] == nil ? .critical : .debug
         let aggregator: Aggregator
-        if failingCommits > 0 {
-            let store = FaultyStore(try SQLiteAggregatorStore(path: configuration.database), failingCommits: failingCommits)
+        if failingCommits > 0 || commitDelay > .zero {
+            let store = FaultyStore(try SQLiteAggregatorStore(path: configuration.database), failingCommits: failingCommits, commitDelay: commitDelay)
             aggregator = try await Aggregator(configuration: configuration, store: store, logger: logger, clock: { fixedTime ?? Date() })
         } else {
             aggregator = try await Aggregator(configuration: configuration, logger: logger, clock: { fixedTime ?? Date() })
