@@ -27,4 +27,6 @@ DO $$ BEGIN
 END $$;
 SQL
 export VEIL_TEST_POSTGRES_URL="postgres://veil:veil-ci-only@127.0.0.1:5432/postgres?sslmode=disable"
-echo "PostgreSQL $version on 127.0.0.1:5432; VEIL_TEST_POSTGRES_URL set"
+# How the crash harness restarts the server mid-round (CrashRecoveryTests).
+export VEIL_TEST_POSTGRES_RESTART="pg_ctlcluster $version main restart -m fast"
+echo "PostgreSQL $version on 127.0.0.1:5432; VEIL_TEST_POSTGRES_URL and VEIL_TEST_POSTGRES_RESTART set"

@@ -1,5 +1,6 @@
 #if VEIL_FAULT_INJECTION
 import Foundation
+import Synchronization
 #endif
 
 /// The places where the crash harness kills `veil-aggregator serve` (SIGKILL, no cleanup), to
@@ -31,17 +32,29 @@ enum FaultPoint: String, CaseIterable, Sendable {
         FaultPoint(rawValue: "after-\(phase)")
     }
 
-    /// Kills the process with SIGKILL if `VEIL_FAULT` names `point` (debug builds only).
+    /// Kills the process with SIGKILL if `VEIL_FAULT` names `point`, or stalls the calling thread
+    /// for 4 s (once) if `VEIL_FAULT_PAUSE` names it, so that a harness can stop and restart the
+    /// database at that moment. Debug builds only.
     static func reach(_ point: FaultPoint) {
         #if VEIL_FAULT_INJECTION
-        guard armed == point else { return }
-        FileHandle.standardError.write(Data("veil-aggregator: fault point \(point.rawValue) reached; killing the process\n".utf8))
-        kill(getpid(), SIGKILL)
+        if armed == point {
+            FileHandle.standardError.write(Data("veil-aggregator: fault point \(point.rawValue) reached; killing the process\n".utf8))
+            kill(getpid(), SIGKILL)
+        }
+        if paused == point, pauseTaken.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged {
+            FileHandle.standardError.write(Data("veil-aggregator: fault point \(point.rawValue) reached; pausing 4 s\n".utf8))
+            Thread.sleep(forTimeInterval: 4)
+            FileHandle.standardError.write(Data("veil-aggregator: fault point \(point.rawValue): resuming\n".utf8))
+        }
         #endif
     }
 
     #if VEIL_FAULT_INJECTION
     /// The point `VEIL_FAULT` names, read once.
     private static let armed: FaultPoint? = ProcessInfo.processInfo.environment["VEIL_FAULT"].flatMap(FaultPoint.init(rawValue:))
+    /// The point `VEIL_FAULT_PAUSE` names, read once.
+    private static let paused: FaultPoint? = ProcessInfo.processInfo.environment["VEIL_FAULT_PAUSE"].flatMap(FaultPoint.init(rawValue:))
+    /// Whether the pause happened (it happens once).
+    private static let pauseTaken = Atomic<Bool>(false)
     #endif
 }

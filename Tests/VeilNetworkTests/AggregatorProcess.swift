@@ -25,13 +25,14 @@ final class AggregatorProcess: @unchecked Sendable {
 
     /// Starts `serve --config configPath` with `VEIL_FAULT=fault` when given, and waits until it
     /// accepts TCP connections on `port` (or fails if it exits first).
-    init(configPath: String, port: Int, fault: String?, logPath: String) async throws {
+    init(configPath: String, port: Int, fault: String?, pause: String? = nil, logPath: String) async throws {
         guard let binary = Self.binary else { throw ProcessError("no binary") }
         self.logPath = logPath
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = ["serve", "--config", configPath, "--log-level", "info"]
         var environment = ProcessInfo.processInfo.environment
         environment["VEIL_FAULT"] = fault
+        environment["VEIL_FAULT_PAUSE"] = pause
         process.environment = environment
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let logFile = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))

@@ -57,6 +57,88 @@ import VeilProtocol
         try await Self.run(scenario, backend: .postgres)
     }
 
+    /// The database itself restarted mid-round: the aggregator stalls at the end of
+    /// MaskedInputCollection (a debug-build pause) while PostgreSQL restarts under it, then goes
+    /// on with whatever its connections and lease allow. Devices never count twice and are all
+    /// counted in the end.
+    @Test func onPostgreSQLRestartedMidRound() async throws {
+        try await Self.restartDatabaseMidRound()
+    }
+
+    static func restartDatabaseMidRound() async throws {
+        guard let scratch = try await ScratchStore.make(.postgres) else { return }
+        defer { Task { await scratch.remove() } }
+        guard let restart = ProcessInfo.processInfo.environment["VEIL_TEST_POSTGRES_RESTART"] else {
+            if ProcessInfo.processInfo.environment["CI"] != nil { Issue.record("VEIL_TEST_POSTGRES_RESTART is not set under CI") }
+            return
+        }
+        let directory = NSTemporaryDirectory() + "veil-pgrestart-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let layout = try FeatureLayout(set)
+        let tls = try DevelopmentCertificates.write(to: directory + "/tls")
+        let port = try AggregatorProcess.freePort()
+        let configPath = directory + "/aggregator.json"
+        try JSONEncoder().encode(Self.configuration(port: port, tls: tls, database: scratch.location, instance: "pg-restart"))
+            .write(to: URL(fileURLWithPath: configPath))
+        let endpoint = AggregatorEndpoint(host: "localhost", port: port, security: .tls(caCertificatePath: tls.caCertificate))
+        let policy = DevicePolicy(requiredThreatModel: .active, minimumCohort: 3, assumedDropout: assumedDropout)
+        let process = try await AggregatorProcess(
+            configPath: configPath, port: port, fault: nil, pause: "after-masked-input-collection", logPath: directory + "/aggregator.log")
+        defer { process.kill() }
+        let store = try await scratch.open()
+        defer { Task { await store.close() } }
+        let stores = try (0..<cohortSize).map {
+            try ObservationStore(path: directory + "/device-\($0).sqlite", layout: layout, windowSeconds: windowSeconds, retention: 7 * 86_400)
+        }
+        let identities = (0..<cohortSize).map { _ in DeviceIdentity.generate() }
+        let quiet = Logger(label: "veil.test.device", factory: { _ in SwiftLogNoOpLogHandler() })
+        try await withAggregatorConnection(to: endpoint) { connection in
+            var deviceIDs: [String] = []
+            for identity in identities {
+                let device = VeilDevice(identity: identity, policy: policy, signedRounds: .inMemory(), connection: connection, logger: quiet)
+                deviceIDs.append(try await device.enrol(token: try await store.createEnrolmentToken(lifetime: 3600)))
+            }
+            func attempts() async {
+                await withTaskGroup(of: Void.self) { group in
+                    for d in 0..<cohortSize {
+                        group.addTask {
+                            let device = VeilDevice(identity: identities[d], policy: policy, signedRounds: .inMemory(), connection: connection, logger: quiet)
+                            do {
+                                let window = latestClosedWindow()
+                                guard try !stores[d].isCounted(window: window) else { return }
+                                if try !stores[d].pendingWindows(now: Date()).contains(window) { try record(d, window, into: stores[d]) }
+                                try await withDeadline(.seconds(40)) { _ = try await device.participateInFeatureRound(store: stores[d]) }
+                            } catch {}
+                        }
+                    }
+                }
+            }
+            let first = Task { await attempts() }
+            // Restart PostgreSQL while the aggregator is stalled mid-round.
+            let deadline = ContinuousClock.now + .seconds(60)
+            while !process.log(tail: 50).contains("pausing 4 s"), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(process.log(tail: 50).contains("pausing 4 s"), "the round must reach its pause: \(process.log(tail: 10))")
+            // system(3), not Foundation's Process: the server it starts outlives the command and
+            // kept Process from ever reporting the command's exit here.
+            let status = system(restart + " >/dev/null 2>&1")
+            #expect(status == 0, "\(restart) failed: \(status)")
+            await first.value
+            for _ in 0..<6 {
+                let window = latestClosedWindow()
+                if try stores.allSatisfy({ try $0.isCounted(window: window) }) { break }
+                try await Task.sleep(for: .seconds(1))
+                await attempts()
+            }
+            let reopened = try await scratch.open()
+            defer { Task { await reopened.close() } }
+            try await checkInvariants(stores: stores, deviceIDs: deviceIDs, store: reopened, context: "PostgreSQL restarted mid-round",
+                                      expectedRecovery: nil, log: process)
+        }
+        process.terminate()
+        #expect(await process.waitForExit(within: .seconds(30))?.status == 0, "the aggregator outlives its database's restart: \(process.log(tail: 10))")
+    }
+
     static func run(_ scenario: Scenario, backend: StoreBackend) async throws {
         guard let scratch = try await ScratchStore.make(backend) else { return }
         defer { Task { await scratch.remove() } }

@@ -123,17 +123,20 @@ import VeilProtocol
         try await withScratchStore(backend) { scratch, store in
             let other = try await scratch.open()
             defer { Task { await other.close() } }
-            let start = RoundStart(roundID: "slow", task: "fleet/v1/\(Self.window)", startedAt: Self.t0, cohortSize: 4, instance: "a", leaseSeconds: 0.4)
+            let start = RoundStart(roundID: "slow", task: "fleet/v1/\(Self.window)", startedAt: Self.t0, cohortSize: 4, instance: "a", leaseSeconds: 60)
             try await store.recordRoundStart(start)
             #expect(try await Self.claim(store, "slow", devices("s", 4)).claimed.count == 4)
-            #expect(try await store.renewLease(roundID: "slow", instance: "a", leaseSeconds: 0.4))
-            #expect(try await !store.renewLease(roundID: "slow", instance: "b", leaseSeconds: 0.4), "only its instance renews a lease")
+            #expect(try await store.renewLease(roundID: "slow", instance: "a", leaseSeconds: 60))
+            #expect(try await !store.renewLease(roundID: "slow", instance: "b", leaseSeconds: 60), "only its instance renews a lease")
             #expect(try await Self.claim(other, "fast", devices("s", 2)).busy.count == 2, "a held lease keeps the claims")
-            try await Task.sleep(for: .milliseconds(900))
+            // The instance stalls: its last renewal (a zero-length lease here, so that the test
+            // does not depend on the machine's speed) runs out.
+            #expect(try await store.renewLease(roundID: "slow", instance: "a", leaseSeconds: 0))
+            try await Task.sleep(for: .milliseconds(50))
             // Expired (no renewal): another instance's round takes the devices over.
             try await other.recordRoundStart(RoundStart(roundID: "fast", task: "fleet/v1/\(Self.window)", startedAt: Self.t0, cohortSize: 2, instance: "b"))
             #expect(try await Self.claim(other, "fast", devices("s", 2)).claimed == devices("s", 2))
-            #expect(try await !store.renewLease(roundID: "slow", instance: "a", leaseSeconds: 0.4), "a lost lease is not renewed")
+            #expect(try await !store.renewLease(roundID: "slow", instance: "a", leaseSeconds: 60), "a lost lease is not renewed")
             await #expect(throws: RoundLeaseLost(roundID: "slow")) { try await store.commitRound(try Self.finished("slow", devices("s", 4)), now: Self.t0) }
             try await other.commitRound(try Self.finished("fast", devices("s", 2)), now: Self.t0)
             #expect(try await other.recoverRounds(instance: nil, now: Self.t0) == ["slow"])
