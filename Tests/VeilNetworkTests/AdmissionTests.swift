@@ -15,22 +15,11 @@ import VeilFeatures
     static let window = 1_800_000_000
 
     static func harness() async throws -> NetworkHarness {
-        try await NetworkHarness(fixedTime: Date(timeIntervalSince1970: Double(window + 5400))) { c in
-            c.rounds.featureSet = set
-            c.rounds.minimumReleaseCohort = 1
-            c.rounds.minimumCohort = 8
-            c.rounds.maximumCohort = 8
-            c.rounds.expectedDropout = 0.01
-            c.rounds.threshold = 5
-        }
+        try await NetworkHarness.featureRounds(of: set, window: window)
     }
 
     static func stores(_ harness: NetworkHarness, _ count: Int) throws -> [ObservationStore] {
-        try (0..<count).map { d in
-            let store = try ObservationStore(path: harness.directory + "/device-\(d).sqlite", layout: try FeatureLayout(set), windowSeconds: 3600, retention: 86_400)
-            try store.recordEvents(feature: "crashes", count: 1, at: Date(timeIntervalSince1970: Double(window + 60)))
-            return store
-        }
+        try harness.eventStores(count, of: set, window: window)
     }
 
     /// A device revoked while it waits in the room never takes part; the round forms without it.

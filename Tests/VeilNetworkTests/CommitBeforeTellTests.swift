@@ -14,26 +14,10 @@ import VeilFeatures
         let set = FeatureSet(name: "fleet", version: 1, bitWidth: 48, maximumCohort: 1000, features: [
             Feature(name: "crashes", kind: .eventCount, maximumValuesPerDevice: 3),
         ])
-        let layout = try FeatureLayout(set)
         let window = 1_800_000_000
-        let harness = try await NetworkHarness(
-            fixedTime: Date(timeIntervalSince1970: Double(window + 5400)), failingCommits: 1
-        ) { c in
-            c.rounds.featureSet = set
-            c.rounds.minimumReleaseCohort = 1
-            c.rounds.minimumCohort = 8
-            c.rounds.maximumCohort = 8
-            c.rounds.expectedDropout = 0.01
-            c.rounds.threshold = 5
-        }
+        let harness = try await NetworkHarness.featureRounds(of: set, window: window, failingCommits: 1)
         defer { Task { await harness.stop() } }
-        var opened: [ObservationStore] = []
-        for d in 0..<8 {
-            let store = try ObservationStore(path: harness.directory + "/device-\(d).sqlite", layout: layout, windowSeconds: 3600, retention: 86_400)
-            try store.recordEvents(feature: "crashes", count: 1, at: Date(timeIntervalSince1970: Double(window + 60)))
-            opened.append(store)
-        }
-        let stores = opened
+        let stores = try harness.eventStores(8, of: set, window: window)
         try await withAggregatorConnection(to: harness.endpoint) { connection in
             let identities = try await harness.enrolledIdentities(8, connection: connection)
             func everyoneParticipates() async throws -> [RoundParticipation] {
@@ -69,23 +53,11 @@ import VeilFeatures
         let set = FeatureSet(name: "fleet", version: 2, bitWidth: 48, maximumCohort: 1000, features: [
             Feature(name: "crashes", kind: .eventCount, maximumValuesPerDevice: 3),
         ])
-        let layout = try FeatureLayout(set)
         let window = 1_800_000_000
-        let harness = try await NetworkHarness(fixedTime: Date(timeIntervalSince1970: Double(window + 5400)), commitDelay: .milliseconds(1500)) { c in
-            c.rounds.featureSet = set
-            c.rounds.minimumReleaseCohort = 1
-            c.rounds.minimumCohort = 8
-            c.rounds.maximumCohort = 8
-            c.rounds.expectedDropout = 0.01
-            c.rounds.threshold = 5
-        }
+        let harness = try await NetworkHarness.featureRounds(of: set, window: window, commitDelay: .milliseconds(1500))
         defer { Task { await harness.stop() } }
         let faulty = try #require(harness.aggregator.store as? FaultyStore)
-        let stores = try (0..<8).map { d in
-            let store = try ObservationStore(path: harness.directory + "/device-\(d).sqlite", layout: layout, windowSeconds: 3600, retention: 86_400)
-            try store.recordEvents(feature: "crashes", count: 1, at: Date(timeIntervalSince1970: Double(window + 60)))
-            return store
-        }
+        let stores = try harness.eventStores(8, of: set, window: window)
         try await withAggregatorConnection(to: harness.endpoint) { connection in
             let identities = try await harness.enrolledIdentities(8, connection: connection)
             let participations = Task {

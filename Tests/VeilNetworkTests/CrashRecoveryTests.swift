@@ -72,16 +72,10 @@ import VeilProtocol
             if ProcessInfo.processInfo.environment["CI"] != nil { Issue.record("VEIL_TEST_POSTGRES_RESTART is not set under CI") }
             return
         }
-        let directory = NSTemporaryDirectory() + "veil-pgrestart-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let files = try HarnessFiles(label: "pgrestart", instance: "pg-restart") { _ in scratch.location }
+        defer { files.remove() }
+        let (directory, configPath, port, endpoint) = (files.directory, files.configPath, files.port, files.endpoint)
         let layout = try FeatureLayout(set)
-        let tls = try DevelopmentCertificates.write(to: directory + "/tls")
-        let port = try AggregatorProcess.freePort()
-        let configPath = directory + "/aggregator.json"
-        try JSONEncoder().encode(Self.configuration(port: port, tls: tls, database: scratch.location, instance: "pg-restart"))
-            .write(to: URL(fileURLWithPath: configPath))
-        let endpoint = AggregatorEndpoint(host: "localhost", port: port, security: .tls(caCertificatePath: tls.caCertificate))
         let policy = DevicePolicy(requiredThreatModel: .active, minimumCohort: 3, assumedDropout: assumedDropout)
         let process = try await AggregatorProcess(
             configPath: configPath, port: port, fault: nil, pause: "after-masked-input-collection", logPath: directory + "/aggregator.log")
@@ -142,23 +136,18 @@ import VeilProtocol
     static func run(_ scenario: Scenario, backend: StoreBackend) async throws {
         guard let scratch = try await ScratchStore.make(backend) else { return }
         defer { Task { await scratch.remove() } }
-        let directory = NSTemporaryDirectory() + "veil-crash-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let files = try HarnessFiles(label: "crash", instance: "crash-harness") { directory in
+            backend == .sqlite ? directory + "/aggregator.sqlite" : scratch.location
+        }
+        defer { files.remove() }
+        let (directory, configPath, port, endpoint) = (files.directory, files.configPath, files.port, files.endpoint)
         let layout = try FeatureLayout(set)
-        let tls = try DevelopmentCertificates.write(to: directory + "/tls")
-        let port = try AggregatorProcess.freePort()
-        let configuration = Self.configuration(
-            port: port, tls: tls, database: backend == .sqlite ? directory + "/aggregator.sqlite" : scratch.location, instance: "crash-harness")
-        let configPath = directory + "/aggregator.json"
-        try JSONEncoder().encode(configuration).write(to: URL(fileURLWithPath: configPath))
-        let endpoint = AggregatorEndpoint(host: "localhost", port: port, security: .tls(caCertificatePath: tls.caCertificate))
-        let policy = DevicePolicy(requiredThreatModel: configuration.rounds.threatModel, minimumCohort: 3, assumedDropout: assumedDropout)
+        let policy = DevicePolicy(requiredThreatModel: files.configuration.rounds.threatModel, minimumCohort: 3, assumedDropout: assumedDropout)
 
         // The first process, armed to die at the scenario's fault point.
         let first = try await AggregatorProcess(configPath: configPath, port: port, fault: scenario.fault, logPath: directory + "/first.log")
         defer { first.kill() }
-        let store = backend == .sqlite ? try SQLiteAggregatorStore(path: configuration.database) : try await scratch.open()
+        let store = backend == .sqlite ? try SQLiteAggregatorStore(path: files.configuration.database) : try await scratch.open()
         defer { Task { await store.close() } }
         let fleetSize = scenario.fleetSize
         let stores = try (0..<fleetSize).map {
@@ -309,4 +298,30 @@ func withDeadline(_ limit: Duration, _ body: @escaping @Sendable () async throws
         try await group.next()
         group.cancelAll()
     }
+}
+
+/// The files one harness aggregator runs from: a scratch directory with development
+/// certificates, a free port, and ``CrashRecoveryTests/configuration(port:tls:database:instance:)``
+/// written as JSON for `veil-aggregator serve --config`.
+struct HarnessFiles {
+    let directory: String
+    let configPath: String
+    let port: Int
+    let endpoint: AggregatorEndpoint
+    let configuration: AggregatorConfiguration
+
+    /// `database` gives the store's location from the directory.
+    init(label: String, instance: String, database: (String) -> String) throws {
+        directory = NSTemporaryDirectory() + "veil-\(label)-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let tls = try DevelopmentCertificates.write(to: directory + "/tls")
+        port = try AggregatorProcess.freePort()
+        configuration = CrashRecoveryTests.configuration(port: port, tls: tls, database: database(directory), instance: instance)
+        configPath = directory + "/aggregator.json"
+        try JSONEncoder().encode(configuration).write(to: URL(fileURLWithPath: configPath))
+        endpoint = AggregatorEndpoint(host: "localhost", port: port, security: .tls(caCertificatePath: tls.caCertificate))
+    }
+
+    /// Deletes the directory.
+    func remove() { try? FileManager.default.removeItem(atPath: directory) }
 }

@@ -137,22 +137,9 @@ import VeilProtocol
         ])
         let layout = try FeatureLayout(set)
         let window = 1_800_000_000
-        let harness = try await NetworkHarness(fixedTime: Date(timeIntervalSince1970: Double(window + 5400))) { c in
-            c.rounds.featureSet = set
-            c.rounds.minimumReleaseCohort = 1
-            c.rounds.minimumCohort = 8
-            c.rounds.maximumCohort = 8
-            c.rounds.expectedDropout = 0.01
-            c.rounds.threshold = 5
-        }
+        let harness = try await NetworkHarness.featureRounds(of: set, window: window)
         defer { Task { await harness.stop() } }
-        var opened: [ObservationStore] = []
-        for d in 0..<16 {
-            let store = try ObservationStore(path: harness.directory + "/device-\(d).sqlite", layout: layout, windowSeconds: 3600, retention: 86_400)
-            try store.recordEvents(feature: "crashes", count: 1, at: Date(timeIntervalSince1970: Double(window + 60)))
-            opened.append(store)
-        }
-        let stores = opened
+        let stores = try harness.eventStores(16, of: set, window: window)
         try await withAggregatorConnection(to: harness.endpoint) { connection in
             let identities = try await harness.enrolledIdentities(16, connection: connection)
             func device(_ d: Int) -> VeilDevice { harness.device(identity: identities[d], connection: connection) }

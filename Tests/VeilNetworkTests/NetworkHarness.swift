@@ -4,6 +4,7 @@ import Synchronization
 import VeilAggregator
 import VeilCrypto
 import VeilDevice
+import VeilFeatures
 import VeilProtocol
 import VeilWire
 
@@ -144,4 +145,33 @@ final class Flag: Sendable {
     private let value = Atomic<Bool>(false)
     func set() { value.store(true, ordering: .sequentiallyConsistent) }
     var isSet: Bool { value.load(ordering: .sequentiallyConsistent) }
+}
+
+extension NetworkHarness {
+    /// An aggregator running feature rounds of `set` in cohorts of exactly 8 with threshold 5,
+    /// releasing every window, its clock 90 minutes after `window` starts, so that `window` (an
+    /// hour) is the latest closed one.
+    static func featureRounds(of set: FeatureSet, window: Int, failingCommits: Int = 0, commitDelay: Duration = .zero) async throws -> NetworkHarness {
+        try await NetworkHarness(
+            fixedTime: Date(timeIntervalSince1970: Double(window + 5400)), failingCommits: failingCommits, commitDelay: commitDelay
+        ) { c in
+            c.rounds.featureSet = set
+            c.rounds.minimumReleaseCohort = 1
+            c.rounds.minimumCohort = 8
+            c.rounds.maximumCohort = 8
+            c.rounds.expectedDropout = 0.01
+            c.rounds.threshold = 5
+        }
+    }
+
+    /// `count` device observation stores in the harness's directory (named `prefix-d`), each
+    /// holding one event of `feature` in the hour starting at `window`.
+    func eventStores(_ count: Int, of set: FeatureSet, window: Int, feature: String = "crashes", prefix: String = "device") throws -> [ObservationStore] {
+        let layout = try FeatureLayout(set)
+        return try (0..<count).map { d in
+            let store = try ObservationStore(path: directory + "/\(prefix)-\(d).sqlite", layout: layout, windowSeconds: 3600, retention: 86_400)
+            try store.recordEvents(feature: feature, count: 1, at: Date(timeIntervalSince1970: Double(window + 60)))
+            return store
+        }
+    }
 }
