@@ -47,7 +47,7 @@ public final class AggregatorMetrics: Sendable {
             _ = CoreMetrics.Counter(label: "veil_rounds_total", dimensions: [("outcome", outcome)], factory: factory)
         }
         _ = CoreMetrics.Counter(label: "veil_window_merges_refused_total", factory: factory)
-        for operation in ["commit-round", "record-round-start", "discard-round", "claim-window", "renew-lease", "recover-rounds", "check-cohort"] {
+        for operation in ["commit-round", "record-round-start", "discard-round", "claim-window", "renew-lease", "recover-rounds", "check-cohort", "health-check"] {
             _ = CoreMetrics.Counter(label: "veil_store_errors_total", dimensions: [("operation", operation)], factory: factory)
         }
     }

@@ -17,6 +17,9 @@ public protocol AggregatorStore: Sendable {
     /// The versions of the applied migrations, oldest first.
     func appliedMigrations() async throws -> [String]
 
+    /// Reads from the database (a trivial query), for `/healthz`; throws when it cannot.
+    func ping() async throws
+
     /// Creates a one-time enrolment token valid for `lifetime` seconds. The returned text is
     /// shown to the operator once; only its hash is kept.
     func createEnrolmentToken(lifetime: TimeInterval, now: Date) async throws -> String

@@ -133,6 +133,10 @@ public final class PostgresAggregatorStore: AggregatorStore {
         }
     }
 
+    public func ping() async throws {
+        try await execute("SELECT 1")
+    }
+
     public func appliedMigrations() async throws -> [String] {
         try await rows("SELECT version FROM veil_migration ORDER BY applied_at, version").map { try $0.decode(String.self) }
     }

@@ -117,6 +117,10 @@ public final class SQLiteAggregatorStore: AggregatorStore {
         return migrator
     }
 
+    public func ping() async throws {
+        _ = try await pool.read { db in try Int.fetchOne(db, sql: "SELECT 1") }
+    }
+
     public func appliedMigrations() async throws -> [String] {
         try await pool.read { db in try Self.migrator.appliedMigrations(db) }
     }

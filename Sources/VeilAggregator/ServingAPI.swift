@@ -16,7 +16,13 @@ struct ServingAPI: Sendable {
     func router() -> Router<BasicRequestContext> {
         let router = Router()
         router.get("/healthz") { _, _ in
-            aggregator.isServing ? text(.ok, "ok\n") : text(.serviceUnavailable, "shutting down\n")
+            guard aggregator.isServing else { return text(.serviceUnavailable, "shutting down\n") }
+            // Healthy means able to run rounds, which needs the store.
+            do { try await aggregator.store.ping() } catch {
+                aggregator.metrics.storeError(operation: "health-check")
+                return text(.serviceUnavailable, "the store is unavailable: \(error)\n")
+            }
+            return text(.ok, "ok\n")
         }
         router.get("/metrics") { _, _ in
             text(.ok, aggregator.metrics.exposition(), contentType: "text/plain; version=0.0.4; charset=utf-8")

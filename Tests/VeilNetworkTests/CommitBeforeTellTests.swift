@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import Synchronization
 import VeilAggregator
 import VeilDevice
 import VeilFeatures
@@ -73,5 +74,21 @@ import VeilFeatures
             let results = try await participations.value
             #expect(results.allSatisfy { $0.outcome == .counted }, "\(results.map(\.outcome))")
         }
+    }
+
+    /// Issue 13, item 6: `/healthz` says unhealthy while the store cannot be read, and healthy again after.
+    @Test func healthReflectsTheStore() async throws {
+        let harness = try await NetworkHarness(commitDelay: .milliseconds(1)) { c in
+            c.rounds.threshold = 5
+            c.rounds.expectedDropout = 0.01
+        }
+        defer { Task { await harness.stop() } }
+        let faulty = try #require(harness.aggregator.store as? FaultyStore)
+        #expect(try await harness.scrape("/healthz").status == 200)
+        faulty.unreachable.store(true, ordering: .relaxed)
+        let down = try await harness.scrape("/healthz")
+        #expect(down.status == 503 && down.body.contains("store is unavailable"), "\(down)")
+        faulty.unreachable.store(false, ordering: .relaxed)
+        #expect(try await harness.scrape("/healthz").status == 200)
     }
 }

@@ -24,6 +24,14 @@ final class FaultyStore: AggregatorStore {
     /// How many commits have begun.
     var startedCommits: Int { commitsStarted.load(ordering: .relaxed) }
 
+    /// While set, ``ping()`` fails as an unreachable database would.
+    let unreachable = Atomic<Bool>(false)
+
+    func ping() async throws {
+        if unreachable.load(ordering: .relaxed) { throw AggregatorStoreError("injected: the database does not answer") }
+        try await base.ping()
+    }
+
     func commitRound(_ commit: RoundCommit, now: Date) async throws {
         commitsStarted.add(1, ordering: .relaxed)
         if commitDelay > .zero { try await Task.sleep(for: commitDelay) }
