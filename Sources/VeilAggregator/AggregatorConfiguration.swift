@@ -85,6 +85,12 @@ public struct AggregatorConfiguration: Sendable, Codable, Equatable {
                 throw .invalid(name, "cannot read \(path)")
             }
         }
+        // The server's private key must be readable by its owner only.
+        if let path = tlsPrivateKeyPath, !insecurePlaintext,
+           let mode = (try? FileManager.default.attributesOfItem(atPath: path))?[.posixPermissions] as? NSNumber,
+           mode.uint16Value & 0o077 != 0 {
+            throw .invalid("tlsPrivateKeyPath", "\(path) is readable by group or others (mode \(String(mode.uint16Value, radix: 8))); chmod 600 it")
+        }
         guard (0...65535).contains(listen.port) else { throw .invalid("listen.port", "must be in 0...65535") }
         if let m = httpListen, !(0...65535).contains(m.port) { throw .invalid("httpListen.port", "must be in 0...65535") }
         if let apiToken, apiToken.utf8.count < 16 { throw .invalid("apiToken", "must be at least 16 characters") }

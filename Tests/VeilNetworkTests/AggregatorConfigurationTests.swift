@@ -113,4 +113,17 @@ import VeilFeatures
         #expect(location.password == "s3cret" && !location.description.contains("s3cret"))
         #expect(try PostgresLocation(parsing: "veil-aggregator.sqlite") == nil, "a path is an SQLite store")
     }
+
+    /// Issue 13, L: a TLS private key that group or others can read is refused at start.
+    @Test func aPrivateKeyOthersCanReadIsRefused() throws {
+        let directory = NSTemporaryDirectory() + "veil-keys-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let paths = try DevelopmentCertificates.write(to: directory)
+        var c = AggregatorConfiguration()
+        c.tlsCertificatePath = paths.serverCertificate
+        c.tlsPrivateKeyPath = paths.serverPrivateKey
+        try c.validate()
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: paths.serverPrivateKey)
+        #expect(Self.field { try c.validate() } == "tlsPrivateKeyPath")
+    }
 }
