@@ -103,7 +103,8 @@ public final class Aggregator: Service, Sendable {
         let limit = WireCodec.maximumDeviceMessageByteCount(largest) + 4096
         let service = AggregatorService(
             store: store, coordinator: coordinator, metrics: metrics, logger: logger,
-            checkInTimeout: .milliseconds(Int64(configuration.checkInTimeoutSeconds * 1000)))
+            checkInTimeout: .milliseconds(Int64(configuration.checkInTimeoutSeconds * 1000)),
+            enrolments: RateLimiter(perSecond: configuration.enrolmentsPerSecond, burst: max(1, Int(configuration.enrolmentsPerSecond * 2))))
         server = GRPCServer(
             transport: .http2NIOPosix(
                 address: .ipv4(host: configuration.listen.host, port: configuration.listen.port),

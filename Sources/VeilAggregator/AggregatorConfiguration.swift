@@ -39,6 +39,9 @@ public struct AggregatorConfiguration: Sendable, Codable, Equatable {
     public var instance = ProcessInfo.processInfo.hostName
     /// How long a shutdown (SIGTERM) waits for round ends being written to the store.
     public var shutdownGraceSeconds = 10.0
+    /// Enrolment requests accepted per second, on average (bursts of twice that); more get
+    /// RESOURCE_EXHAUSTED before they reach the store.
+    public var enrolmentsPerSecond = 50.0
 
     /// A host and TCP port.
     public struct Endpoint: Sendable, Codable, Equatable {
@@ -73,6 +76,7 @@ public struct AggregatorConfiguration: Sendable, Codable, Equatable {
         checkInTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .checkInTimeoutSeconds) ?? d.checkInTimeoutSeconds
         instance = try c.decodeIfPresent(String.self, forKey: .instance) ?? d.instance
         shutdownGraceSeconds = try c.decodeIfPresent(Double.self, forKey: .shutdownGraceSeconds) ?? d.shutdownGraceSeconds
+        enrolmentsPerSecond = try c.decodeIfPresent(Double.self, forKey: .enrolmentsPerSecond) ?? d.enrolmentsPerSecond
     }
 
     /// Refuses inconsistent settings, naming the field.
@@ -100,6 +104,9 @@ public struct AggregatorConfiguration: Sendable, Codable, Equatable {
         try requireDuration(checkInTimeoutSeconds, "checkInTimeoutSeconds", in: 0.001...300)
         guard !instance.isEmpty, instance.utf8.count <= 255 else { throw .invalid("instance", "must be 1...255 bytes") }
         try requireDuration(shutdownGraceSeconds, "shutdownGraceSeconds", in: 0...300)
+        guard enrolmentsPerSecond.isFinite, (0.01...100_000).contains(enrolmentsPerSecond) else {
+            throw .invalid("enrolmentsPerSecond", "must be in 0.01...100000")
+        }
         try rounds.validate()
     }
 }

@@ -17,8 +17,14 @@ struct AggregatorService: Veil_V1_Aggregator.SimpleServiceProtocol {
     let metrics: AggregatorMetrics
     let logger: Logger
     let checkInTimeout: Duration
+    /// Limits unauthenticated enrolment requests before they reach the store.
+    let enrolments: RateLimiter
 
     func enrol(request: Veil_V1_EnrolRequest, context: ServerContext) async throws -> Veil_V1_EnrolResponse {
+        guard enrolments.admit() else {
+            metrics.rejected(reason: "enrolment-rate")
+            throw RPCError(code: .resourceExhausted, message: "too many enrolment requests; retry later")
+        }
         guard request.unknownFields.data.isEmpty else { throw RPCError(code: .invalidArgument, message: "enrol request carries fields unknown to veil.v1") }
         guard !request.token.isEmpty, request.token.utf8.count <= 256 else { throw RPCError(code: .invalidArgument, message: "token: must be 1...256 bytes") }
         let key: Ed25519.PublicKey

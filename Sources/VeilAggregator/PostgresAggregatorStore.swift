@@ -161,6 +161,14 @@ public final class PostgresAggregatorStore: AggregatorStore {
         let logger = logger
         let result: Result<String, EnrolmentError>
         do {
+            // Read before write: an unknown, used or expired token is refused from a plain read,
+            // never taking a row lock or a transaction.
+            guard let token = try await rows("SELECT expires_at, used_by FROM enrolment_token WHERE token_hash = \(hash)").first else {
+                throw EnrolmentError.unknownToken
+            }
+            let (expiresAt, usedBy) = try token.decode((Double, String?).self)
+            if usedBy != nil { throw EnrolmentError.tokenAlreadyUsed }
+            if expiresAt < t { throw EnrolmentError.tokenExpired }
             result = try await transaction { connection -> Result<String, EnrolmentError> in
                 // FOR UPDATE: two instances presenting one token at once cannot both use it.
                 let tokens = try await connection.query(
@@ -177,6 +185,8 @@ public final class PostgresAggregatorStore: AggregatorStore {
                 try await connection.query("UPDATE enrolment_token SET used_by = \(deviceID) WHERE token_hash = \(hash)", logger: logger)
                 return .success(deviceID)
             }
+        } catch let refusal as EnrolmentError {
+            throw refusal
         } catch {
             throw .storage(Self.describe(error))
         }

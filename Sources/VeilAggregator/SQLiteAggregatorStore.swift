@@ -149,6 +149,16 @@ public final class SQLiteAggregatorStore: AggregatorStore {
         let t = now.timeIntervalSince1970
         let result: Result<String, EnrolmentError>
         do {
+            // Read before write: an unknown, used or expired token (what a flood of unauthenticated
+            // requests presents) is refused from a read, never taking the single writer.
+            let refusal = try await pool.read { db -> EnrolmentError? in
+                guard let row = try Row.fetchOne(db, sql: "SELECT expires_at, used_by FROM enrolment_token WHERE token_hash = ?", arguments: [hash]) else {
+                    return .unknownToken
+                }
+                if (row["used_by"] as String?) != nil { return .tokenAlreadyUsed }
+                return (row["expires_at"] as Double) < t ? .tokenExpired : nil
+            }
+            if let refusal { throw refusal }
             result = try await pool.write { db -> Result<String, EnrolmentError> in
                 guard let row = try Row.fetchOne(db, sql: "SELECT expires_at, used_by FROM enrolment_token WHERE token_hash = ?", arguments: [hash]) else {
                     return .failure(.unknownToken)
@@ -162,6 +172,8 @@ public final class SQLiteAggregatorStore: AggregatorStore {
                 try db.execute(sql: "INSERT INTO device (device_id, identity_key, enrolled_at) VALUES (?, ?, ?)", arguments: [deviceID, key, t])
                 return .success(deviceID)
             }
+        } catch let refusal as EnrolmentError {
+            throw refusal
         } catch {
             throw .storage(String(describing: error))
         }

@@ -201,6 +201,8 @@ public struct NetworkSimulation: Sendable {
             configuration.insecurePlaintext = true
         }
         configuration.maximumWaitingDevices = devices + 16
+        // A simulated fleet enrols all at once over loopback; the production limit would pace it.
+        configuration.enrolmentsPerSecond = 100_000
         configuration.rounds.prg = prg
         configuration.rounds.threatModel = threatModel
         configuration.rounds.phaseTimeoutSeconds = 120

@@ -113,3 +113,29 @@ actor Outcome {
     private(set) var value: String?
     func set(_ text: String) { value = text }
 }
+
+/// Issue 13, M5: unauthenticated enrolment is rate-limited before it reaches the store.
+@Suite(.serialized) struct EnrolmentLimitTests {
+    @Test func aFloodOfEnrolmentsIsRefusedBeforeTheStore() async throws {
+        let harness = try await NetworkHarness { c in
+            c.enrolmentsPerSecond = 1
+            c.rounds.threshold = 5
+            c.rounds.expectedDropout = 0.01
+        }
+        defer { Task { await harness.stop() } }
+        try await withAggregatorConnection(to: harness.endpoint) { connection in
+            var codes: [String] = []
+            for _ in 0..<6 {
+                do {
+                    _ = try await harness.device(identity: .generate(), connection: connection).enrol(token: "veil-enrol-not-a-token")
+                } catch let DeviceError.rejected(code, _) {
+                    codes.append(code)
+                }
+            }
+            #expect(codes.count == 6)
+            #expect(codes.prefix(2).allSatisfy { $0.lowercased().contains("unauthenticated") }, "the burst reaches the store: \(codes)")
+            #expect(codes.suffix(3).allSatisfy { $0.lowercased().contains("resource") }, "the rest are refused first: \(codes)")
+            #expect(try await harness.scrape().body.contains("veil_rejected_devices_total{reason=\"enrolment-rate\"}"))
+        }
+    }
+}
