@@ -118,7 +118,8 @@ actor Outcome {
 @Suite(.serialized) struct EnrolmentLimitTests {
     @Test func aFloodOfEnrolmentsIsRefusedBeforeTheStore() async throws {
         let harness = try await NetworkHarness { c in
-            c.enrolmentsPerSecond = 1
+            // One request now, then one every 100 s: the test cannot outrun it however slow the machine.
+            c.enrolmentsPerSecond = 0.01
             c.rounds.threshold = 5
             c.rounds.expectedDropout = 0.01
         }
@@ -133,8 +134,8 @@ actor Outcome {
                 }
             }
             #expect(codes.count == 6)
-            #expect(codes.prefix(2).allSatisfy { $0.lowercased().contains("unauthenticated") }, "the burst reaches the store: \(codes)")
-            #expect(codes.suffix(3).allSatisfy { $0.lowercased().contains("resource") }, "the rest are refused first: \(codes)")
+            #expect(codes.first?.lowercased().contains("unauthenticated") == true, "the first reaches the store: \(codes)")
+            #expect(codes.dropFirst().allSatisfy { $0.lowercased().contains("resource") }, "the rest are refused first: \(codes)")
             #expect(try await harness.scrape().body.contains("veil_rejected_devices_total{reason=\"enrolment-rate\"}"))
         }
     }
