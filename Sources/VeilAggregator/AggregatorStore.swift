@@ -89,10 +89,6 @@ public protocol AggregatorStore: Sendable {
     /// ``WindowClaims/full``. Atomic, also between instances sharing the store.
     func claimWindow(_ set: FeatureSet, windowStart: Int, roundID: String, deviceIDs: [String], staleBefore: Date, now: Date) async throws -> WindowClaims
 
-    /// Releases the claims of round `roundID` on devices it did not count (it aborted, or they
-    /// dropped), so that they can take part in a later round of the window.
-    func releaseClaims(roundID: String) async throws
-
     /// Forgets round `roundID`, recorded as running but never started (too few devices could be
     /// claimed, or it could not be planned; no device was assigned): deletes its history row and
     /// releases its claims. A round that ended is left as it is.

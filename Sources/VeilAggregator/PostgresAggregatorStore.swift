@@ -266,14 +266,19 @@ public final class PostgresAggregatorStore: AggregatorStore {
                     VALUES (\(result.roundID), \(result.dimension), \(result.bitWidth), \(Data(result.packedSum)), \(Data(result.survivorBitmap)))
                     """, logger: logger)
             }
-            try await connection.query("DELETE FROM window_contributor WHERE round_id = \(round.roundID) AND NOT counted", logger: logger)
+            try await Self.releaseClaims(connection, of: [round.roundID], logger)
         }
+    }
+
+    /// Releases the claims of `roundIDs` on devices they did not count, inside the caller's transaction.
+    private static func releaseClaims(_ connection: PostgresConnection, of roundIDs: [String], _ logger: Logger) async throws {
+        try await connection.query("DELETE FROM window_contributor WHERE round_id = ANY(\(roundIDs)) AND NOT counted", logger: logger)
     }
 
     public func discardRound(roundID: String) async throws {
         let logger = logger
         try await transaction { connection in
-            try await connection.query("DELETE FROM window_contributor WHERE round_id = \(roundID) AND NOT counted", logger: logger)
+            try await Self.releaseClaims(connection, of: [roundID], logger)
             try await connection.query("DELETE FROM round WHERE round_id = \(roundID) AND outcome = \(RoundRecord.running)", logger: logger)
         }
     }
@@ -291,7 +296,7 @@ public final class PostgresAggregatorStore: AggregatorStore {
                 """, logger: logger).collect()
             let ids = try rows.map { try $0.decode(String.self) }.sorted()
             if !ids.isEmpty {
-                try await connection.query("DELETE FROM window_contributor WHERE round_id = ANY(\(ids)) AND NOT counted", logger: logger)
+                try await Self.releaseClaims(connection, of: ids, logger)
             }
             return ids
         }
@@ -376,9 +381,6 @@ public final class PostgresAggregatorStore: AggregatorStore {
         }
     }
 
-    public func releaseClaims(roundID: String) async throws {
-        try await execute("DELETE FROM window_contributor WHERE round_id = \(roundID) AND NOT counted")
-    }
 
     public func countingRound(of deviceID: String, in set: FeatureSet, windowStart: Int) async throws -> String? {
         try await rows("""

@@ -266,13 +266,18 @@ public final class SQLiteAggregatorStore: AggregatorStore {
                     sql: "INSERT INTO round_result (round_id, dimension, bit_width, sum, survivor_bitmap) VALUES (?, ?, ?, ?, ?)",
                     arguments: [result.roundID, result.dimension, result.bitWidth, Data(result.packedSum), Data(result.survivorBitmap)])
             }
-            try db.execute(sql: "DELETE FROM window_contributor WHERE round_id = ? AND counted = 0", arguments: [round.roundID])
+            try Self.releaseClaims(db, of: round.roundID)
         }
+    }
+
+    /// Releases round `roundID`'s claims on devices it did not count, inside the caller's transaction.
+    private static func releaseClaims(_ db: Database, of roundID: String) throws {
+        try db.execute(sql: "DELETE FROM window_contributor WHERE round_id = ? AND counted = 0", arguments: [roundID])
     }
 
     public func discardRound(roundID: String) async throws {
         try await pool.write { db in
-            try db.execute(sql: "DELETE FROM window_contributor WHERE round_id = ? AND counted = 0", arguments: [roundID])
+            try Self.releaseClaims(db, of: roundID)
             try db.execute(sql: "DELETE FROM round WHERE round_id = ? AND outcome = ?", arguments: [roundID, RoundRecord.running])
         }
     }
@@ -291,7 +296,7 @@ public final class SQLiteAggregatorStore: AggregatorStore {
                     sql: "UPDATE round SET outcome = ?, reason = ?, ended_at = ? WHERE round_id = ?",
                     arguments: [RoundRecord.aborted, expired ? RoundRecord.leaseExpiredReason : RoundRecord.instanceStoppedReason,
                                 now.timeIntervalSince1970, id])
-                try db.execute(sql: "DELETE FROM window_contributor WHERE round_id = ? AND counted = 0", arguments: [id])
+                try Self.releaseClaims(db, of: id)
             }
             return rows.map { $0["round_id"] }
         }
@@ -368,11 +373,6 @@ public final class SQLiteAggregatorStore: AggregatorStore {
         }
     }
 
-    public func releaseClaims(roundID: String) async throws {
-        try await pool.write { db in
-            try db.execute(sql: "DELETE FROM window_contributor WHERE round_id = ? AND counted = 0", arguments: [roundID])
-        }
-    }
 
     public func countingRound(of deviceID: String, in set: FeatureSet, windowStart: Int) async throws -> String? {
         try await pool.read { db in

@@ -256,7 +256,9 @@ func withScratchStore(_ backend: StoreBackend, _ body: (ScratchStore, any Aggreg
             }
             #expect(try await store.storedWindows(of: Self.fleet, from: window, to: window + 1).first?.contributors == 4)
             // An aborted round releases its claims; a claim older than its lifetime is taken over.
-            try await store.releaseClaims(roundID: "round-c")
+            try await store.commitRound(RoundCommit(round: RoundRecord(
+                roundID: "round-c", task: "fleet/v1/\(window)", startedAt: t0, endedAt: t0, cohortSize: 6, survivors: 0,
+                outcome: RoundRecord.aborted, reason: "test")), now: t0)
             let retry = try await store.claimWindow(Self.fleet, windowStart: window, roundID: "round-d", deviceIDs: ["dev-4", "new-1"], staleBefore: t0.addingTimeInterval(-600), now: t0)
             #expect(retry.claimed == ["dev-4"] && retry.busy == ["new-1"])
             let later = t0.addingTimeInterval(3600)

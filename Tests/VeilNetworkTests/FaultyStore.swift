@@ -63,7 +63,6 @@ final class FaultyStore: AggregatorStore {
     func claimWindow(_ set: FeatureSet, windowStart: Int, roundID: String, deviceIDs: [String], staleBefore: Date, now: Date) async throws -> WindowClaims {
         try await base.claimWindow(set, windowStart: windowStart, roundID: roundID, deviceIDs: deviceIDs, staleBefore: staleBefore, now: now)
     }
-    func releaseClaims(roundID: String) async throws { try await base.releaseClaims(roundID: roundID) }
     func discardRound(roundID: String) async throws { try await base.discardRound(roundID: roundID) }
     func countingRound(of deviceID: String, in set: FeatureSet, windowStart: Int) async throws -> String? {
         try await base.countingRound(of: deviceID, in: set, windowStart: windowStart)
