@@ -83,24 +83,25 @@ final class AggregatorProcess: @unchecked Sendable {
 
     /// A socket listening on a fresh loopback port, to make a bind elsewhere fail; close `fd` when done.
     static func occupiedPort() throws -> (fd: Int32, port: Int) {
-        let port = try freePort()
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        let fd = try boundSocket()
+        guard listen(fd, 1) == 0 else {
+            close(fd)
+            throw ProcessError("listen failed")
         }
-        guard fd >= 0, bound == 0, listen(fd, 1) == 0 else { throw ProcessError("cannot occupy port \(port)") }
-        return (fd, port)
+        return (fd, try port(of: fd))
     }
 
     /// A TCP port on loopback that nothing listens on now.
     static func freePort() throws -> Int {
+        let fd = try boundSocket()
+        defer { close(fd) }
+        return try port(of: fd)
+    }
+
+    /// A TCP socket bound to a port the system picks on 127.0.0.1.
+    private static func boundSocket() throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw ProcessError("socket failed") }
-        defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = 0
@@ -108,11 +109,21 @@ final class AggregatorProcess: @unchecked Sendable {
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard bound == 0 else { throw ProcessError("bind failed") }
+        guard bound == 0 else {
+            close(fd)
+            throw ProcessError("bind failed")
+        }
+        return fd
+    }
+
+    /// The local port `fd` is bound to.
+    private static func port(of fd: Int32) throws -> Int {
+        var address = sockaddr_in()
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
+        let found = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
         }
+        guard found == 0 else { throw ProcessError("getsockname failed") }
         return Int(UInt16(bigEndian: address.sin_port))
     }
 }

@@ -86,24 +86,17 @@ import VeilProtocol
             try ObservationStore(path: directory + "/device-\($0).sqlite", layout: layout, windowSeconds: windowSeconds, retention: 7 * 86_400)
         }
         let identities = (0..<cohortSize).map { _ in DeviceIdentity.generate() }
-        let quiet = Logger(label: "veil.test.device", factory: { _ in SwiftLogNoOpLogHandler() })
         try await withAggregatorConnection(to: endpoint) { connection in
             var deviceIDs: [String] = []
             for identity in identities {
-                let device = VeilDevice(identity: identity, policy: policy, signedRounds: .inMemory(), connection: connection, logger: quiet)
+                let device = VeilDevice(identity: identity, policy: policy, signedRounds: .inMemory(), connection: connection, logger: quietDevice)
                 deviceIDs.append(try await device.enrol(token: try await store.createEnrolmentToken(lifetime: 3600)))
             }
             func attempts() async {
                 await withTaskGroup(of: Void.self) { group in
                     for d in 0..<cohortSize {
                         group.addTask {
-                            let device = VeilDevice(identity: identities[d], policy: policy, signedRounds: .inMemory(), connection: connection, logger: quiet)
-                            do {
-                                let window = latestClosedWindow()
-                                guard try !stores[d].isCounted(window: window) else { return }
-                                if try !stores[d].pendingWindows(now: Date()).contains(window) { try record(d, window, into: stores[d]) }
-                                try await withDeadline(.seconds(40)) { _ = try await device.participateInFeatureRound(store: stores[d]) }
-                            } catch {}
+                            await attempt(d, identity: identities[d], store: stores[d], policy: policy, via: connection, deadline: .seconds(40))
                         }
                     }
                 }
@@ -154,25 +147,13 @@ import VeilProtocol
             try ObservationStore(path: directory + "/device-\($0).sqlite", layout: layout, windowSeconds: windowSeconds, retention: 7 * 86_400)
         }
         let identities = (0..<fleetSize).map { _ in DeviceIdentity.generate() }
-        let quiet = Logger(label: "veil.test.device", factory: { _ in SwiftLogNoOpLogHandler() })
 
-        /// Every device still pending records its observations of the window that is the latest
-        /// closed one now (the aggregator's real clock decides), then takes part, through
-        /// `connection`. Failures (the aggregator died under the stream) leave the window pending,
-        /// which is what the invariants then check.
+        /// Every device of `participants` makes one ``attempt(_:identity:store:policy:via:losing:deadline:)``.
         @Sendable func roundOfAttempts(of participants: Range<Int>, losing lost: [Int: Phase], via connection: AggregatorConnection) async {
             await withTaskGroup(of: Void.self) { group in
                 for d in participants {
                     group.addTask {
-                        let device = VeilDevice(identity: identities[d], policy: policy, signedRounds: .inMemory(), connection: connection, logger: quiet)
-                        do {
-                            let window = latestClosedWindow()
-                            guard try !stores[d].isCounted(window: window) else { return }
-                            if try !stores[d].pendingWindows(now: Date()).contains(window) { try record(d, window, into: stores[d]) }
-                            try await withDeadline(.seconds(30)) {
-                                _ = try await device.participateInFeatureRound(store: stores[d], options: ParticipationOptions(disconnectBefore: lost[d]))
-                            }
-                        } catch {}
+                        await attempt(d, identity: identities[d], store: stores[d], policy: policy, via: connection, losing: lost[d], deadline: .seconds(30))
                     }
                 }
             }
@@ -181,7 +162,7 @@ import VeilProtocol
         let deviceIDs = try await withAggregatorConnection(to: endpoint) { connection in
             var ids: [String] = []
             for identity in identities {
-                let device = VeilDevice(identity: identity, policy: policy, signedRounds: .inMemory(), connection: connection, logger: quiet)
+                let device = VeilDevice(identity: identity, policy: policy, signedRounds: .inMemory(), connection: connection, logger: quietDevice)
                 ids.append(try await device.enrol(token: try await store.createEnrolmentToken(lifetime: 3600)))
             }
             await roundOfAttempts(of: 0..<cohortSize, losing: scenario.devicesLost, via: connection)
@@ -276,6 +257,28 @@ import VeilProtocol
             #expect(history.contains { $0.reason == expectedRecovery }, "the killed round must be ended (\(context)): \(history)")
         }
     }
+
+    /// Device `d` takes part in one round for the latest closed window (the aggregator's real
+    /// clock decides it), unless its store already counts that window; it first records its
+    /// observations of the window if it has none. Failures (the aggregator died under the
+    /// stream, the deadline passed) leave the window pending, which is what the invariants check.
+    static func attempt(
+        _ d: Int, identity: DeviceIdentity, store: ObservationStore, policy: DevicePolicy, via connection: AggregatorConnection,
+        losing phase: Phase? = nil, deadline: Duration
+    ) async {
+        let device = VeilDevice(identity: identity, policy: policy, signedRounds: .inMemory(), connection: connection, logger: quietDevice)
+        do {
+            let window = latestClosedWindow()
+            guard try !store.isCounted(window: window) else { return }
+            if try !store.pendingWindows(now: Date()).contains(window) { try record(d, window, into: store) }
+            try await withDeadline(deadline) {
+                _ = try await device.participateInFeatureRound(store: store, options: ParticipationOptions(disconnectBefore: phase))
+            }
+        } catch {}
+    }
+
+    /// The harness devices' logger: silent.
+    static let quietDevice = Logger(label: "veil.test.device", factory: { _ in SwiftLogNoOpLogHandler() })
 
     static func latestClosedWindow() -> Int {
         let now = Int(Date().timeIntervalSince1970)

@@ -42,7 +42,6 @@ import VeilProtocol
         }
         let identities = (0..<fleet).map { _ in DeviceIdentity.generate() }
         let policy = DevicePolicy(requiredThreatModel: .active, minimumCohort: 3, assumedDropout: CrashRecoveryTests.assumedDropout)
-        let quiet = Logger(label: "veil.test.device", factory: { _ in SwiftLogNoOpLogHandler() })
         let endpoints = ports.map { AggregatorEndpoint(host: "localhost", port: $0, security: .tls(caCertificatePath: tls.caCertificate)) }
 
         // Each device first talks to instance d / 8 (a, b or c); after that the devices still
@@ -53,17 +52,12 @@ import VeilProtocol
                     let connections = [toA, toB, toC]
                     var deviceIDs: [String] = []
                     for d in 0..<fleet {
-                        let device = VeilDevice(identity: identities[d], policy: policy, signedRounds: .inMemory(), connection: toB, logger: quiet)
+                        let device = VeilDevice(identity: identities[d], policy: policy, signedRounds: .inMemory(), connection: toB, logger: CrashRecoveryTests.quietDevice)
                         deviceIDs.append(try await device.enrol(token: try await store.createEnrolmentToken(lifetime: 3600)))
                     }
                     func attempt(_ d: Int, via instance: Int) async {
-                        do {
-                            let window = CrashRecoveryTests.latestClosedWindow()
-                            guard try !stores[d].isCounted(window: window) else { return }
-                            if try !stores[d].pendingWindows(now: Date()).contains(window) { try CrashRecoveryTests.record(d, window, into: stores[d]) }
-                            let device = VeilDevice(identity: identities[d], policy: policy, signedRounds: .inMemory(), connection: connections[instance], logger: quiet)
-                            try await withDeadline(.seconds(40)) { _ = try await device.participateInFeatureRound(store: stores[d]) }
-                        } catch {}
+                        await CrashRecoveryTests.attempt(
+                            d, identity: identities[d], store: stores[d], policy: policy, via: connections[instance], deadline: .seconds(40))
                     }
                     await withTaskGroup(of: Void.self) { group in
                         for d in 0..<fleet { group.addTask { await attempt(d, via: d / CrashRecoveryTests.cohortSize) } }
