@@ -421,16 +421,21 @@ actor RoundCoordinator {
         metrics.activeRounds.record(rounds.count)
         let notice: RoundEndNotice
         var reported = completed
+        /// The fallback when the end could not be committed as it happened: report the round as
+        /// aborted for `reason` and record it so (the caller decides what a failure here means).
+        func recordAborted(_ reason: String) async throws {
+            let aborted = AggregationOutcome.aborted(.cancelled(reason))
+            reported = completed.with(outcome: aborted)
+            try await store.commitRound(commit(for: completed, outcome: aborted))
+        }
         do {
             try await store.commitRound(commit(for: completed, outcome: completed.outcome))
             notice = .committed
         } catch let lost as RoundLeaseLost {
             metrics.mergeRefused()
             logger.error("the round lost its lease before it committed; it is recorded as aborted", metadata: ["round": "\(lost.roundID)"])
-            let aborted = AggregationOutcome.aborted(.cancelled("\(lost)"))
-            reported = completed.with(outcome: aborted)
             // Refused if recovery already ended it, which is as good.
-            try? await store.commitRound(commit(for: completed, outcome: aborted))
+            try? await recordAborted("\(lost)")
             notice = .notCommitted("the round lost its lease")
         } catch let refusal as FeatureWindowError {
             // The window cannot take the sum (claims reserve capacity and exclude counted
@@ -439,9 +444,7 @@ actor RoundCoordinator {
             metrics.mergeRefused()
             logger.error("the round's window refused its sum; the round is recorded as aborted", metadata: [
                 "round": "\(completed.configuration.roundID)", "refusal": "\(refusal)"])
-            let aborted = AggregationOutcome.aborted(.cancelled("its window refused the sum: \(refusal)"))
-            reported = completed.with(outcome: aborted)
-            do { try await store.commitRound(commit(for: completed, outcome: aborted)) } catch {
+            do { try await recordAborted("its window refused the sum: \(refusal)") } catch {
                 metrics.storeError(operation: "commit-round")
                 logger.error("cannot record the aborted round; its claims expire on their own", metadata: ["error": "\(error)"])
             }
@@ -451,12 +454,10 @@ actor RoundCoordinator {
             logger.error("cannot commit the round's end; its devices are not told they were counted", metadata: [
                 "round": "\(completed.configuration.roundID)", "error": "\(error)"])
             if case .finished = completed.outcome {
-                let aborted = AggregationOutcome.aborted(.cancelled("its result could not be stored: \(error)"))
-                reported = completed.with(outcome: aborted)
                 // Best effort, if the store is back: end the round as aborted now rather than at
                 // the next restart. If the first commit did land (its outcome was unknown), this
                 // is refused, and the devices learn ALREADY_COUNTED at their next check-in.
-                try? await store.commitRound(commit(for: completed, outcome: aborted))
+                try? await recordAborted("its result could not be stored: \(error)")
             }
             notice = .notCommitted("the store failed")
         }
