@@ -288,8 +288,7 @@ public final class PostgresAggregatorStore: AggregatorStore {
         return try await transaction { connection in
             let rows = try await connection.query("""
                 UPDATE round SET outcome = \(RoundRecord.aborted), ended_at = \(now.timeIntervalSince1970),
-                  reason = CASE WHEN lease_expires_at IS NOT NULL AND lease_expires_at <= \(unescaped: Self.databaseNow)
-                           THEN \(RoundRecord.leaseExpiredReason) ELSE \(RoundRecord.instanceStoppedReason) END
+                  reason = CASE WHEN instance = \(instance) THEN \(RoundRecord.instanceStoppedReason) ELSE \(RoundRecord.leaseExpiredReason) END
                 WHERE outcome = \(RoundRecord.running)
                   AND ((lease_expires_at IS NOT NULL AND lease_expires_at <= \(unescaped: Self.databaseNow)) OR instance = \(instance))
                 RETURNING round_id

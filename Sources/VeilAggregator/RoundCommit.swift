@@ -63,7 +63,7 @@ public struct RoundStart: Sendable, Equatable {
     public let leaseSeconds: Double
 
     /// Creates a start record.
-    public init(roundID: String, task: String, startedAt: Date, cohortSize: Int, instance: String, leaseSeconds: Double = 30) {
+    public init(roundID: String, task: String, startedAt: Date, cohortSize: Int, instance: String, leaseSeconds: Double) {
         self.roundID = roundID
         self.task = task
         self.startedAt = startedAt
@@ -92,7 +92,7 @@ extension RoundRecord {
     /// The outcome of a round that aborted.
     public static let aborted = "aborted"
     /// The reason recorded for a round whose instance stopped while it ran, ended when that
-    /// instance restarted.
+    /// instance restarted (whether or not its lease had run out by then).
     public static let instanceStoppedReason = "the aggregator instance stopped while the round ran; recovered at its restart"
     /// The reason recorded for a round whose lease expired (its instance died or stalled),
     /// ended by any instance sharing the store.

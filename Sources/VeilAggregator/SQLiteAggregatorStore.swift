@@ -285,16 +285,18 @@ public final class SQLiteAggregatorStore: AggregatorStore {
     public func recoverRounds(instance: String?, now: Date) async throws -> [String] {
         try await pool.write { db in
             let rows = try Row.fetchAll(db, sql: """
-                SELECT round_id, (lease_expires_at IS NOT NULL AND lease_expires_at <= \(Self.databaseNow)) AS expired FROM round
+                SELECT round_id, instance = ? AS own FROM round
                 WHERE outcome = ? AND ((lease_expires_at IS NOT NULL AND lease_expires_at <= \(Self.databaseNow)) OR instance = ?)
                 ORDER BY round_id
-                """, arguments: [RoundRecord.running, instance])
+                """, arguments: [instance, RoundRecord.running, instance])
             for row in rows {
                 let id: String = row["round_id"]
-                let expired: Bool = row["expired"]
+                // The instance's own rounds died with its previous process, whether or not their
+                // lease has run out yet; another instance's round is ended because its lease did.
+                let own: Bool = row["own"] ?? false
                 try db.execute(
                     sql: "UPDATE round SET outcome = ?, reason = ?, ended_at = ? WHERE round_id = ?",
-                    arguments: [RoundRecord.aborted, expired ? RoundRecord.leaseExpiredReason : RoundRecord.instanceStoppedReason,
+                    arguments: [RoundRecord.aborted, own ? RoundRecord.instanceStoppedReason : RoundRecord.leaseExpiredReason,
                                 now.timeIntervalSince1970, id])
                 try Self.releaseClaims(db, of: id)
             }

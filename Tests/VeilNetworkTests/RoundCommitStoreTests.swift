@@ -14,6 +14,12 @@ import VeilProtocol
         ModularVector(reducing: [Int64](repeating: 1, count: try FeatureLayout(fleet).dimension), bitWidth: 32)
     }
 
+    /// A round start with an hour's lease: these tests are not about leases expiring, and a
+    /// loaded machine must not expire one under them.
+    static func start(_ roundID: String, cohortSize: Int, instance: String) -> RoundStart {
+        RoundStart(roundID: roundID, task: "fleet/v1/\(window)", startedAt: t0, cohortSize: cohortSize, instance: instance, leaseSeconds: 3600)
+    }
+
     static func claim(_ store: any AggregatorStore, _ roundID: String, _ ids: [String], now: Date = t0) async throws -> WindowClaims {
         try await store.claimWindow(fleet, windowStart: window, roundID: roundID, deviceIDs: ids, staleBefore: now.addingTimeInterval(-600), now: now)
     }
@@ -34,7 +40,7 @@ import VeilProtocol
     func theEndOfARoundIsOneTransaction(_ backend: StoreBackend) async throws {
         try await withScratchStore(backend) { _, store in
             let cohort = devices("dev-", 6)
-            try await store.recordRoundStart(RoundStart(roundID: "r1", task: "fleet/v1/\(Self.window)", startedAt: Self.t0, cohortSize: 6, instance: "a"))
+            try await store.recordRoundStart(Self.start("r1", cohortSize: 6, instance: "a"))
             #expect(try await Self.claim(store, "r1", cohort).claimed == cohort)
             #expect(try await store.round(id: "r1")?.outcome == RoundRecord.running)
 
@@ -92,7 +98,7 @@ import VeilProtocol
     func recoveryEndsOnlyThisInstancesRunningRounds(_ backend: StoreBackend) async throws {
         try await withScratchStore(backend) { _, store in
             for (id, instance) in [("ra", "instance-a"), ("rb", "instance-b")] {
-                try await store.recordRoundStart(RoundStart(roundID: id, task: "fleet/v1/\(Self.window)", startedAt: Self.t0, cohortSize: 3, instance: instance))
+                try await store.recordRoundStart(Self.start(id, cohortSize: 3, instance: instance))
                 _ = try await Self.claim(store, id, devices(id, 3))
             }
             try await store.commitRound(try Self.finished("done", ["x0"]), now: Self.t0)
@@ -102,7 +108,7 @@ import VeilProtocol
             #expect(try await store.round(id: "rb")?.outcome == RoundRecord.running, "another instance's round is left alone")
             #expect(try await Self.claim(store, "next", devices("ra", 3) + devices("rb", 1)).claimed == devices("ra", 3))
             // A round that never assigned anyone is forgotten whole; an ended one is kept.
-            try await store.recordRoundStart(RoundStart(roundID: "never", task: "fleet/v1/\(Self.window)", startedAt: Self.t0, cohortSize: 3, instance: "instance-a"))
+            try await store.recordRoundStart(Self.start("never", cohortSize: 3, instance: "instance-a"))
             #expect(try await Self.claim(store, "never", devices("n", 2)).claimed.count == 2)
             try await store.discardRound(roundID: "never")
             #expect(try await store.round(id: "never") == nil)
@@ -123,20 +129,19 @@ import VeilProtocol
         try await withScratchStore(backend) { scratch, store in
             let other = try await scratch.open()
             defer { Task { await other.close() } }
-            let start = RoundStart(roundID: "slow", task: "fleet/v1/\(Self.window)", startedAt: Self.t0, cohortSize: 4, instance: "a", leaseSeconds: 60)
-            try await store.recordRoundStart(start)
+            try await store.recordRoundStart(Self.start("slow", cohortSize: 4, instance: "a"))
             #expect(try await Self.claim(store, "slow", devices("s", 4)).claimed.count == 4)
-            #expect(try await store.renewLease(roundID: "slow", instance: "a", leaseSeconds: 60))
-            #expect(try await !store.renewLease(roundID: "slow", instance: "b", leaseSeconds: 60), "only its instance renews a lease")
+            #expect(try await store.renewLease(roundID: "slow", instance: "a", leaseSeconds: 3600))
+            #expect(try await !store.renewLease(roundID: "slow", instance: "b", leaseSeconds: 3600), "only its instance renews a lease")
             #expect(try await Self.claim(other, "fast", devices("s", 2)).busy.count == 2, "a held lease keeps the claims")
             // The instance stalls: its last renewal (a zero-length lease here, so that the test
             // does not depend on the machine's speed) runs out.
             #expect(try await store.renewLease(roundID: "slow", instance: "a", leaseSeconds: 0))
             try await Task.sleep(for: .milliseconds(50))
             // Expired (no renewal): another instance's round takes the devices over.
-            try await other.recordRoundStart(RoundStart(roundID: "fast", task: "fleet/v1/\(Self.window)", startedAt: Self.t0, cohortSize: 2, instance: "b"))
+            try await other.recordRoundStart(Self.start("fast", cohortSize: 2, instance: "b"))
             #expect(try await Self.claim(other, "fast", devices("s", 2)).claimed == devices("s", 2))
-            #expect(try await !store.renewLease(roundID: "slow", instance: "a", leaseSeconds: 60), "a lost lease is not renewed")
+            #expect(try await !store.renewLease(roundID: "slow", instance: "a", leaseSeconds: 3600), "a lost lease is not renewed")
             await #expect(throws: RoundLeaseLost(roundID: "slow")) { try await store.commitRound(try Self.finished("slow", devices("s", 4)), now: Self.t0) }
             try await other.commitRound(try Self.finished("fast", devices("s", 2)), now: Self.t0)
             #expect(try await other.recoverRounds(instance: nil, now: Self.t0) == ["slow"])
@@ -157,7 +162,7 @@ import VeilProtocol
                 ids.append(try await store.enrol(token: try await store.createEnrolmentToken(lifetime: 600), identityKey: freshIdentityKey()))
             }
             #expect(try await store.activeDeviceIDs(among: ids + ["never-enrolled"]) == Set(ids))
-            try await store.recordRoundStart(RoundStart(roundID: "r", task: "fleet/v1/\(Self.window)", startedAt: Self.t0, cohortSize: 3, instance: "a"))
+            try await store.recordRoundStart(Self.start("r", cohortSize: 3, instance: "a"))
             #expect(try await Self.claim(store, "r", ids).claimed == ids)
             #expect(try await store.revoke(deviceID: ids[1]))
             #expect(try await store.activeDeviceIDs(among: ids) == [ids[0], ids[2]])
