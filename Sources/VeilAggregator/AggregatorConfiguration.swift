@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 public import VeilCrypto
 public import VeilProtocol
 public import VeilFeatures
@@ -152,11 +152,15 @@ public struct RoundPolicy: Sendable, Codable, Equatable {
     /// Rounds that may run at once.
     public var maximumConcurrentRounds = 4
     /// When set, rounds aggregate this feature set: the vector's length and bit width come from
-    /// its layout, each round names the most recent closed window in its task, and finished
-    /// rounds add into that window's stored result.
+    /// its layout, each round names one open window in its task (one its devices offered), and
+    /// finished rounds add into that window's stored result.
     public var featureSet: FeatureSet?
     /// The tumbling window length in seconds (UTC), for feature rounds.
     public var windowSeconds = 3600
+    /// How long after a window closes rounds still run for it (SPEC.md §12.1), so that an
+    /// aggregator outage or an offline device delays a window's contributions instead of losing
+    /// them. Nil: one day or one window, whichever is longer. At least one window.
+    public var windowHorizonSeconds: Int?
     /// A window's values are released only once at least this many devices contributed to it.
     public var minimumReleaseCohort = 100
 
@@ -187,6 +191,7 @@ public struct RoundPolicy: Sendable, Codable, Equatable {
         maximumConcurrentRounds = try c.decodeIfPresent(Int.self, forKey: .maximumConcurrentRounds) ?? d.maximumConcurrentRounds
         featureSet = try c.decodeIfPresent(FeatureSet.self, forKey: .featureSet)
         windowSeconds = try c.decodeIfPresent(Int.self, forKey: .windowSeconds) ?? d.windowSeconds
+        windowHorizonSeconds = try c.decodeIfPresent(Int.self, forKey: .windowHorizonSeconds)
         minimumReleaseCohort = try c.decodeIfPresent(Int.self, forKey: .minimumReleaseCohort) ?? d.minimumReleaseCohort
     }
 
@@ -207,6 +212,23 @@ public struct RoundPolicy: Sendable, Codable, Equatable {
     /// How long a window claim of a round without a history row reserves its device: twice the
     /// longest a round can run. Rounds with a row are governed by their lease instead.
     public var claimLifetimeSeconds: Double { 2 * Double(Phase.allCases.count + 1) * phaseTimeoutSeconds }
+
+    /// How long after it closes a window stays open for rounds, in seconds.
+    public var effectiveWindowHorizonSeconds: Int { windowHorizonSeconds ?? max(86_400, windowSeconds) }
+
+    /// The most recent window that has closed at `now`.
+    public func latestClosedWindow(at now: Date) -> Int {
+        FeatureSet.windowStart(of: Int(now.timeIntervalSince1970.rounded(.down)), windowSeconds: windowSeconds) - windowSeconds
+    }
+
+    /// Whether window `start` is open for rounds at `now`: aligned, closed, and closed for less
+    /// than the horizon.
+    public func isOpen(window start: Int, at now: Date) -> Bool {
+        let seconds = Int(now.timeIntervalSince1970.rounded(.down))
+        guard start >= 0, start % windowSeconds == 0, start <= Int.max - windowSeconds - effectiveWindowHorizonSeconds else { return false }
+        let end = start + windowSeconds
+        return end <= seconds && seconds < end + effectiveWindowHorizonSeconds
+    }
 
     /// b for every round: the feature set's when there is one.
     public var effectiveBitWidth: Int { featureSet?.bitWidth ?? bitWidth }
@@ -234,6 +256,11 @@ public struct RoundPolicy: Sendable, Codable, Equatable {
             }
             guard windowSeconds >= 1, 86_400 % windowSeconds == 0 || windowSeconds % 86_400 == 0 else {
                 throw .invalid("rounds.windowSeconds", "must divide a day or be a whole number of days, got \(windowSeconds)")
+            }
+            if let horizon = windowHorizonSeconds {
+                guard horizon >= windowSeconds, horizon <= 366 * 86_400 else {
+                    throw .invalid("rounds.windowHorizonSeconds", "must be at least one window (\(windowSeconds) s) and at most 366 days, got \(horizon)")
+                }
             }
             guard minimumReleaseCohort >= 1 else { throw .invalid("rounds.minimumReleaseCohort", "must be at least 1") }
         }

@@ -140,16 +140,7 @@ struct AggregatorService: Veil_V1_Aggregator.SimpleServiceProtocol {
             throw RPCError(code: .permissionDenied, message: "device \(id) is revoked")
         case let .active(id):
             link.identity = (id, checkIn.identityKey)
-            let counted: (task: String, roundID: String)?
-            do { counted = try await coordinator.countedWindow(of: id) } catch {
-                throw RPCError(code: .unavailable, message: "window lookup failed; retry later")
-            }
-            if let counted {
-                metrics.rejected(reason: "already-counted")
-                link.end(TransportCodec.alreadyCountedFrame(task: counted.task, countedRoundID: counted.roundID))
-                return
-            }
-            try await coordinator.admit(link, deviceID: id)
+            try await coordinator.checkIn(link, deviceID: id, offered: checkIn.offeredWindows)
         }
     }
 }

@@ -94,8 +94,9 @@ public protocol AggregatorStore: Sendable {
     /// releases its claims. A round that ended is left as it is.
     func discardRound(roundID: String) async throws
 
-    /// The round that counted `deviceID` in window `windowStart` of `set`, if one did.
-    func countingRound(of deviceID: String, in set: FeatureSet, windowStart: Int) async throws -> String?
+    /// Of the windows `windowStarts` of `set`, those that count `deviceID`, each with the round
+    /// that counted it.
+    func countedWindows(of deviceID: String, in set: FeatureSet, windowStarts: [Int]) async throws -> [Int: String]
 
     /// The stored windows of `set` starting in `from ..< to`, oldest first.
     func storedWindows(of set: FeatureSet, from: Int, to: Int) async throws -> [StoredWindow]
@@ -300,5 +301,12 @@ public struct RoundRecord: Sendable, Equatable {
         self.survivors = survivors
         self.outcome = outcome
         self.reason = reason
+    }
+}
+
+extension AggregatorStore {
+    /// The round that counted `deviceID` in window `windowStart` of `set`, if one did.
+    public func countingRound(of deviceID: String, in set: FeatureSet, windowStart: Int) async throws -> String? {
+        try await countedWindows(of: deviceID, in: set, windowStarts: [windowStart])[windowStart]
     }
 }

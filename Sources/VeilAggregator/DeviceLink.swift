@@ -32,6 +32,7 @@ final class DeviceLink: Sendable {
         var identity: (deviceID: String, key: Ed25519.PublicKey)?
         var round: (driver: RoundDriver, index: UInt32)?
         var waitingSince: ContinuousClock.Instant?
+        var windows: [Int] = []
     }
 
     init(nonce: [UInt8]) {
@@ -95,5 +96,12 @@ final class DeviceLink: Sendable {
     var waitingSince: ContinuousClock.Instant? {
         get { state.withLock { $0.waitingSince } }
         set { state.withLock { $0.waitingSince = newValue } }
+    }
+
+    /// The windows a round may aggregate for this device, oldest first: the open windows it
+    /// offered at check-in, less those found full since (for plain rounds, one pseudo-window).
+    var windows: [Int] {
+        get { state.withLock { $0.windows } }
+        set { state.withLock { $0.windows = newValue } }
     }
 }

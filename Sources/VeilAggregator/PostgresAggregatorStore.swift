@@ -381,11 +381,14 @@ public final class PostgresAggregatorStore: AggregatorStore {
     }
 
 
-    public func countingRound(of deviceID: String, in set: FeatureSet, windowStart: Int) async throws -> String? {
-        try await rows("""
-            SELECT round_id FROM window_contributor
-            WHERE feature_set = \(set.name) AND version = \(set.version) AND window_start = \(windowStart) AND device_id = \(deviceID) AND counted
-            """).first?.decode(String.self)
+    public func countedWindows(of deviceID: String, in set: FeatureSet, windowStarts: [Int]) async throws -> [Int: String] {
+        guard !windowStarts.isEmpty else { return [:] }
+        let rows = try await rows("""
+            SELECT window_start, round_id FROM window_contributor
+            WHERE feature_set = \(set.name) AND version = \(set.version) AND device_id = \(deviceID) AND counted
+              AND window_start = ANY(\(windowStarts.map(Int64.init)))
+            """)
+        return Dictionary(try rows.map { try $0.decode((Int64, String).self) }.map { (Int($0.0), $0.1) }, uniquingKeysWith: { a, _ in a })
     }
 
     /// Adds `merge` into its window inside the caller's transaction, under the window's lock:

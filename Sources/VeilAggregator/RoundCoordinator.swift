@@ -8,10 +8,11 @@ import VeilFeatures
 import VeilProtocol
 import VeilWire
 
-/// The waiting room and the rounds in flight. Checked-in devices wait here; a round forms as soon
-/// as `maximumCohort` devices wait, or when `gatherSeconds` have passed since the first of them
-/// with at least `minimumCohort` waiting. Up to `maximumConcurrentRounds` rounds run at once;
-/// devices that waited longer than `maximumWaitSeconds` are told to come back later.
+/// The waiting room and the rounds in flight. Checked-in devices wait here, each under the open
+/// windows it offered (SPEC.md §12.1); a round forms for the oldest window that `maximumCohort`
+/// waiting devices offer, or, every `gatherSeconds`, that at least `minimumCohort` offer. Up to
+/// `maximumConcurrentRounds` rounds run at once; devices that waited longer than
+/// `maximumWaitSeconds` are told to come back later.
 actor RoundCoordinator {
     private let policy: RoundPolicy
     private let maximumWaiting: Int
@@ -19,7 +20,7 @@ actor RoundCoordinator {
     private let logger: Logger
     private let store: any AggregatorStore
     private let windowUpdated: @Sendable (FeatureLayout) async -> Void
-    private var waiting: [DeviceLink] = []
+    private var room = WaitingRoom<DeviceLink>()
     private var live: [String: DeviceLink] = [:]
     private var rounds: [RoundID: RoundDriver] = [:]
     /// Round ends being committed now (``shutDown(grace:)`` waits for them).
@@ -47,32 +48,83 @@ actor RoundCoordinator {
         self.logger = logger
     }
 
-    /// Admits an authenticated device to the waiting room.
-    func admit(_ link: DeviceLink, deviceID: String) throws(RPCError) {
+    /// The key plain rounds (no feature set) wait under.
+    static let plainRoundWindow = 0
+
+    /// Admits an authenticated device that offered `offered` (window starts, strictly increasing;
+    /// empty to leave the choice to the aggregator) to the waiting room (SPEC.md §12.1). Without
+    /// a feature set every device waits for the next plain round and offers nothing. With one,
+    /// the device waits under each offered window that is open (the most recent closed window
+    /// when it offered none); it is told `ALREADY_COUNTED` when the store counts it in one of
+    /// them, and `NO_ROUND` when none is open. An offer not aligned to this aggregator's windows
+    /// is refused: the device's window length differs.
+    func checkIn(_ link: DeviceLink, deviceID: String, offered: [Int]) async throws(RPCError) {
+        guard let set = policy.featureSet else {
+            guard offered.isEmpty else {
+                throw RPCError(code: .failedPrecondition, message: "this aggregator runs plain rounds of \"\(policy.task)\"; it takes no window offers")
+            }
+            try admit(link, deviceID: deviceID, windows: [Self.plainRoundWindow])
+            return
+        }
+        if let misaligned = offered.first(where: { $0 % policy.windowSeconds != 0 }) {
+            metrics.rejected(reason: "window-length")
+            throw RPCError(code: .failedPrecondition, message: "offered window \(misaligned) is not aligned to this aggregator's \(policy.windowSeconds) s windows of \(set.name) v\(set.version): the device's window length differs")
+        }
+        let now = clock()
+        let open = offered.isEmpty ? [policy.latestClosedWindow(at: now)] : offered.filter { policy.isOpen(window: $0, at: now) }
+        guard !open.isEmpty else {
+            metrics.rejected(reason: "no-open-window")
+            link.end(TransportCodec.endedFrame(
+                .noRound, reason: "none of the offered windows is open: windows take rounds from their end until \(policy.effectiveWindowHorizonSeconds) s after it",
+                retryAfterMilliseconds: Retry.jittered(milliseconds: UInt32(min(policy.windowSeconds, 3600)) * 1000)))
+            return
+        }
+        let counted: [Int: String]
+        do { counted = try await store.countedWindows(of: deviceID, in: set, windowStarts: open) } catch {
+            metrics.storeError(operation: "counted-windows")
+            throw RPCError(code: .unavailable, message: "window lookup failed; retry later")
+        }
+        if let window = open.first(where: { counted[$0] != nil }), let round = counted[window] {
+            // The device missed the end of the round that counted it: it records the window and
+            // offers the rest at its next check-in.
+            metrics.rejected(reason: "already-counted")
+            link.end(TransportCodec.alreadyCountedFrame(task: task(of: set, window: window), countedRoundID: round))
+            return
+        }
+        try admit(link, deviceID: deviceID, windows: open)
+    }
+
+    /// Puts an authenticated device in the waiting room under `windows`.
+    private func admit(_ link: DeviceLink, deviceID: String, windows: [Int]) throws(RPCError) {
         guard !shuttingDown else { throw RPCError(code: .unavailable, message: "the aggregator is shutting down") }
+        guard !link.isClosed else { return }
         if let existing = live[deviceID], !existing.isClosed {
             metrics.rejected(reason: "duplicate-stream")
             throw RPCError(code: .alreadyExists, message: "device \(deviceID) already has a live stream")
         }
-        guard waiting.count < maximumWaiting else {
+        guard room.count < maximumWaiting else {
             metrics.rejected(reason: "waiting-room-full")
             throw RPCError(code: .resourceExhausted, message: "the waiting room is full (\(maximumWaiting) devices); check in later")
         }
         live[deviceID] = link
-        link.waitingSince = .now
-        waiting.append(link)
-        metrics.waiting.record(waiting.count)
+        let since = ContinuousClock.now
+        link.waitingSince = since
+        link.windows = windows
+        room.add(link, windows: windows, since: since)
+        metrics.waiting.record(room.count)
         formRounds(gatherDeadlinePassed: false)
-        if !waiting.isEmpty && gatherTimer == nil { scheduleGatherTimer() }
+        if !room.isEmpty && gatherTimer == nil { scheduleGatherTimer() }
+    }
+
+    /// The task naming `window` of `set`.
+    private func task(of set: FeatureSet, window: Int) -> String {
+        FeatureWindowTask(featureSet: set.name, version: set.version, windowStart: window).description
     }
 
     /// The stream of `deviceID` ended (for any reason).
     func streamClosed(_ link: DeviceLink, deviceID: String?) async {
         if let deviceID, live[deviceID] === link { live[deviceID] = nil }
-        if let index = waiting.firstIndex(where: { $0 === link }) {
-            waiting.remove(at: index)
-            metrics.waiting.record(waiting.count)
-        }
+        if room.remove(link) { metrics.waiting.record(room.count) }
         if let (driver, index) = link.round { await driver.deviceLeft(index) }
     }
 
@@ -81,28 +133,13 @@ actor RoundCoordinator {
     func startRoundNow() async -> Bool {
         var started = false
         for cohort in takeCohorts(gatherDeadlinePassed: true) {
-            if await startRound(with: cohort) { started = true }
+            if await startRound(with: cohort.links, window: cohort.window) { started = true }
         }
         return started
     }
 
-    /// For feature rounds: the window a round would aggregate now and the round that already
-    /// counted `deviceID` in it, if one did; such a device is told so at check-in (SPEC.md §12.1).
-    func countedWindow(of deviceID: String) async throws -> (task: String, roundID: String)? {
-        guard let set = policy.featureSet else { return nil }
-        let window = currentWindow(at: clock())
-        guard let round = try await store.countingRound(of: deviceID, in: set, windowStart: window) else { return nil }
-        return (FeatureWindowTask(featureSet: set.name, version: set.version, windowStart: window).description, round)
-    }
-
-    /// The start of the most recent window that has closed at `now`.
-    private func currentWindow(at now: Date) -> Int {
-        let seconds = Int(now.timeIntervalSince1970.rounded(.down))
-        return FeatureSet.windowStart(of: seconds, windowSeconds: policy.windowSeconds) - policy.windowSeconds
-    }
-
     /// The number of devices waiting for a round.
-    var waitingCount: Int { waiting.count }
+    var waitingCount: Int { room.count }
 
     /// The number of rounds in flight.
     var activeRoundCount: Int { rounds.count }
@@ -127,10 +164,9 @@ actor RoundCoordinator {
     func shutDown(grace: Duration) async {
         shuttingDown = true
         gatherTimer?.cancel()
-        for link in waiting {
+        for link in room.removeAll() {
             link.end(TransportCodec.endedFrame(.noRound, reason: "the aggregator is shutting down", retryAfterMilliseconds: Retry.jittered(milliseconds: 5_000)))
         }
-        waiting.removeAll()
         let drivers = Array(rounds.values)
         let drained = DrainFlag()
         Task {
@@ -169,50 +205,52 @@ actor RoundCoordinator {
         gatherTimer = nil
         formRounds(gatherDeadlinePassed: true)
         let limit = Duration.milliseconds(Int64(policy.maximumWaitSeconds * 1000))
-        let now = ContinuousClock.now
-        waiting.removeAll { link in
-            guard let since = link.waitingSince, now - since > limit else { return link.isClosed }
+        for link in room.expire(waitingLongerThan: limit, at: .now) {
             link.end(TransportCodec.endedFrame(.noRound, reason: "no round formed while the device waited", retryAfterMilliseconds: Retry.jittered(milliseconds: UInt32(policy.gatherSeconds * 1000) + 1000)))
-            return true
         }
-        metrics.waiting.record(waiting.count)
-        if !waiting.isEmpty { scheduleGatherTimer() }
+        metrics.waiting.record(room.count)
+        if !room.isEmpty { scheduleGatherTimer() }
     }
 
     private func formRounds(gatherDeadlinePassed: Bool) {
         for cohort in takeCohorts(gatherDeadlinePassed: gatherDeadlinePassed) {
-            Task { await self.startRound(with: cohort) }
+            Task { await self.startRound(with: cohort.links, window: cohort.window) }
         }
     }
 
-    /// Takes the cohorts that can start now out of the waiting room; each counts against the
-    /// concurrency limit from this moment.
-    private func takeCohorts(gatherDeadlinePassed: Bool) -> [[DeviceLink]] {
-        waiting.removeAll { $0.isClosed }
-        var cohorts: [[DeviceLink]] = []
+    /// Takes the cohorts that can start now out of the waiting room, each for one window; each
+    /// counts against the concurrency limit from this moment.
+    private func takeCohorts(gatherDeadlinePassed: Bool) -> [(window: Int, links: [DeviceLink])] {
+        var cohorts: [(window: Int, links: [DeviceLink])] = []
         while rounds.count + starting < policy.maximumConcurrentRounds,
-              waiting.count >= policy.maximumCohort || (gatherDeadlinePassed && waiting.count >= policy.minimumCohort) {
-            let cohort = Array(waiting.prefix(policy.maximumCohort))
-            waiting.removeFirst(cohort.count)
+              let cohort = room.takeCohort(
+                maximum: policy.maximumCohort, minimum: policy.minimumCohort, deadlinePassed: gatherDeadlinePassed,
+                usable: { !$0.isClosed }) {
             starting += 1
-            cohorts.append(cohort)
+            cohorts.append((cohort.window, cohort.members))
         }
-        metrics.waiting.record(waiting.count)
+        metrics.waiting.record(room.count)
         return cohorts
     }
 
-    /// Starts a round with `cohort` (taken by ``takeCohorts(gatherDeadlinePassed:)``); true if it started.
+    /// Starts a round for `window` with `cohort` (taken by ``takeCohorts(gatherDeadlinePassed:)``);
+    /// true if it started.
     @discardableResult
-    private func startRound(with cohort: [DeviceLink]) async -> Bool {
+    private func startRound(with cohort: [DeviceLink], window: Int) async -> Bool {
         defer { starting -= 1 }
+        // One reading of the clock checks the window, dates the claim and starts the round.
+        let now = clock()
+        if policy.featureSet != nil, !policy.isOpen(window: window, at: now) {
+            // The window passed its horizon while the cohort waited: its devices wait on for
+            // their other windows.
+            requeue(cohort, without: window)
+            return false
+        }
         guard let cohort = await admissible(cohort) else { return false }
         var random = SystemRandomSource()
         var generator = SystemRandomNumberGenerator()
         let roundID = RoundID(using: &random)
-        // One reading of the clock names the window, dates the claim and starts the round.
-        let now = clock()
-        let window = currentWindow(at: now)
-        let task = policy.featureSet.map { FeatureWindowTask(featureSet: $0.name, version: $0.version, windowStart: window).description } ?? policy.task
+        let task = policy.featureSet.map { self.task(of: $0, window: window) } ?? policy.task
         // Persist before claiming or telling (SPEC.md §12.2): the round is in the history, with
         // this instance, before it holds any claim or assigns any device, so a crash from here on
         // leaves a row that recovery ends and whose claims it releases.
@@ -331,17 +369,16 @@ actor RoundCoordinator {
         }
         var members: [DeviceLink] = []
         var busy: [DeviceLink] = []
+        var full: [DeviceLink] = []
         let claimed = Set(claims.claimed)
-        let full = Set(claims.full)
+        let fullIDs = Set(claims.full)
         for (link, id) in zip(cohort, ids) {
-            if full.contains(id) {
+            if fullIDs.contains(id) {
                 // The window's counted devices and live claims reach the feature set's maximum
                 // cohort: this device cannot be counted in it unless a running round releases
-                // claims, so it comes back later rather than wait in the room.
-                link.end(TransportCodec.endedFrame(
-                    .noRound, reason: "window \(window) of \(set.name) v\(set.version) is full (maximumCohort \(set.maximumCohort))",
-                    retryAfterMilliseconds: Retry.jittered(milliseconds: 60_000)))
+                // claims. It waits on for its other windows, or comes back later.
                 metrics.rejected(reason: "window-full")
+                full.append(link)
             } else if let counting = claims.alreadyCounted[id] {
                 link.end(TransportCodec.alreadyCountedFrame(task: task, countedRoundID: counting))
                 metrics.rejected(reason: "already-counted")
@@ -351,6 +388,7 @@ actor RoundCoordinator {
                 busy.append(link)
             }
         }
+        requeue(full, without: window)
         guard !shuttingDown, members.count >= max(policy.minimumCohort, 3) else {
             requeue(members + busy)
             return nil
@@ -359,16 +397,27 @@ actor RoundCoordinator {
         return members
     }
 
-    /// Puts devices back at the front of the waiting room (or ends them when shutting down).
-    private func requeue(_ links: [DeviceLink]) {
+    /// Puts devices back at the front of the waiting room (or ends them when shutting down),
+    /// under the windows they offered less `window` when given; a device left with no window
+    /// comes back later.
+    private func requeue(_ links: [DeviceLink], without window: Int? = nil) {
         let open = links.filter { !$0.isClosed }
         guard !open.isEmpty else { return }
         if shuttingDown {
             for link in open { link.end(TransportCodec.endedFrame(.noRound, reason: "the aggregator is shutting down", retryAfterMilliseconds: Retry.jittered(milliseconds: 5_000))) }
             return
         }
-        waiting.insert(contentsOf: open, at: 0)
-        metrics.waiting.record(waiting.count)
+        for link in open.reversed() {
+            if let window { link.windows.removeAll { $0 == window } }
+            guard !link.windows.isEmpty else {
+                link.end(TransportCodec.endedFrame(
+                    .noRound, reason: "no offered window can take this device now (full or past its horizon)",
+                    retryAfterMilliseconds: Retry.jittered(milliseconds: 60_000)))
+                continue
+            }
+            room.add(link, windows: link.windows, since: link.waitingSince ?? .now, returning: true)
+        }
+        metrics.waiting.record(room.count)
         if gatherTimer == nil { scheduleGatherTimer() }
     }
 

@@ -376,12 +376,15 @@ public final class SQLiteAggregatorStore: AggregatorStore {
     }
 
 
-    public func countingRound(of deviceID: String, in set: FeatureSet, windowStart: Int) async throws -> String? {
-        try await pool.read { db in
-            try String.fetchOne(db, sql: """
-                SELECT round_id FROM window_contributor
-                WHERE feature_set = ? AND version = ? AND window_start = ? AND device_id = ? AND counted = 1
-                """, arguments: [set.name, set.version, windowStart, deviceID])
+    public func countedWindows(of deviceID: String, in set: FeatureSet, windowStarts: [Int]) async throws -> [Int: String] {
+        guard !windowStarts.isEmpty else { return [:] }
+        return try await pool.read { db in
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT window_start, round_id FROM window_contributor
+                WHERE feature_set = ? AND version = ? AND device_id = ? AND counted = 1
+                  AND window_start IN (\(databaseQuestionMarks(count: windowStarts.count)))
+                """, arguments: StatementArguments([set.name, set.version, deviceID] as [any DatabaseValueConvertible]) + StatementArguments(windowStarts))
+            return Dictionary(rows.map { ($0["window_start"] as Int, $0["round_id"] as String) }, uniquingKeysWith: { a, _ in a })
         }
     }
 

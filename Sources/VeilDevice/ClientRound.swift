@@ -31,6 +31,8 @@ struct ClientRound {
     let options: ParticipationOptions
     let policy: DevicePolicy
     let signedRounds: SignedRoundLedger
+    /// The windows offered at check-in (feature rounds), oldest first; empty for plain rounds.
+    let offeredWindows: [Int]
     private var state = State.awaitingChallenge
     private var random = SystemRandomSource()
     private var bytesSent = 0
@@ -39,7 +41,8 @@ struct ClientRound {
     private var advertisedAt: ContinuousClock.Instant?
     private var computeSeconds = 0.0
 
-    init(identity: DeviceIdentity, options: ParticipationOptions, policy: DevicePolicy, signedRounds: SignedRoundLedger) {
+    init(identity: DeviceIdentity, options: ParticipationOptions, policy: DevicePolicy, signedRounds: SignedRoundLedger, offeredWindows: [Int] = []) {
+        self.offeredWindows = offeredWindows
         self.identity = identity
         self.options = options
         self.policy = policy
@@ -51,12 +54,7 @@ struct ClientRound {
         case let (.awaitingChallenge, .challenge(nonce)):
             state = .waitingForRound
             let signature = identity.privateKey.signature(for: TransportStatement.checkIn(nonce: nonce))
-            var frame = Veil_V1_DeviceFrame()
-            frame.checkIn = .with {
-                $0.identityKey = Data(identity.publicKey.rawRepresentation)
-                $0.signature = Data(signature.rawRepresentation)
-            }
-            return .send(frame)
+            return .send(TransportCodec.checkInFrame(identityKey: identity.publicKey, signature: signature, offeredWindows: offeredWindows))
 
         case let (.waitingForRound, .assignment(assignment)):
             let vector: ModularVector

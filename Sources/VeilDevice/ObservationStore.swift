@@ -2,6 +2,7 @@ public import Foundation
 import GRDB
 public import VeilFeatures
 public import VeilProtocol
+import VeilWire
 
 /// A device's durable record of raw observations for one feature set, in a local SQLite file
 /// (WAL, synchronous writes), so nothing is lost across restarts or crashes. Observations never
@@ -73,13 +74,21 @@ public final class ObservationStore: Sendable {
     }
 
     /// Records many observations in one transaction: all of them or, when one is refused, none.
-    /// An agent that buffers readings saves a synchronous write per reading this way.
+    /// An agent that buffers readings saves a synchronous write per reading this way. An
+    /// observation dated in a window already counted is refused
+    /// (``ObservationError/lateObservation(window:)``): it could never be contributed.
     public func record(_ observations: [Observation]) throws {
         for o in observations {
             try check(o.feature, expecting: o.expected)
             if case let .events(feature, count, _) = o, count < 0 { throw ObservationError.negativeEventCount(feature) }
         }
+        let set = layout.featureSet
+        let windows = Set(observations.map { windowStart(of: $0.date) })
         try queue.write { db in
+            let counted = try db.cachedStatement(sql: "SELECT 1 FROM contribution WHERE feature_set = ? AND version = ? AND window_start = ?")
+            for window in windows.sorted() where try Row.fetchOne(counted, arguments: [set.name, set.version, window]) != nil {
+                throw ObservationError.lateObservation(window: window)
+            }
             let statement = try db.cachedStatement(sql: """
                 INSERT INTO observation (feature, window_start, value, category, events, recorded_at) VALUES (?, ?, ?, ?, ?, ?)
                 """)
@@ -125,6 +134,33 @@ public final class ObservationStore: Sendable {
                 ORDER BY window_start
                 """, arguments: [current, set.name, set.version])
         }
+    }
+
+    /// The windows to offer at check-in (SPEC.md §12.1), oldest first: every pending window
+    /// (``pendingWindows(now:)``) and the most recent closed window unless it is counted (a
+    /// device without observations still counts as a contributor). At most
+    /// `TransportCodec.maximumOfferedWindows`: beyond that the oldest ones and the most recent.
+    public func offerableWindows(now: Date = Date()) throws -> [Int] {
+        var windows = try pendingWindows(now: now)
+        let latest = windowStart(of: now) - windowSeconds
+        if windows.last != latest, try !isCounted(window: latest) { windows.append(latest) }
+        let limit = TransportCodec.maximumOfferedWindows
+        guard windows.count > limit else { return windows }
+        return Array(windows.prefix(limit - 1)) + [windows[windows.count - 1]]
+    }
+
+    /// `windows` as an offer: sorted, each closed at `now`, aligned to this store's windows and
+    /// not counted, at most `TransportCodec.maximumOfferedWindows`; otherwise refused.
+    public func checkedOffer(_ windows: [Int], now: Date) throws -> [Int] {
+        let offer = Array(Set(windows)).sorted()
+        let current = windowStart(of: now)
+        guard offer.count <= TransportCodec.maximumOfferedWindows else { throw ObservationError.notOfferable(window: offer[TransportCodec.maximumOfferedWindows], reason: "more than \(TransportCodec.maximumOfferedWindows) windows") }
+        for window in offer {
+            guard window >= 0, window % windowSeconds == 0 else { throw ObservationError.notOfferable(window: window, reason: "not aligned to \(windowSeconds) s windows") }
+            guard window < current else { throw ObservationError.notOfferable(window: window, reason: "not closed yet") }
+            guard try !isCounted(window: window) else { throw ObservationError.alreadyCounted(window: window) }
+        }
+        return offer
     }
 
     /// The encoded contribution of `window`: every observation recorded in it, clipped and
@@ -200,6 +236,13 @@ public enum Observation: Sendable, Equatable {
         }
     }
 
+    /// When it was observed.
+    public var date: Date {
+        switch self {
+        case let .value(_, _, d), let .category(_, _, d), let .events(_, _, d): return d
+        }
+    }
+
     var expected: ObservationStore.Expected {
         switch self {
         case .value: return .value
@@ -219,6 +262,11 @@ public enum ObservationError: Error, Equatable, Sendable, CustomStringConvertibl
     case negativeEventCount(String)
     /// The window was already counted; a device counts at most once per window.
     case alreadyCounted(window: Int)
+    /// The observation is dated in a window this device already contributed: it arrived too
+    /// late to be counted anywhere, and is not stored.
+    case lateObservation(window: Int)
+    /// The window cannot be offered for a round (not closed, not aligned, too many).
+    case notOfferable(window: Int, reason: String)
 
     /// A one-line explanation.
     public var description: String {
@@ -227,6 +275,8 @@ public enum ObservationError: Error, Equatable, Sendable, CustomStringConvertibl
         case let .wrongKind(name): return "feature \"\(name)\" takes another kind of value"
         case let .negativeEventCount(name): return "feature \"\(name)\": event counts cannot be negative"
         case let .alreadyCounted(window): return "window \(window) was already counted"
+        case let .lateObservation(window): return "window \(window) was already counted; an observation dated in it came too late to be contributed"
+        case let .notOfferable(window, reason): return "window \(window) cannot be offered: \(reason)"
         }
     }
 }

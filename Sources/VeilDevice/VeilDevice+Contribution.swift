@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 import Logging
 import VeilFeatures
 import VeilProtocol
@@ -26,22 +26,48 @@ extension VeilDevice {
             }
             return try store.contribution(for: window)
         }
-        try Self.recordCounted(result, in: store, onlyWindow: window)
+        try Self.recordCounted(result, in: store, offered: [window])
         return result
     }
 
-    /// Takes part in one feature round: the aggregator names the feature set and window in the
-    /// assignment's task (``FeatureWindowTask``); the device contributes that window from `store`
-    /// and marks it counted only on COUNTED, or on ALREADY_COUNTED (a round it did not hear the
-    /// end of already counted it). When the task is for another feature set or version, or the
-    /// window was already counted, the device leaves the round before sending anything (the
-    /// aggregator sees a dropout) rather than count twice.
-    public func participateInFeatureRound(store: ObservationStore, options: ParticipationOptions = .init()) async throws(DeviceError) -> RoundParticipation {
+    /// Takes part in one feature round (SPEC.md §12.1). The device offers `windows` (by default
+    /// every window ``ObservationStore/offerableWindows(now:)`` holds: those with pending
+    /// observations, oldest first, and the most recent closed one), and the aggregator names one
+    /// of them in the assignment's task (``FeatureWindowTask``); the device contributes that
+    /// window from `store` and marks it counted only on COUNTED, or on ALREADY_COUNTED (a round it
+    /// did not hear the end of already counted it). When the task is for another feature set or
+    /// version, or for a window the device did not offer, the device leaves the round before
+    /// sending anything (the aggregator sees a dropout) rather than count twice. With nothing to
+    /// offer (every closed window counted) it does not connect and reports ``RoundParticipation/Outcome/noRound(retryAfterMilliseconds:)``
+    /// until the current window closes. `now` replaces the device's clock for this round.
+    public func participateInFeatureRound(
+        store: ObservationStore, windows: [Int]? = nil, now: Date? = nil, options: ParticipationOptions = .init()
+    ) async throws(DeviceError) -> RoundParticipation {
         let layout = store.layout
-        let result = try await participate(options: options) { assignment in
+        let now = now ?? clock()
+        let offer: [Int]
+        do {
+            offer = try windows.map { try store.checkedOffer($0, now: now) } ?? store.offerableWindows(now: now)
+        } catch let error as ObservationError {
+            throw .input(error.description)
+        } catch {
+            throw .localStore(String(describing: error))
+        }
+        guard !offer.isEmpty else {
+            let nextClose = store.windowStart(of: now) + store.windowSeconds
+            let wait = max(1, Double(nextClose) - now.timeIntervalSince1970)
+            return RoundParticipation(
+                outcome: .noRound(retryAfterMilliseconds: UInt32(min(wait * 1000, Double(UInt32.max)))),
+                reason: "every closed window of \(layout.featureSet.name) v\(layout.featureSet.version) is counted; nothing to offer until \(nextClose)",
+                configuration: nil, deviceIndex: nil, task: nil, countedRoundID: nil, survivors: 0, bytesSent: 0, bytesReceived: 0, computeSeconds: 0)
+        }
+        let result = try await participate(options: options, offering: offer) { assignment in
             guard let task = FeatureWindowTask(parsing: assignment.task),
                   task.featureSet == layout.featureSet.name, task.version == layout.featureSet.version else {
                 throw DeviceError.input("the round aggregates \"\(assignment.task)\", not \(layout.featureSet.name)/v\(layout.featureSet.version)")
+            }
+            guard offer.contains(task.windowStart) else {
+                throw DeviceError.input("the round aggregates window \(task.windowStart), which this device did not offer")
             }
             guard try !store.isCounted(window: task.windowStart) else {
                 throw DeviceError.localStore("window \(task.windowStart) was already counted")
@@ -52,7 +78,7 @@ extension VeilDevice {
             }
             return try store.contribution(for: task.windowStart)
         }
-        try Self.recordCounted(result, in: store, onlyWindow: nil)
+        try Self.recordCounted(result, in: store, offered: offer)
         return result
     }
 
@@ -64,28 +90,30 @@ extension VeilDevice {
         onRound: @Sendable (RoundParticipation) async -> Void = { _ in }
     ) async throws {
         try await loop(interval: interval, onRound: { result in
-            do { try store.purge() } catch { logger.warning("cannot purge old observations", metadata: ["error": "\(error)"]) }
+            do { try store.purge(now: clock()) } catch { logger.warning("cannot purge old observations", metadata: ["error": "\(error)"]) }
             await onRound(result)
         }) { () async throws(DeviceError) -> RoundParticipation in
             try await participateInFeatureRound(store: store, options: options)
         }
     }
 
-    /// Marks a window counted in `store` when the aggregator counted it. On COUNTED that is
-    /// `window` when given (the caller chose it), else the window the round's task names; on
-    /// ALREADY_COUNTED it is the window the aggregator names, which must be of this feature set
-    /// (and be `window`, when given).
-    static func recordCounted(_ result: RoundParticipation, in store: ObservationStore, onlyWindow window: Int?) throws(DeviceError) {
+    /// Marks a window counted in `store` when the aggregator counted it, which must be one of
+    /// the windows the device `offered`. On COUNTED that is the only offered window, or else the
+    /// window the round's task names; on ALREADY_COUNTED it is the window the aggregator names,
+    /// which must be of this feature set.
+    static func recordCounted(_ result: RoundParticipation, in store: ObservationStore, offered: [Int]) throws(DeviceError) {
         guard let round = result.countedRoundID else { return }
         let set = store.layout.featureSet
         let task = result.task.flatMap(FeatureWindowTask.init(parsing:))
         let counted: Int
         switch result.outcome {
         case .counted:
-            guard let w = window ?? task?.windowStart else { return }
+            guard let w = offered.count == 1 ? offered[0] : task?.windowStart, offered.contains(w) else {
+                throw .unexpectedFrame("counted for \(result.task ?? "nothing"), not for a window this device offered")
+            }
             counted = w
         case .alreadyCounted:
-            guard let task, task.featureSet == set.name, task.version == set.version, window == nil || window == task.windowStart else {
+            guard let task, task.featureSet == set.name, task.version == set.version, offered.contains(task.windowStart) else {
                 throw .unexpectedFrame("already-counted for \(result.task ?? "nothing"), not for a window this device offered")
             }
             counted = task.windowStart

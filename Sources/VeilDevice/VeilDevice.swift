@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 import GRPCCore
 public import Logging
 import VeilCrypto
@@ -32,6 +32,8 @@ public struct VeilDevice: Sendable {
     public let signedRounds: SignedRoundLedger
     let connection: AggregatorConnection
     let logger: Logger
+    /// The device's clock: which windows have closed (feature rounds).
+    let clock: @Sendable () -> Date
 
     /// A device speaking through `connection`.
     ///
@@ -41,10 +43,13 @@ public struct VeilDevice: Sendable {
     ///   - signedRounds: the durable ledger of rounds taken part in, normally
     ///     `SignedRoundLedger(at:)` beside the identity file; `.inMemory()` only for devices that
     ///     do not outlive the process (simulations, tests).
+    ///   - clock: the wall clock, which decides the windows a device offers; injected by
+    ///     simulations and tests that run the aggregator on their own time.
     public init(
         identity: DeviceIdentity, policy: DevicePolicy = DevicePolicy(), signedRounds: SignedRoundLedger,
-        connection: AggregatorConnection, logger: Logger = Logger(label: "veil.device")
+        connection: AggregatorConnection, logger: Logger = Logger(label: "veil.device"), clock: @escaping @Sendable () -> Date = { Date() }
     ) {
+        self.clock = clock
         self.identity = identity
         self.policy = policy
         self.signedRounds = signedRounds
@@ -69,6 +74,11 @@ public struct VeilDevice: Sendable {
     /// Checks in, waits to be placed in a round, and takes part in it to the end. Cancelling the
     /// calling task closes the stream, which the aggregator treats as a dropout.
     public func participate(options: ParticipationOptions = .init(), input: @escaping InputProvider) async throws(DeviceError) -> RoundParticipation {
+        try await participate(options: options, offering: [], input: input)
+    }
+
+    /// ``participate(options:input:)``, offering `windows` at check-in (feature rounds, SPEC.md §12.1).
+    func participate(options: ParticipationOptions, offering windows: [Int], input: @escaping InputProvider) async throws(DeviceError) -> RoundParticipation {
         let service = Veil_V1_Aggregator.Client(wrapping: connection.client)
         let (outgoing, sender) = AsyncStream.makeStream(of: Veil_V1_DeviceFrame.self)
         let (identity, policy, signedRounds) = (self.identity, self.policy, self.signedRounds)
@@ -79,7 +89,7 @@ public struct VeilDevice: Sendable {
                 for await frame in outgoing { try await writer.write(frame) }
             }, onResponse: { response in
                 defer { sender.finish() }
-                var round = ClientRound(identity: identity, options: options, policy: policy, signedRounds: signedRounds)
+                var round = ClientRound(identity: identity, options: options, policy: policy, signedRounds: signedRounds, offeredWindows: windows)
                 var refusal: DeviceError?
                 for try await frame in response.messages {
                     // After a refusal, wait for the aggregator to end the stream, so that the

@@ -38,7 +38,7 @@ extension FeatureNetworkSimulation {
             guard participants.count >= 3 else { break }
             let plan = Dictionary(uniqueKeysWithValues: participants.map { ($0, dropPhase(device: $0, window: w, attempt: attempt)) })
             let roundStart = ContinuousClock.now
-            let (outcomes, started) = try await runRound(participants: participants, plan: plan, fleet: fleet, aggregator: aggregator, api: api)
+            let (outcomes, started) = try await runRound(window: windowStart, at: after, participants: participants, plan: plan, fleet: fleet, aggregator: aggregator, api: api)
             toldAlreadyCounted += outcomes.values.filter { $0 == .alreadyCounted }.count
             guard started, let completed = await iterator.next() else {
                 summaries.append(FeatureRoundSummary(
@@ -104,7 +104,7 @@ extension FeatureNetworkSimulation {
     /// are already counted), the round is started over the API. Returns each device's outcome and
     /// whether a round started.
     private func runRound(
-        participants: [Int], plan: [Int: Phase?], fleet: Fleet, aggregator: Aggregator, api: FeatureAPIClient
+        window: Int, at now: Date, participants: [Int], plan: [Int: Phase?], fleet: Fleet, aggregator: Aggregator, api: FeatureAPIClient
     ) async throws -> (outcomes: [Int: RoundParticipation.Outcome], started: Bool) {
         let finished = ProgressCounter()
         return try await withThrowingTaskGroup(of: (Int, RoundParticipation.Outcome?).self) { group in
@@ -112,7 +112,7 @@ extension FeatureNetworkSimulation {
                 group.addTask {
                     defer { finished.increment() }
                     do {
-                        let result = try await fleet.device(d).participateInFeatureRound(store: fleet.stores[d], options: .init(disconnectBefore: plan[d] ?? nil))
+                        let result = try await fleet.device(d).participateInFeatureRound(store: fleet.stores[d], windows: [window], now: now, options: .init(disconnectBefore: plan[d] ?? nil))
                         return (d, result.outcome)
                     } catch {
                         return (d, nil)

@@ -10,6 +10,9 @@ public struct CheckInFrame: Sendable, Equatable {
     public let identityKey: Ed25519.PublicKey
     /// Its signature over the check-in statement.
     public let signature: Ed25519.Signature
+    /// The window starts it offers (feature rounds), strictly increasing; empty when it leaves
+    /// the choice to the server.
+    public let offeredWindows: [Int]
 }
 
 /// What a device receives on its round stream, decoded and validated.
@@ -99,8 +102,11 @@ public struct RoundEndedContent: Sendable, Equatable {
 /// configuration (`Protocols/veil/v1/service.proto`). Like ``WireCodec``, decoding refuses unknown
 /// fields, wrong lengths and impossible values with a ``WireError`` naming the field.
 public enum TransportCodec {
-    /// The largest frame a device may send before it is assigned to a round (a check-in).
-    public static let maximumCheckInFrameByteCount = 256
+    /// The largest frame a device may send before it is assigned to a round: a check-in with
+    /// the most windows it may offer (each at most 11 bytes encoded).
+    public static let maximumCheckInFrameByteCount = 1024
+    /// The most windows one check-in may offer (SPEC.md §12.1).
+    public static let maximumOfferedWindows = 64
     /// The longest task name or reason string accepted.
     public static let maximumTextByteCount = 1024
 
@@ -155,27 +161,45 @@ public enum TransportCodec {
 
     // MARK: Device frames
 
-    /// A serialized check-in frame.
-    public static func checkIn(identityKey: Ed25519.PublicKey, signature: Ed25519.Signature) -> [UInt8] {
+    /// A check-in frame offering `offeredWindows` (window starts, strictly increasing).
+    public static func checkInFrame(identityKey: Ed25519.PublicKey, signature: Ed25519.Signature, offeredWindows: [Int] = []) -> Veil_V1_DeviceFrame {
         var frame = Veil_V1_DeviceFrame()
         frame.checkIn = .with {
             $0.identityKey = Data(identityKey.rawRepresentation)
             $0.signature = Data(signature.rawRepresentation)
+            $0.offeredWindows = offeredWindows.map(Int64.init)
         }
-        return WireCodec.serialize(frame)
+        return frame
     }
 
-    /// Validates a device's first frame: it must be a check-in with a 32-byte key and a 64-byte
-    /// signature, and nothing else.
+    /// A serialized check-in frame.
+    public static func checkIn(identityKey: Ed25519.PublicKey, signature: Ed25519.Signature, offeredWindows: [Int] = []) -> [UInt8] {
+        WireCodec.serialize(checkInFrame(identityKey: identityKey, signature: signature, offeredWindows: offeredWindows))
+    }
+
+    /// Validates a device's first frame: it must be a check-in with a 32-byte key, a 64-byte
+    /// signature and at most ``maximumOfferedWindows`` strictly increasing, non-negative window
+    /// starts, within ``maximumCheckInFrameByteCount`` bytes, and nothing else.
     public static func checkIn(from frame: Veil_V1_DeviceFrame) throws(WireError) -> CheckInFrame {
         try WireCodec.refuseUnknownFields(frame, name: "device_frame")
         guard case let .checkIn(c)? = frame.frame else {
             throw frame.frame == nil ? .missingMessage : .invalidField(field: "device_frame", reason: "the first frame must be check_in")
         }
         try WireCodec.refuseUnknownFields(c, name: "check_in")
+        let size = (try? frame.serializedBytes() as [UInt8])?.count ?? Int.max
+        guard size <= maximumCheckInFrameByteCount else {
+            throw .tooLarge(bytes: size, limit: maximumCheckInFrameByteCount)
+        }
+        guard c.offeredWindows.count <= maximumOfferedWindows else {
+            throw .invalidField(field: "check_in.offered_windows", reason: "more than \(maximumOfferedWindows) windows")
+        }
+        guard c.offeredWindows.allSatisfy({ $0 >= 0 }), zip(c.offeredWindows, c.offeredWindows.dropFirst()).allSatisfy({ $0 < $1 }) else {
+            throw .invalidField(field: "check_in.offered_windows", reason: "window starts must be non-negative and strictly increasing")
+        }
         return CheckInFrame(
             identityKey: try WireCodec.field("check_in.identity_key") { try Ed25519.PublicKey(rawRepresentation: Array(c.identityKey)) },
-            signature: try WireCodec.field("check_in.signature") { try Ed25519.Signature(rawRepresentation: Array(c.signature)) })
+            signature: try WireCodec.field("check_in.signature") { try Ed25519.Signature(rawRepresentation: Array(c.signature)) },
+            offeredWindows: c.offeredWindows.map { Int($0) })
     }
 
     /// What a frame after check-in carries: a protocol message, size-checked against `limit`, or

@@ -51,6 +51,46 @@ import VeilProtocol
         #expect(try Self.open(path).pendingWindows(now: Self.t0.addingTimeInterval(7200)).isEmpty)
     }
 
+    /// L9: an observation dated in a window already counted is refused, not silently kept
+    /// where it can never be contributed.
+    @Test func lateObservationsForACountedWindowAreRefused() throws {
+        let store = try Self.open(Self.temporaryPath())
+        let window = Int(Self.t0.timeIntervalSince1970)
+        try store.record(feature: "session_seconds", value: 10, at: Self.t0.addingTimeInterval(60))
+        var random = SeededRandomSource(seed: 2, label: "round")
+        try store.markCounted(window: window, round: RoundID(using: &random))
+        #expect(throws: ObservationError.lateObservation(window: window)) {
+            try store.record([.value(feature: "session_seconds", 5, at: Self.t0.addingTimeInterval(3599)),
+                              .value(feature: "session_seconds", 6, at: Self.t0.addingTimeInterval(3600))])
+        }
+        #expect(try store.observationCount() == 1, "the batch with a late observation recorded nothing")
+        try store.record(feature: "session_seconds", value: 6, at: Self.t0.addingTimeInterval(3600))
+        #expect(try store.observationCount() == 2)
+    }
+
+    /// H2: what a device offers at check-in: pending windows oldest first and the latest closed
+    /// one; explicit offers must be closed, aligned and not counted.
+    @Test func offersHoldPendingWindowsAndTheLatestClosedOne() throws {
+        let store = try Self.open(Self.temporaryPath())
+        let window = Int(Self.t0.timeIntervalSince1970)
+        try store.record(feature: "session_seconds", value: 1, at: Self.t0)
+        try store.record(feature: "session_seconds", value: 2, at: Self.t0.addingTimeInterval(2 * 3600))
+        let now = Self.t0.addingTimeInterval(5 * 3600 + 10)
+        #expect(try store.offerableWindows(now: now) == [window, window + 2 * 3600, window + 4 * 3600])
+        var random = SeededRandomSource(seed: 3, label: "round")
+        try store.markCounted(window: window + 4 * 3600, round: RoundID(using: &random))
+        #expect(try store.offerableWindows(now: now) == [window, window + 2 * 3600])
+        // More than 64 pending windows: the oldest 63 and the most recent.
+        let many = try Self.open(Self.temporaryPath())
+        for h in 0..<100 { try many.record(feature: "session_seconds", value: 1, at: Self.t0.addingTimeInterval(Double(h * 3600))) }
+        let offer = try many.offerableWindows(now: Self.t0.addingTimeInterval(100 * 3600))
+        #expect(offer.count == 64 && offer.first == window && offer[62] == window + 62 * 3600 && offer.last == window + 99 * 3600)
+        #expect(throws: ObservationError.notOfferable(window: window + 5 * 3600, reason: "not closed yet")) { try store.checkedOffer([window + 5 * 3600], now: now) }
+        #expect(throws: ObservationError.notOfferable(window: window + 60, reason: "not aligned to 3600 s windows")) { try store.checkedOffer([window + 60], now: now) }
+        #expect(throws: ObservationError.alreadyCounted(window: window + 4 * 3600)) { try store.checkedOffer([window + 4 * 3600], now: now) }
+        #expect(try store.checkedOffer([window + 3600, window], now: now) == [window, window + 3600])
+    }
+
     @Test func wrongFeaturesAndKindsAreRefused() throws {
         let store = try Self.open(Self.temporaryPath())
         #expect(throws: ObservationError.unknownFeature("speed")) { try store.record(feature: "speed", value: 1) }

@@ -64,8 +64,8 @@ final class FaultyStore: AggregatorStore {
         try await base.claimWindow(set, windowStart: windowStart, roundID: roundID, deviceIDs: deviceIDs, staleBefore: staleBefore, now: now)
     }
     func discardRound(roundID: String) async throws { try await base.discardRound(roundID: roundID) }
-    func countingRound(of deviceID: String, in set: FeatureSet, windowStart: Int) async throws -> String? {
-        try await base.countingRound(of: deviceID, in: set, windowStart: windowStart)
+    func countedWindows(of deviceID: String, in set: FeatureSet, windowStarts: [Int]) async throws -> [Int: String] {
+        try await base.countedWindows(of: deviceID, in: set, windowStarts: windowStarts)
     }
     func storedWindows(of set: FeatureSet, from: Int, to: Int) async throws -> [StoredWindow] { try await base.storedWindows(of: set, from: from, to: to) }
     func newestWindow(of set: FeatureSet) async throws -> StoredWindow? { try await base.newestWindow(of: set) }

@@ -18,6 +18,8 @@ final class NetworkHarness: Sendable {
     /// The policy the harness's devices enforce: the aggregator's own planning assumptions, as an
     /// operator would set them fleet-wide, with cohorts of 3 allowed.
     let devicePolicy: DevicePolicy
+    /// The aggregator's fixed clock reading, which the harness's devices share.
+    let fixedTime: Date?
 
     /// Starts an aggregator with `configure` applied to a test configuration.
     /// Starts an aggregator whose clock reads `fixedTime` when given.
@@ -28,6 +30,7 @@ final class NetworkHarness: Sendable {
          configure: (inout AggregatorConfiguration) -> Void = { _ in }) async throws {
         directory = NSTemporaryDirectory() + "veil-net-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        self.fixedTime = fixedTime
         var configuration = AggregatorConfiguration()
         configuration.listen = .init(host: "127.0.0.1", port: 0)
         configuration.httpListen = .init(host: "127.0.0.1", port: 0)
@@ -71,7 +74,8 @@ final class NetworkHarness: Sendable {
 
     /// A device with the harness's policy and an in-memory round ledger.
     func device(identity: DeviceIdentity, connection: AggregatorConnection) -> VeilDevice {
-        VeilDevice(identity: identity, policy: devicePolicy, signedRounds: .inMemory(), connection: connection)
+        let fixedTime = fixedTime
+        return VeilDevice(identity: identity, policy: devicePolicy, signedRounds: .inMemory(), connection: connection, clock: { fixedTime ?? Date() })
     }
 
     /// Stops the aggregator and removes its files.
@@ -151,9 +155,13 @@ extension NetworkHarness {
     /// An aggregator running feature rounds of `set` in cohorts of exactly 8 with threshold 5,
     /// releasing every window, its clock 90 minutes after `window` starts, so that `window` (an
     /// hour) is the latest closed one.
-    static func featureRounds(of set: FeatureSet, window: Int, failingCommits: Int = 0, commitDelay: Duration = .zero) async throws -> NetworkHarness {
+    /// `now`, when given, replaces that clock reading.
+    static func featureRounds(
+        of set: FeatureSet, window: Int, now: Date? = nil, failingCommits: Int = 0, commitDelay: Duration = .zero,
+        configure: @escaping (inout AggregatorConfiguration) -> Void = { _ in }
+    ) async throws -> NetworkHarness {
         try await NetworkHarness(
-            fixedTime: Date(timeIntervalSince1970: Double(window + 5400)), failingCommits: failingCommits, commitDelay: commitDelay
+            fixedTime: now ?? Date(timeIntervalSince1970: Double(window + 5400)), failingCommits: failingCommits, commitDelay: commitDelay
         ) { c in
             c.rounds.featureSet = set
             c.rounds.minimumReleaseCohort = 1
@@ -161,16 +169,22 @@ extension NetworkHarness {
             c.rounds.maximumCohort = 8
             c.rounds.expectedDropout = 0.01
             c.rounds.threshold = 5
+            configure(&c)
         }
     }
 
     /// `count` device observation stores in the harness's directory (named `prefix-d`), each
     /// holding one event of `feature` in the hour starting at `window`.
     func eventStores(_ count: Int, of set: FeatureSet, window: Int, feature: String = "crashes", prefix: String = "device") throws -> [ObservationStore] {
+        try eventStores(count, of: set, windows: [window], feature: feature, prefix: prefix)
+    }
+
+    /// `count` device observation stores, each holding one event in each of `windows` (hours).
+    func eventStores(_ count: Int, of set: FeatureSet, windows: [Int], feature: String = "crashes", prefix: String = "device") throws -> [ObservationStore] {
         let layout = try FeatureLayout(set)
         return try (0..<count).map { d in
             let store = try ObservationStore(path: directory + "/\(prefix)-\(d).sqlite", layout: layout, windowSeconds: 3600, retention: 86_400)
-            try store.recordEvents(feature: feature, count: 1, at: Date(timeIntervalSince1970: Double(window + 60)))
+            for window in windows { try store.recordEvents(feature: feature, count: 1, at: Date(timeIntervalSince1970: Double(window + 60))) }
             return store
         }
     }

@@ -205,4 +205,34 @@ func makeConfiguration(n: Int = 8, m: Int = 16, b: Int = 24, threat: ThreatModel
         unknown.ended.outcome = .UNRECOGNIZED(9)
         #expect(throws: WireError.invalidField(field: "ended.outcome", reason: "unknown outcome 9")) { try TransportCodec.content(of: unknown) }
     }
+
+    /// H2/H3: the windows a check-in offers are bounded, non-negative and strictly increasing,
+    /// and the whole frame fits the pre-assignment limit.
+    @Test func checkInOffersAreChecked() throws {
+        var random = SeededRandomSource(seed: 7, label: "check-in")
+        let identity = Ed25519.PrivateKey(using: &random)
+        let signature = identity.signature(for: [1, 2, 3])
+        let good = TransportCodec.checkInFrame(identityKey: identity.publicKey, signature: signature, offeredWindows: [3600, 7200])
+        #expect(try TransportCodec.checkIn(from: good).offeredWindows == [3600, 7200])
+        let full = TransportCodec.checkInFrame(
+            identityKey: identity.publicKey, signature: signature, offeredWindows: (0..<64).map { 1_800_000_000 + $0 * 86_400 })
+        #expect(try TransportCodec.checkIn(from: full).offeredWindows.count == 64)
+        #expect(WireCodec.serialize(full).count <= TransportCodec.maximumCheckInFrameByteCount)
+        let cases: [([Int64], String)] = [
+            ([7200, 3600], "window starts must be non-negative and strictly increasing"),
+            ([3600, 3600], "window starts must be non-negative and strictly increasing"),
+            ([-3600], "window starts must be non-negative and strictly increasing"),
+            ((0..<65).map { Int64($0) * 3600 }, "more than 64 windows"),
+        ]
+        for (windows, reason) in cases {
+            var bad = good
+            bad.checkIn.offeredWindows = windows
+            #expect(throws: WireError.invalidField(field: "check_in.offered_windows", reason: reason)) { try TransportCodec.checkIn(from: bad) }
+        }
+        // The largest valid offer (64 windows of the longest encoding) fits the limit.
+        var largest = good
+        largest.checkIn.offeredWindows = (0..<64).map { Int64.max - 64 + $0 }
+        #expect(try TransportCodec.checkIn(from: largest).offeredWindows.count == 64)
+        #expect(WireCodec.serialize(largest).count <= TransportCodec.maximumCheckInFrameByteCount)
+    }
 }

@@ -94,6 +94,12 @@ public nonisolated struct Veil_V1_CheckIn: Sendable {
   /// len("veil/v1/check-in") || "veil/v1/check-in" || nonce.
   public var signature: Data = Data()
 
+  /// Feature rounds (SPEC.md §12.1): the windows this device offers to contribute, as window
+  /// starts in seconds since the Unix epoch, strictly increasing, at most 64. Each is closed,
+  /// aligned to the device's window length and not yet counted on the device. The server assigns
+  /// one of them or none; empty means "the window the server chooses" (the most recent closed one).
+  public var offeredWindows: [Int64] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -502,7 +508,7 @@ nonisolated extension Veil_V1_Challenge: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Veil_V1_CheckIn: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CheckIn"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}identity_key\0\u{1}signature\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}identity_key\0\u{1}signature\0\u{3}offered_windows\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -512,6 +518,7 @@ nonisolated extension Veil_V1_CheckIn: SwiftProtobuf.Message, SwiftProtobuf._Mes
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularBytesField(value: &self.identityKey) }()
       case 2: try { try decoder.decodeSingularBytesField(value: &self.signature) }()
+      case 3: try { try decoder.decodeRepeatedInt64Field(value: &self.offeredWindows) }()
       default: break
       }
     }
@@ -524,12 +531,16 @@ nonisolated extension Veil_V1_CheckIn: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if !self.signature.isEmpty {
       try visitor.visitSingularBytesField(value: self.signature, fieldNumber: 2)
     }
+    if !self.offeredWindows.isEmpty {
+      try visitor.visitPackedInt64Field(value: self.offeredWindows, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Veil_V1_CheckIn, rhs: Veil_V1_CheckIn) -> Bool {
     if lhs.identityKey != rhs.identityKey {return false}
     if lhs.signature != rhs.signature {return false}
+    if lhs.offeredWindows != rhs.offeredWindows {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
