@@ -52,6 +52,7 @@ if [ $# -eq 0 ]; then
 { "listen": {"host": "127.0.0.1", "port": 7443}, "httpListen": null,
   "tlsCertificatePath": "$work/tls/server.pem", "tlsPrivateKeyPath": "$work/tls/server-key.pem",
   "database": "$work/aggregator.sqlite", "maximumWaitingDevices": 10100, "enrolmentsPerSecond": 100000,
+  "maximumConnectionsPerAddress": 100000, "maximumStreamsPerConnection": 100000,
   "rounds": {"dimension": 1000, "bitWidth": 32, "minimumCohort": 10000, "maximumCohort": 10000,
              "gatherSeconds": 600, "phaseTimeoutSeconds": 120, "maximumWaitSeconds": 1200, "expectedDropout": 0.05,
              "threatModel": "honest-but-curious"} }

@@ -105,13 +105,23 @@ public final class Aggregator: Service, Sendable {
             store: store, coordinator: coordinator, metrics: metrics, logger: logger,
             checkInTimeout: .milliseconds(Int64(configuration.checkInTimeoutSeconds * 1000)),
             enrolments: RateLimiter(perSecond: configuration.enrolmentsPerSecond, burst: max(1, Int(configuration.enrolmentsPerSecond * 2))))
+        // Before check-in a client may hold little: connections per address, a deadline for the
+        // first stream, and one check-in-sized message per stream until it is answered.
+        let connectionGuard = ConnectionGuard(
+            maximumConnectionsPerAddress: configuration.maximumConnectionsPerAddress,
+            preAuthenticationDeadline: .milliseconds(Int64(configuration.checkInTimeoutSeconds * 1000)),
+            firstMessageLimit: TransportCodec.maximumCheckInFrameByteCount,
+            onRefusal: { [metrics] refusal in metrics.rejected(reason: refusal.rawValue) })
         server = GRPCServer(
             transport: .http2NIOPosix(
                 address: .ipv4(host: configuration.listen.host, port: configuration.listen.port),
                 transportSecurity: security,
                 config: .defaults {
                     $0.rpc.maxRequestPayloadSize = limit
-                    $0.http2.maxConcurrentStreams = 4096
+                    $0.http2.maxConcurrentStreams = configuration.maximumStreamsPerConnection
+                    $0.connection.maxIdleTime = .seconds(300)
+                    $0.channelDebuggingCallbacks.onAcceptTCPConnection = { connectionGuard.acceptConnection($0) }
+                    $0.channelDebuggingCallbacks.onAcceptHTTP2Stream = { connectionGuard.acceptStream($0) }
                     // Pings idle devices every 30 s and drops a connection that does not answer
                     // in 10 s (a half-open device holds no waiting-room place or round for long);
                     // accepts the devices' own pings every 20 s or slower.

@@ -31,8 +31,14 @@ public struct AggregatorConfiguration: Sendable, Codable, Equatable {
     public var rounds = RoundPolicy()
     /// The most devices that may wait for a round at once; more get RESOURCE_EXHAUSTED.
     public var maximumWaitingDevices = 100_000
-    /// How long a device may take to answer the check-in challenge, in seconds.
+    /// How long a device may take to answer the check-in challenge, in seconds; also how long a
+    /// new connection may take (TLS handshake included) to open its first stream.
     public var checkInTimeoutSeconds = 10.0
+    /// Open connections one client address may hold; more are closed as they are accepted.
+    /// Devices behind one NAT share an address, so this is a bound on abuse, not one per device.
+    public var maximumConnectionsPerAddress = 256
+    /// Concurrent streams one HTTP/2 connection may carry (a device needs one at a time).
+    public var maximumStreamsPerConnection = 16
     /// This instance's name in the round history. At start the instance ends the rounds its
     /// previous process left running, found by this name, so it must be stable across restarts
     /// and distinct for every instance sharing one store. Defaults to the host name.
@@ -77,6 +83,8 @@ public struct AggregatorConfiguration: Sendable, Codable, Equatable {
         instance = try c.decodeIfPresent(String.self, forKey: .instance) ?? d.instance
         shutdownGraceSeconds = try c.decodeIfPresent(Double.self, forKey: .shutdownGraceSeconds) ?? d.shutdownGraceSeconds
         enrolmentsPerSecond = try c.decodeIfPresent(Double.self, forKey: .enrolmentsPerSecond) ?? d.enrolmentsPerSecond
+        maximumConnectionsPerAddress = try c.decodeIfPresent(Int.self, forKey: .maximumConnectionsPerAddress) ?? d.maximumConnectionsPerAddress
+        maximumStreamsPerConnection = try c.decodeIfPresent(Int.self, forKey: .maximumStreamsPerConnection) ?? d.maximumStreamsPerConnection
     }
 
     /// Refuses inconsistent settings, naming the field.
@@ -104,6 +112,8 @@ public struct AggregatorConfiguration: Sendable, Codable, Equatable {
         try requireDuration(checkInTimeoutSeconds, "checkInTimeoutSeconds", in: 0.001...300)
         guard !instance.isEmpty, instance.utf8.count <= 255 else { throw .invalid("instance", "must be 1...255 bytes") }
         try requireDuration(shutdownGraceSeconds, "shutdownGraceSeconds", in: 0...300)
+        guard (1...1_000_000).contains(maximumConnectionsPerAddress) else { throw .invalid("maximumConnectionsPerAddress", "must be in 1...1000000") }
+        guard (1...1_000_000).contains(maximumStreamsPerConnection) else { throw .invalid("maximumStreamsPerConnection", "must be in 1...1000000") }
         guard enrolmentsPerSecond.isFinite, (0.01...100_000).contains(enrolmentsPerSecond) else {
             throw .invalid("enrolmentsPerSecond", "must be in 0.01...100000")
         }

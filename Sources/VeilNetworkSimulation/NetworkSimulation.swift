@@ -201,8 +201,11 @@ public struct NetworkSimulation: Sendable {
             configuration.insecurePlaintext = true
         }
         configuration.maximumWaitingDevices = devices + 16
-        // A simulated fleet enrols all at once over loopback; the production limit would pace it.
+        // A simulated fleet enrols all at once over loopback, from one address, many devices to
+        // a connection; the production limits would pace or refuse it.
         configuration.enrolmentsPerSecond = 100_000
+        configuration.maximumConnectionsPerAddress = 1_000_000
+        configuration.maximumStreamsPerConnection = 1_000_000
         configuration.rounds.prg = prg
         configuration.rounds.threatModel = threatModel
         configuration.rounds.phaseTimeoutSeconds = 120
