@@ -9,7 +9,7 @@ swift build -c release --product veil-aggregator >/dev/null 2>&1
 D="$(mktemp -d)"
 trap 'kill -TERM $server 2>/dev/null || true; rm -rf "$D"' EXIT
 cat > "$D/config.json" <<JSON
-{ "listen": {"host": "127.0.0.1", "port": 7460}, "httpListen": {"host": "127.0.0.1", "port": 9480},
+{ "listen": {"host": "127.0.0.1", "port": 7460}, "httpListen": {"host": "127.0.0.1", "port": 9480}, "apiListen": {"host": "127.0.0.1", "port": 9481},
   "insecurePlaintext": true, "database": "$D/a.sqlite", "apiToken": "latency-token-0123456789",
   "rounds": {"minimumCohort": 100, "maximumCohort": 1000, "minimumReleaseCohort": 100, "windowSeconds": 3600,
     "featureSet": {"name": "fleet", "version": 1, "bitWidth": 64, "maximumCohort": 100000, "features": [
@@ -33,7 +33,7 @@ db.commit()
 # The aggregator re-reads the newest windows from its store every 2 s (as it would after another
 # instance's round); wait for that, then time the in-memory route and the store-backed one.
 time.sleep(3)
-c = http.client.HTTPConnection("127.0.0.1", 9480)
+c = http.client.HTTPConnection("127.0.0.1", 9481)
 headers = {"Authorization": "Bearer latency-token-0123456789"}
 for label, path in [("GET /v1/feature-sets/fleet/latest (from memory)", "/v1/feature-sets/fleet/latest"),
                     ("GET /v1/feature-sets/fleet/windows, newest window (from the store)",

@@ -49,7 +49,7 @@ if [ $# -eq 0 ]; then
   work="$(mktemp -d)"
   .build/release/veil-aggregator dev-certificates "$work/tls" >/dev/null
   cat > "$work/config.json" <<JSON
-{ "listen": {"host": "127.0.0.1", "port": 7443}, "httpListen": null,
+{ "listen": {"host": "127.0.0.1", "port": 7443}, "httpListen": null, "apiListen": null,
   "tlsCertificatePath": "$work/tls/server.pem", "tlsPrivateKeyPath": "$work/tls/server-key.pem",
   "database": "$work/aggregator.sqlite", "maximumWaitingDevices": 10100, "enrolmentsPerSecond": 100000,
   "maximumConnectionsPerAddress": 100000, "maximumStreamsPerConnection": 100000,

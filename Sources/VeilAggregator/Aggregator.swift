@@ -3,6 +3,9 @@ import CoreMetrics
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+import NIOSSL
 public import Logging
 public import ServiceLifecycle
 import Synchronization
@@ -29,26 +32,31 @@ public final class Aggregator: Service, Sendable {
     private let coordinator: RoundCoordinator
     private let server: GRPCServer<HTTP2ServerTransport.Posix>
     private let logger: Logger
-    private let ports = Mutex<(grpc: Int?, http: Int?)>((nil, nil))
-    private let httpTask = Mutex<Task<Void, any Error>?>(nil)
+    /// Where administrative actions over the API are recorded.
+    private let audit: AuditLog
+    private let ports = Mutex<(grpc: Int?, http: Int?, api: Int?)>((nil, nil, nil))
+    private let httpTasks = Mutex<[Task<Void, any Error>]>([])
     private let stopping = Atomic<Bool>(false)
     private let refresher = Mutex<Task<Void, Never>?>(nil)
     private let sweeper = Mutex<Task<Void, Never>?>(nil)
 
     /// Validates the configuration, opens (and migrates) the store its `database` names, then
-    /// continues as ``init(configuration:store:logger:clock:)``.
-    public convenience init(configuration: AggregatorConfiguration, logger: Logger, clock: @escaping @Sendable () -> Date = { Date() }) async throws {
+    /// continues as ``init(configuration:store:logger:audit:clock:)``.
+    public convenience init(
+        configuration: AggregatorConfiguration, logger: Logger, audit: AuditLog = AuditLog(), clock: @escaping @Sendable () -> Date = { Date() }
+    ) async throws {
         try configuration.validate()
         let store = try await openAggregatorStore(configuration.database, logger: logger)
-        try await self.init(configuration: configuration, store: store, logger: logger, clock: clock)
+        try await self.init(configuration: configuration, store: store, logger: logger, audit: audit, clock: clock)
     }
 
     /// Validates the configuration and, on `store` (already opened and migrated; the
     /// `database` setting is not read), ends the rounds a previous process of this instance
     /// left running, registers the configured feature set and prepares the servers. The
     /// aggregator owns the store from here: it closes it when this throws.
-    public init(configuration: AggregatorConfiguration, store: any AggregatorStore, logger: Logger,
+    public init(configuration: AggregatorConfiguration, store: any AggregatorStore, logger: Logger, audit: AuditLog = AuditLog(),
                 clock: @escaping @Sendable () -> Date = { Date() }) async throws {
+        self.audit = audit
         do { try configuration.validate() } catch {
             await store.close()
             throw error
@@ -144,40 +152,26 @@ public final class Aggregator: Service, Sendable {
                     await self.closeMetricsServer()
                 }
                 refresher.withLock { $0 = Task { await self.refreshLatestWindows() } }
-                sweeper.withLock { $0 = Task { await self.recoverExpiredRounds() } }
+                sweeper.withLock { $0 = Task { await self.maintain() } }
                 let address = try await server.listeningAddress
                 let grpcPort = address?.ipv4?.port ?? address?.ipv6?.port
+                let api = ServingAPI(
+                    aggregator: self, adminToken: configuration.apiToken, readToken: configuration.apiReadToken, audit: audit)
                 if let h = configuration.httpListen {
-                    let api = ServingAPI(aggregator: self, token: configuration.apiToken)
-                    let app = Application(
-                        router: api.router(),
-                        configuration: .init(address: .hostname(h.host, port: h.port), serverName: "veil-aggregator"),
-                        onServerRunning: { [weak self] channel in self?.ports.withLock { $0.http = channel.localAddress?.port } },
-                        logger: logger)
-                    let failed = StartupFailure()
-                    httpTask.withLock {
-                        $0 = Task {
-                            do { try await app.run() } catch {
-                                failed.record(error)
-                                throw error
-                            }
-                        }
-                    }
-                    // A listener that cannot bind (address in use, no permission) is fatal and
-                    // named, not a start-up that waits forever.
-                    while self.ports.withLock({ $0.http }) == nil && !Task.isCancelled {
-                        try await Task.sleep(for: .milliseconds(5))
-                        if let failure = failed.description {
-                            logger.critical("cannot serve the HTTP API", metadata: ["listen": "\(h.host):\(h.port)", "error": "\(failure)"])
-                            server.beginGracefulShutdown()
-                            throw AggregatorStartupError("cannot serve the HTTP API on \(h.host):\(h.port): \(failure)")
-                        }
+                    try await serveHTTP("operations (/healthz, /metrics)", on: h, router: api.operationsRouter(), server: .http1()) { port in
+                        self.ports.withLock { $0.http = port }
                     }
                 }
-                let httpPort = ports.withLock { $0.http }
+                if let a = configuration.apiListen {
+                    try await serveHTTP("API (/v1)", on: a, router: api.apiRouter(), server: try apiServer()) { port in
+                        self.ports.withLock { $0.api = port }
+                    }
+                }
+                let (httpPort, apiPort) = ports.withLock { ($0.http, $0.api) }
                 ports.withLock { $0.grpc = grpcPort }
                 logger.info("veil-aggregator listening", metadata: [
                     "grpc": "\(configuration.listen.host):\(grpcPort ?? 0)",
+                    "api": "\(apiPort.map { "\(configuration.apiListen!.host):\($0)" } ?? "off")",
                     "metrics": "\(httpPort.map { "\(configuration.httpListen!.host):\($0)" } ?? "off")",
                     "tls": "\(!configuration.insecurePlaintext)",
                 ])
@@ -203,12 +197,63 @@ public final class Aggregator: Service, Sendable {
     private func closeMetricsServer() async {
         refresher.withLock { $0?.cancel() }
         sweeper.withLock { $0?.cancel() }
-        let task = httpTask.withLock { box in
-            defer { box = nil }
-            return box
+        let tasks = httpTasks.withLock { tasks in
+            defer { tasks = [] }
+            return tasks
         }
-        task?.cancel()
-        _ = try? await task?.value
+        for task in tasks {
+            task.cancel()
+            _ = try? await task.value
+        }
+    }
+
+    /// The HTTP server of the `/v1` listener: TLS with the gRPC certificate and key, unless the
+    /// aggregator runs with `insecurePlaintext`.
+    private func apiServer() throws -> HTTPServerBuilder {
+        guard !configuration.insecurePlaintext else {
+            logger.warning("serving the /v1 API WITHOUT TLS (insecurePlaintext): bearer tokens are readable on the network")
+            return .http1()
+        }
+        var tls = TLSConfiguration.makeServerConfiguration(
+            certificateChain: try NIOSSLCertificate.fromPEMFile(configuration.tlsCertificatePath!).map { .certificate($0) },
+            privateKey: .privateKey(try NIOSSLPrivateKey(file: configuration.tlsPrivateKeyPath!, format: .pem)))
+        tls.minimumTLSVersion = .tlsv12
+        return try .tls(.http1(), tlsConfiguration: tls)
+    }
+
+    /// Starts an HTTP server for `router` on `endpoint` and returns once it listens (its port
+    /// handed to `listening`). A listener that cannot bind (address in use, no permission) is
+    /// fatal and named, not a start-up that waits forever.
+    private func serveHTTP(
+        _ name: String, on endpoint: AggregatorConfiguration.Endpoint, router: Router<BasicRequestContext>, server builder: HTTPServerBuilder,
+        listening: @escaping @Sendable (Int?) -> Void
+    ) async throws {
+        let bound = OnceFlag()
+        let app = Application(
+            router: router, server: builder,
+            configuration: .init(address: .hostname(endpoint.host, port: endpoint.port), serverName: "veil-aggregator"),
+            onServerRunning: { channel in
+                listening(channel.localAddress?.port)
+                bound.set()
+            },
+            logger: logger)
+        let failed = StartupFailure()
+        httpTasks.withLock {
+            $0.append(Task {
+                do { try await app.run() } catch {
+                    failed.record(error)
+                    throw error
+                }
+            })
+        }
+        while !bound.isSet && !Task.isCancelled {
+            try await Task.sleep(for: .milliseconds(5))
+            if let failure = failed.description {
+                logger.critical("cannot serve the HTTP \(name)", metadata: ["listen": "\(endpoint.host):\(endpoint.port)", "error": "\(failure)"])
+                server.beginGracefulShutdown()
+                throw AggregatorStartupError("cannot serve the HTTP \(name) on \(endpoint.host):\(endpoint.port): \(failure)")
+            }
+        }
     }
 
     /// Waits until the servers listen; then ``grpcPort`` and ``httpPort`` are set.
@@ -219,8 +264,11 @@ public final class Aggregator: Service, Sendable {
     /// The port gRPC listens on, once listening.
     public var grpcPort: Int? { ports.withLock { $0.grpc } }
 
-    /// The port of the HTTP API (`/healthz`, `/metrics`, `/v1`), once listening (nil when disabled).
+    /// The port of the operations listener (`/healthz`, `/metrics`), once listening (nil when disabled).
     public var httpPort: Int? { ports.withLock { $0.http } }
+
+    /// The port of the `/v1` API listener, once listening (nil when disabled).
+    public var apiPort: Int? { ports.withLock { $0.api } }
 
     /// Starts a round now with the devices waiting (at least `minimumCohort`); false otherwise.
     public func startRoundNow() async -> Bool { await coordinator.startRoundNow() }
@@ -259,12 +307,21 @@ public final class Aggregator: Service, Sendable {
     }
 
     /// Every lease length, ends the rounds of any instance sharing the store whose lease expired
-    /// (their instance died and is not back), so their history is complete and their claims free.
-    private func recoverExpiredRounds() async {
+    /// (their instance died and is not back), so their history is complete and their claims free;
+    /// once a minute after start and then every hour, applies the retention.
+    private func maintain() async {
         let period = Duration.milliseconds(Int64(configuration.rounds.leaseSeconds * 1000))
+        var nextRetention = ContinuousClock.now + .seconds(60)
         while isServing && !Task.isCancelled {
             try? await Task.sleep(for: period)
             guard isServing, !Task.isCancelled else { return }
+            if ContinuousClock.now >= nextRetention {
+                nextRetention = ContinuousClock.now + .seconds(3600)
+                do { try await applyRetention(now: Date()) } catch {
+                    metrics.storeError(operation: "retention")
+                    logger.warning("cannot apply the retention", metadata: ["error": "\(error)"])
+                }
+            }
             do {
                 let recovered = try await store.recoverRounds(instance: nil, now: Date())
                 for _ in recovered { metrics.roundEnded(outcome: "recovered") }
@@ -276,6 +333,24 @@ public final class Aggregator: Service, Sendable {
                 logger.warning("cannot recover rounds whose lease expired", metadata: ["error": "\(error)"])
             }
         }
+    }
+
+    /// Deletes what the retention (`retentionDays`) no longer keeps: rounds that ended longer
+    /// ago, with their results; enrolment tokens created or expired longer ago; and which devices
+    /// contributed to windows whose horizon passed longer ago (such a window takes no more rounds,
+    /// so nothing needs them). Windows' sums and devices are kept.
+    @discardableResult
+    public func applyRetention(now: Date) async throws -> RetentionReport {
+        let keep = TimeInterval(configuration.retentionDays) * 86_400
+        let rounds = configuration.rounds
+        let windowsBefore = Int((now.timeIntervalSince1970 - keep).rounded(.down)) - rounds.effectiveWindowHorizonSeconds - rounds.windowSeconds
+        let report = try await store.applyRetention(Retention(
+            roundsEndedBefore: now.addingTimeInterval(-keep), tokensBefore: now.addingTimeInterval(-keep), windowsStartedBefore: windowsBefore))
+        if report != RetentionReport(rounds: 0, tokens: 0, contributors: 0) {
+            logger.info("retention applied", metadata: [
+                "rounds": "\(report.rounds)", "tokens": "\(report.tokens)", "contributors": "\(report.contributors)"])
+        }
+        return report
     }
 
     /// Every round that ends from the time of the call, with its outcome.

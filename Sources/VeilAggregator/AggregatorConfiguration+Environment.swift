@@ -2,8 +2,8 @@ import Foundation
 
 extension AggregatorConfiguration {
     /// Applies `VEIL_*` environment variables over the current values: `VEIL_LISTEN`,
-    /// `VEIL_HTTP_LISTEN` (host:port or "off"), `VEIL_TLS_CERTIFICATE`, `VEIL_TLS_PRIVATE_KEY`,
-    /// `VEIL_INSECURE_PLAINTEXT` ("true"/"false"), `VEIL_DATABASE`, `VEIL_API_TOKEN`, `VEIL_MIN_COHORT`,
+    /// `VEIL_HTTP_LISTEN` and `VEIL_API_LISTEN` (host:port or "off"), `VEIL_TLS_CERTIFICATE`, `VEIL_TLS_PRIVATE_KEY`,
+    /// `VEIL_INSECURE_PLAINTEXT` ("true"/"false"), `VEIL_DATABASE`, `VEIL_API_TOKEN`, `VEIL_API_READ_TOKEN`, `VEIL_MIN_COHORT`,
     /// `VEIL_MAX_COHORT`, `VEIL_DIMENSION`, `VEIL_PHASE_TIMEOUT_SECONDS`, `VEIL_INSTANCE`.
     public mutating func applyEnvironment(_ environment: [String: String]) throws(AggregatorConfigurationError) {
         if let v = environment["VEIL_LISTEN"] { listen = try .parse(v, field: "VEIL_LISTEN") }
@@ -15,7 +15,9 @@ extension AggregatorConfiguration {
             insecurePlaintext = flag
         }
         if let v = environment["VEIL_DATABASE"] { database = v }
+        if let v = environment["VEIL_API_LISTEN"] { apiListen = v == "off" ? nil : try .parse(v, field: "VEIL_API_LISTEN") }
         if let v = environment["VEIL_API_TOKEN"] { apiToken = v }
+        if let v = environment["VEIL_API_READ_TOKEN"] { apiReadToken = v }
         if let v = environment["VEIL_INSTANCE"] { instance = v }
         if let v = environment["VEIL_MIN_COHORT"] { rounds.minimumCohort = try Self.integer(v, "VEIL_MIN_COHORT") }
         if let v = environment["VEIL_MAX_COHORT"] { rounds.maximumCohort = try Self.integer(v, "VEIL_MAX_COHORT") }

@@ -10,17 +10,28 @@ public import VeilFeatures
 public struct AggregatorConfiguration: Sendable, Codable, Equatable {
     /// Where devices connect (gRPC over HTTP/2).
     public var listen = Endpoint(host: "127.0.0.1", port: 7443)
-    /// Where the HTTP API is served: `/healthz`, `/metrics` and the bearer-protected `/v1` routes
-    /// (plain HTTP: keep it on a private interface or behind a TLS proxy). Port 0 picks a free
-    /// port; nil turns it off.
+    /// Where operations endpoints are served: `/healthz` and `/metrics`, plain HTTP, no secrets
+    /// (keep it on loopback or a private interface). Port 0 picks a free port; nil turns it off.
     public var httpListen: Endpoint? = Endpoint(host: "127.0.0.1", port: 9464)
+    /// Where the `/v1` API (feature sets, windows, exports, rounds) is served, over TLS with the
+    /// gRPC certificate (plain only with `insecurePlaintext`), so that bearer tokens never cross
+    /// the network in the clear. Port 0 picks a free port; nil turns it off.
+    public var apiListen: Endpoint? = Endpoint(host: "127.0.0.1", port: 7444)
     /// PEM server certificate chain and key. Both are required unless `insecurePlaintext` is set.
     public var tlsCertificatePath: String?
     /// PEM private key of the server certificate.
     public var tlsPrivateKeyPath: String?
-    /// The bearer token the `/v1` API requires; with none set, `/v1` refuses every request.
-    /// Prefer the `VEIL_API_TOKEN` environment variable to writing it in a file.
+    /// The admin bearer token: every `/v1` route, including those that change state (define or
+    /// retire a feature set, start a round), each of which is written to the audit log. With no
+    /// token set, `/v1` refuses every request. Prefer `VEIL_API_TOKEN` to writing it in a file.
     public var apiToken: String?
+    /// The read-only bearer token: the `/v1` routes that only read (GET), for training jobs and
+    /// services (`VEIL_API_READ_TOKEN`).
+    public var apiReadToken: String?
+    /// Days to keep what is no longer needed: ended rounds' history and results, used or
+    /// expired enrolment tokens, and which devices contributed to windows past their horizon.
+    /// Windows' sums (the feature store) are kept.
+    public var retentionDays = 90
     /// Serve gRPC without TLS. Only for tests and debugging; the server logs a warning.
     public var insecurePlaintext = false
     /// The store (created and migrated at start): the path of an SQLite file, the embedded
@@ -75,7 +86,10 @@ public struct AggregatorConfiguration: Sendable, Codable, Equatable {
         tlsCertificatePath = try c.decodeIfPresent(String.self, forKey: .tlsCertificatePath)
         tlsPrivateKeyPath = try c.decodeIfPresent(String.self, forKey: .tlsPrivateKeyPath)
         insecurePlaintext = try c.decodeIfPresent(Bool.self, forKey: .insecurePlaintext) ?? d.insecurePlaintext
+        apiListen = c.contains(.apiListen) ? try c.decodeIfPresent(Endpoint.self, forKey: .apiListen) : d.apiListen
         apiToken = try c.decodeIfPresent(String.self, forKey: .apiToken)
+        apiReadToken = try c.decodeIfPresent(String.self, forKey: .apiReadToken)
+        retentionDays = try c.decodeIfPresent(Int.self, forKey: .retentionDays) ?? d.retentionDays
         database = try c.decodeIfPresent(String.self, forKey: .database) ?? d.database
         rounds = try c.decodeIfPresent(RoundPolicy.self, forKey: .rounds) ?? d.rounds
         maximumWaitingDevices = try c.decodeIfPresent(Int.self, forKey: .maximumWaitingDevices) ?? d.maximumWaitingDevices
@@ -105,7 +119,13 @@ public struct AggregatorConfiguration: Sendable, Codable, Equatable {
         }
         guard (0...65535).contains(listen.port) else { throw .invalid("listen.port", "must be in 0...65535") }
         if let m = httpListen, !(0...65535).contains(m.port) { throw .invalid("httpListen.port", "must be in 0...65535") }
+        if let m = apiListen, !(0...65535).contains(m.port) { throw .invalid("apiListen.port", "must be in 0...65535") }
         if let apiToken, apiToken.utf8.count < 16 { throw .invalid("apiToken", "must be at least 16 characters") }
+        if let apiReadToken {
+            guard apiReadToken.utf8.count >= 16 else { throw .invalid("apiReadToken", "must be at least 16 characters") }
+            guard apiReadToken != apiToken else { throw .invalid("apiReadToken", "must differ from apiToken, or reading would grant admin") }
+        }
+        guard (1...3650).contains(retentionDays) else { throw .invalid("retentionDays", "must be in 1...3650") }
         guard !database.isEmpty else { throw .invalid("database", "must not be empty") }
         _ = try PostgresLocation(parsing: database)
         guard maximumWaitingDevices >= 1 else { throw .invalid("maximumWaitingDevices", "must be at least 1") }

@@ -70,6 +70,11 @@ public protocol AggregatorStore: Sendable {
     /// process is dead). Returns their ids.
     func recoverRounds(instance: String?, now: Date) async throws -> [String]
 
+    /// Deletes what `retention` no longer keeps (ended rounds with their results, old enrolment
+    /// tokens, contributor records of old windows) and says how much; never a running round, a
+    /// window's sum or a device.
+    func applyRetention(_ retention: Retention) async throws -> RetentionReport
+
     /// Round `roundID` (hex) from the history.
     func round(id roundID: String) async throws -> RoundRecord?
 
@@ -308,5 +313,40 @@ extension AggregatorStore {
     /// The round that counted `deviceID` in window `windowStart` of `set`, if one did.
     public func countingRound(of deviceID: String, in set: FeatureSet, windowStart: Int) async throws -> String? {
         try await countedWindows(of: deviceID, in: set, windowStarts: [windowStart])[windowStart]
+    }
+}
+
+/// What the store keeps no longer (``AggregatorStore/applyRetention(_:)``).
+public struct Retention: Sendable, Equatable {
+    /// Rounds that ended (finished or aborted) before this are deleted with their results.
+    public var roundsEndedBefore: Date
+    /// Enrolment tokens created, or expired, before this are deleted (used or not).
+    public var tokensBefore: Date
+    /// Which devices contributed to (or were claimed for) windows starting before this (seconds
+    /// since the epoch) is forgotten; the windows' sums stay.
+    public var windowsStartedBefore: Int
+
+    /// Creates a retention.
+    public init(roundsEndedBefore: Date, tokensBefore: Date, windowsStartedBefore: Int) {
+        self.roundsEndedBefore = roundsEndedBefore
+        self.tokensBefore = tokensBefore
+        self.windowsStartedBefore = windowsStartedBefore
+    }
+}
+
+/// How much one ``AggregatorStore/applyRetention(_:)`` deleted.
+public struct RetentionReport: Sendable, Equatable {
+    /// Round history rows (each with its result, if any).
+    public var rounds: Int
+    /// Enrolment tokens.
+    public var tokens: Int
+    /// Window contributor and claim records.
+    public var contributors: Int
+
+    /// Creates a report.
+    public init(rounds: Int, tokens: Int, contributors: Int) {
+        self.rounds = rounds
+        self.tokens = tokens
+        self.contributors = contributors
     }
 }

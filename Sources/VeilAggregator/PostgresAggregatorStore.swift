@@ -301,6 +301,25 @@ public final class PostgresAggregatorStore: AggregatorStore {
         }
     }
 
+    public func applyRetention(_ retention: Retention) async throws -> RetentionReport {
+        let logger = logger
+        let cutoff = retention.tokensBefore.timeIntervalSince1970
+        let roundsBefore = retention.roundsEndedBefore.timeIntervalSince1970
+        let windowsBefore = Int64(retention.windowsStartedBefore)
+        return try await transaction { connection in
+            let rounds = try await connection.query(
+                "DELETE FROM round WHERE outcome <> \(RoundRecord.running) AND ended_at < \(roundsBefore) RETURNING round_id",
+                logger: logger).collect().count
+            let tokens = try await connection.query(
+                "DELETE FROM enrolment_token WHERE created_at < \(cutoff) OR expires_at < \(cutoff) RETURNING created_at",
+                logger: logger).collect().count
+            let contributors = try await connection.query(
+                "DELETE FROM window_contributor WHERE window_start < \(windowsBefore) RETURNING window_start",
+                logger: logger).collect().count
+            return RetentionReport(rounds: rounds, tokens: tokens, contributors: contributors)
+        }
+    }
+
     private static let roundColumns = "round_id, task, started_at, ended_at, cohort_size, survivors, outcome, reason"
 
     public func round(id roundID: String) async throws -> RoundRecord? {

@@ -168,7 +168,7 @@ actor RoundCoordinator {
             link.end(TransportCodec.endedFrame(.noRound, reason: "the aggregator is shutting down", retryAfterMilliseconds: Retry.jittered(milliseconds: 5_000)))
         }
         let drivers = Array(rounds.values)
-        let drained = DrainFlag()
+        let drained = OnceFlag()
         Task {
             await withTaskGroup(of: Void.self) { group in
                 for driver in drivers { group.addTask { await driver.cancel(reason: "the aggregator is shutting down") } }
@@ -546,7 +546,7 @@ actor RoundCoordinator {
 }
 
 /// A flag set once from one task and read from another.
-final class DrainFlag: Sendable {
+final class OnceFlag: Sendable {
     private let value = Atomic<Bool>(false)
     func set() { value.store(true, ordering: .releasing) }
     var isSet: Bool { value.load(ordering: .acquiring) }

@@ -304,6 +304,19 @@ public final class SQLiteAggregatorStore: AggregatorStore {
         }
     }
 
+    public func applyRetention(_ retention: Retention) async throws -> RetentionReport {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM round WHERE outcome != ? AND ended_at < ?",
+                           arguments: [RoundRecord.running, retention.roundsEndedBefore.timeIntervalSince1970])
+            let rounds = db.changesCount
+            let cutoff = retention.tokensBefore.timeIntervalSince1970
+            try db.execute(sql: "DELETE FROM enrolment_token WHERE created_at < ? OR expires_at < ?", arguments: [cutoff, cutoff])
+            let tokens = db.changesCount
+            try db.execute(sql: "DELETE FROM window_contributor WHERE window_start < ?", arguments: [retention.windowsStartedBefore])
+            return RetentionReport(rounds: rounds, tokens: tokens, contributors: db.changesCount)
+        }
+    }
+
     public func round(id roundID: String) async throws -> RoundRecord? {
         try await pool.read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM round WHERE round_id = ?", arguments: [roundID]).map(Self.roundRecord)

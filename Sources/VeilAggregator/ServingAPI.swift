@@ -5,15 +5,22 @@ import NIOCore
 import VeilCrypto
 import VeilFeatures
 
-/// The HTTP API (Hummingbird, documented in `Protocols/openapi.yaml`): `/healthz` and `/metrics`
-/// for operations, and under `/v1` (bearer token required) the feature-set registry (define,
+/// The HTTP API (Hummingbird, documented in `Protocols/openapi.yaml`), on two listeners:
+/// `/healthz` and `/metrics` for operations (``operationsRouter()``, plain HTTP, no secrets), and
+/// under `/v1` (``apiRouter()``, TLS, a bearer token required) the feature-set registry (define,
 /// list, retire), released windows as JSON, the latest window from memory, exports as CSV or JSON
-/// Lines for offline training, starting a round now and a round's status. Errors are RFC 9457 problem documents that name the field at fault.
+/// Lines for offline training, starting a round now and a round's status. The read token opens
+/// the GET routes; the admin token opens every route, and each request that may change state is
+/// written to the audit log. Errors are RFC 9457 problem documents that name the field at fault.
 struct ServingAPI: Sendable {
     let aggregator: Aggregator
-    let token: String?
+    /// The admin token (every route).
+    let adminToken: String?
+    /// The read-only token (GET routes).
+    let readToken: String?
+    let audit: AuditLog
 
-    func router() -> Router<BasicRequestContext> {
+    func operationsRouter() -> Router<BasicRequestContext> {
         let router = Router()
         router.get("/healthz") { _, _ in
             guard aggregator.isServing else { return text(.serviceUnavailable, "shutting down\n") }
@@ -27,7 +34,12 @@ struct ServingAPI: Sendable {
         router.get("/metrics") { _, _ in
             text(.ok, aggregator.metrics.exposition(), contentType: "text/plain; version=0.0.4; charset=utf-8")
         }
-        let v1 = router.group("/v1").add(middleware: BearerTokenMiddleware(token: token))
+        return router
+    }
+
+    func apiRouter() -> Router<BasicRequestContext> {
+        let router = Router()
+        let v1 = router.group("/v1").add(middleware: BearerTokenMiddleware(adminToken: adminToken, readToken: readToken, audit: audit))
         v1.get("/feature-sets") { request, _ in try await listFeatureSets(request) }
         v1.post("/feature-sets") { request, context in try await define(request, context) }
         v1.delete("/feature-sets/:name/versions/:version") { _, context in try await retire(context) }
@@ -263,23 +275,46 @@ struct RoundStatus: Codable {
     }
 }
 
-/// Refuses `/v1` requests without `Authorization: Bearer <token>` (compared in constant time).
+/// Refuses `/v1` requests without `Authorization: Bearer <token>` (compared in constant time):
+/// the admin token opens every route, the read token only GET and HEAD. Every other request
+/// (one that may change state), allowed or refused, is written to the audit log with its outcome.
 struct BearerTokenMiddleware: RouterMiddleware {
     typealias Context = BasicRequestContext
-    let token: String?
+    let adminToken: String?
+    let readToken: String?
+    let audit: AuditLog
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let token else {
+        let reads = request.method == .get || request.method == .head
+        let action = "\(request.method) \(request.uri.path)"
+        guard adminToken != nil || readToken != nil else {
+            if !reads { audit.record(action: action, actor: "none", outcome: 401) }
             return problem(.unauthorized, "API closed", "no apiToken is configured, so the /v1 API refuses every request")
         }
-        let presented = request.headers[.authorization] ?? ""
-        let expected = "Bearer " + token
-        guard SecretBytes(copying: Array(presented.utf8)).constantTimeEquals(Array(expected.utf8)) else {
-            var response = problem(.unauthorized, "Unauthorized", "send Authorization: Bearer <apiToken>")
+        let presented = SecretBytes(copying: Array((request.headers[.authorization] ?? "").utf8))
+        let actor: String
+        if let adminToken, presented.constantTimeEquals(Array(("Bearer " + adminToken).utf8)) {
+            actor = "admin"
+        } else if let readToken, presented.constantTimeEquals(Array(("Bearer " + readToken).utf8)) {
+            actor = "read"
+        } else {
+            if !reads { audit.record(action: action, actor: "unauthenticated", outcome: 401) }
+            var response = problem(.unauthorized, "Unauthorized", "send Authorization: Bearer <apiToken or apiReadToken>")
             response.headers[.wwwAuthenticate] = "Bearer"
             return response
         }
-        return try await next(request, context)
+        if reads { return try await next(request, context) }
+        guard actor == "admin" else {
+            audit.record(action: action, actor: actor, outcome: 403)
+            return problem(.forbidden, "Read-only token", "\(request.method) needs the admin token (apiToken); the read token opens GET routes only")
+        }
+        let response: Response
+        do { response = try await next(request, context) } catch {
+            audit.record(action: action, actor: actor, outcome: 500)
+            throw error
+        }
+        audit.record(action: action, actor: actor, outcome: Int(response.status.code))
+        return response
     }
 }
 

@@ -48,8 +48,11 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Listen address host:port for gRPC (VEIL_LISTEN).")
     var listen: String?
 
-    @Option(help: "Listen address host:port for the HTTP API (/healthz, /metrics, /v1), or \"off\" (VEIL_HTTP_LISTEN).")
+    @Option(help: "Listen address host:port for /healthz and /metrics (plain HTTP), or \"off\" (VEIL_HTTP_LISTEN).")
     var httpListen: String?
+
+    @Option(help: "Listen address host:port for the /v1 API (TLS), or \"off\" (VEIL_API_LISTEN).")
+    var apiListen: String?
 
     @Option(help: "PEM certificate chain for TLS (VEIL_TLS_CERTIFICATE).")
     var tlsCertificate: String?
@@ -67,6 +70,7 @@ struct Serve: AsyncParsableCommand {
         var configuration = try options.load()
         if let listen { configuration.listen = try .parse(listen) }
         if let httpListen { configuration.httpListen = httpListen == "off" ? nil : try .parse(httpListen) }
+        if let apiListen { configuration.apiListen = apiListen == "off" ? nil : try .parse(apiListen, field: "--api-listen") }
         if let tlsCertificate { configuration.tlsCertificatePath = tlsCertificate }
         if let tlsPrivateKey { configuration.tlsPrivateKeyPath = tlsPrivateKey }
         if insecurePlaintext { configuration.insecurePlaintext = true }
@@ -128,12 +132,16 @@ struct EnrolmentToken: AsyncParsableCommand {
 
     func run() async throws {
         let store = try await openAggregatorStore(try options.load().database, logger: Logger(label: "veil-aggregator"))
+        let audit = AuditLog()
+        let target = "\(count) token(s) valid \(validHours) h"
         do {
             for _ in 0..<count { print(try await store.createEnrolmentToken(lifetime: validHours * 3600)) }
         } catch {
+            audit.record(action: "enrolment-token", actor: "cli", target: target, outcome: 1)
             await store.close()
             throw error
         }
+        audit.record(action: "enrolment-token", actor: "cli", target: target, outcome: 0)
         await store.close()
     }
 }
@@ -149,6 +157,7 @@ struct Revoke: AsyncParsableCommand {
     func run() async throws {
         let store = try await openAggregatorStore(try options.load().database, logger: Logger(label: "veil-aggregator"))
         let revoked = try await store.revoke(deviceID: deviceID)
+        AuditLog().record(action: "revoke", actor: "cli", target: deviceID, outcome: revoked ? 0 : 1)
         await store.close()
         guard revoked else { throw ValidationError("no active device \(deviceID)") }
         print("revoked \(deviceID)")

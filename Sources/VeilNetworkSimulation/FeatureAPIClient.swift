@@ -1,13 +1,11 @@
 import Foundation
 import VeilAggregator
 import VeilSimulation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
-/// The HTTP API as a training job or service reads it: bearer token, JSON and CSV over loopback.
+/// The HTTP API as a training job or service reads it: HTTPS with the operator's CA, bearer
+/// token, JSON and CSV over loopback.
 struct FeatureAPIClient: Sendable {
-    let port: Int
+    let connection: APIConnection
     let token: String
     let featureSet: String
 
@@ -51,11 +49,8 @@ struct FeatureAPIClient: Sendable {
     }
 
     private func request(_ method: String, _ path: String) async throws -> (Int, Data) {
-        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
-        request.httpMethod = method
-        request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
-        let (data, response) = try await URLSession.shared.data(for: request)
-        return ((response as? HTTPURLResponse)?.statusCode ?? 0, data)
+        let response = try await connection.request(method, path, token: token)
+        return (response.status, response.body)
     }
 
     private static func failure(_ what: String, _ status: Int, _ body: Data) -> ScenarioError {

@@ -51,7 +51,9 @@ public struct FeatureNetworkSimulation: Sendable {
         let serving = Task { try await aggregator.run() }
         defer { serving.cancel() }
         await aggregator.waitUntilListening()
-        let api = FeatureAPIClient(port: aggregator.httpPort!, token: token, featureSet: scenario.featureSet.name)
+        let apiConnection = try APIConnection(port: aggregator.apiPort!, caCertificatePath: directory + "/tls/ca.pem")
+        defer { Task { try? await apiConnection.close() } }
+        let api = FeatureAPIClient(connection: apiConnection, token: token, featureSet: scenario.featureSet.name)
         let endpoint = AggregatorEndpoint(host: "localhost", port: aggregator.grpcPort!, security: .tls(caCertificatePath: directory + "/tls/ca.pem"))
 
         // The fleet: identities, enrolment, and one observation store per device.

@@ -162,6 +162,7 @@ public struct NetworkSimulation: Sendable {
             directory: directory, tls: tls, devices: n, prg: scenario.prg, threatModel: scenario.threatModel,
             dropout: scenario.dropout, corruptFraction: scenario.graph.corruptFraction)
         configuration.httpListen = nil
+        configuration.apiListen = nil
         configuration.rounds.task = "simulation:\(scenario.name)"
         configuration.rounds.dimension = scenario.dimension
         configuration.rounds.bitWidth = scenario.bitWidth
@@ -181,7 +182,7 @@ public struct NetworkSimulation: Sendable {
         return try await Aggregator(configuration: configuration, logger: logger)
     }
 
-    /// What every simulated aggregator starts from: gRPC (and HTTP) on free loopback ports, its
+    /// What every simulated aggregator starts from: gRPC, operations and API on free loopback ports, its
     /// SQLite store and, unless `tls` is false, fresh development certificates in `directory`;
     /// room for every device to wait; phases long enough for a whole cohort sharing the cores;
     /// and the scenario's protocol settings.
@@ -192,6 +193,7 @@ public struct NetworkSimulation: Sendable {
         var configuration = AggregatorConfiguration()
         configuration.listen = .init(host: "127.0.0.1", port: 0)
         configuration.httpListen = .init(host: "127.0.0.1", port: 0)
+        configuration.apiListen = .init(host: "127.0.0.1", port: 0)
         configuration.database = directory + "/aggregator.sqlite"
         if tls {
             let paths = try DevelopmentCertificates.write(to: directory + "/tls")

@@ -80,7 +80,8 @@ extension DeviceStatus {
 /// Issue 13, L1: a listener that cannot bind stops the start with an error naming it; before,
 /// start-up waited forever for the HTTP port.
 @Suite struct StartupTests {
-    @Test func anHTTPListenerThatCannotBindFailsTheStart() async throws {
+    @Test(arguments: ["operations", "api"])
+    func anHTTPListenerThatCannotBindFailsTheStart(_ listener: String) async throws {
         let (fd, port) = try AggregatorProcess.occupiedPort()
         defer { close(fd) }
         let directory = NSTemporaryDirectory() + "veil-bind-\(UUID().uuidString)"
@@ -89,7 +90,8 @@ extension DeviceStatus {
         var configuration = AggregatorConfiguration()
         configuration.insecurePlaintext = true
         configuration.listen = .init(host: "127.0.0.1", port: 0)
-        configuration.httpListen = .init(host: "127.0.0.1", port: port)
+        configuration.httpListen = .init(host: "127.0.0.1", port: listener == "operations" ? port : 0)
+        configuration.apiListen = .init(host: "127.0.0.1", port: listener == "api" ? port : 0)
         configuration.database = directory + "/aggregator.sqlite"
         let aggregator = try await Aggregator(configuration: configuration, logger: .init(label: "veil.test.bind", factory: { _ in SwiftLogNoOpLogHandler() }))
         let ended = Outcome()
@@ -102,7 +104,7 @@ extension DeviceStatus {
             try await Task.sleep(for: .milliseconds(50))
             result = await ended.value
         }
-        #expect(result?.contains("cannot serve the HTTP API on 127.0.0.1:\(port)") == true, "\(result ?? "still starting after 20 s")")
+        #expect(result?.contains("cannot serve the HTTP") == true && result?.contains("on 127.0.0.1:\(port):") == true, "\(result ?? "still starting after 20 s")")
         serving.cancel()
         await aggregator.store.close()
     }

@@ -199,8 +199,9 @@ import VeilProtocol
     static func configuration(port: Int, tls: DevelopmentCertificates.Paths, database: String, instance: String) -> AggregatorConfiguration {
         var configuration = AggregatorConfiguration()
         configuration.listen = .init(host: "127.0.0.1", port: port)
-        // A port of its own (a config file cannot say "off" by omission: an absent key is the default port).
+        // Ports of their own (a config file cannot say "off" by omission: an absent key is the default port).
         configuration.httpListen = .init(host: "127.0.0.1", port: (try? AggregatorProcess.freePort()) ?? 0)
+        configuration.apiListen = .init(host: "127.0.0.1", port: (try? AggregatorProcess.freePort()) ?? 0)
         configuration.tlsCertificatePath = tls.serverCertificate
         configuration.tlsPrivateKeyPath = tls.serverPrivateKey
         configuration.database = database

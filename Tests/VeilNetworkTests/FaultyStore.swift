@@ -64,6 +64,7 @@ final class FaultyStore: AggregatorStore {
         try await base.claimWindow(set, windowStart: windowStart, roundID: roundID, deviceIDs: deviceIDs, staleBefore: staleBefore, now: now)
     }
     func discardRound(roundID: String) async throws { try await base.discardRound(roundID: roundID) }
+    func applyRetention(_ retention: Retention) async throws -> RetentionReport { try await base.applyRetention(retention) }
     func countedWindows(of deviceID: String, in set: FeatureSet, windowStarts: [Int]) async throws -> [Int: String] {
         try await base.countedWindows(of: deviceID, in: set, windowStarts: windowStarts)
     }

@@ -4,6 +4,7 @@ import Synchronization
 import VeilAggregator
 import VeilCrypto
 import VeilDevice
+import VeilNetworkSimulation
 import VeilFeatures
 import VeilProtocol
 import VeilWire
@@ -26,7 +27,7 @@ final class NetworkHarness: Sendable {
     /// With `failingCommits` above zero or a `commitDelay`, the aggregator's SQLite store is
     /// wrapped in a ``FaultyStore`` whose first that many round commits fail and whose every
     /// commit is held that long.
-    init(tls: Bool = true, fixedTime: Date? = nil, failingCommits: Int = 0, commitDelay: Duration = .zero,
+    init(tls: Bool = true, fixedTime: Date? = nil, failingCommits: Int = 0, commitDelay: Duration = .zero, audit: AuditLog = AuditLog(),
          configure: (inout AggregatorConfiguration) -> Void = { _ in }) async throws {
         directory = NSTemporaryDirectory() + "veil-net-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -34,6 +35,7 @@ final class NetworkHarness: Sendable {
         var configuration = AggregatorConfiguration()
         configuration.listen = .init(host: "127.0.0.1", port: 0)
         configuration.httpListen = .init(host: "127.0.0.1", port: 0)
+        configuration.apiListen = .init(host: "127.0.0.1", port: 0)
         configuration.database = directory + "/aggregator.sqlite"
         var caPath = ""
         if tls {
@@ -60,9 +62,9 @@ final class NetworkHarness: Sendable {
         let aggregator: Aggregator
         if failingCommits > 0 || commitDelay > .zero {
             let store = FaultyStore(try SQLiteAggregatorStore(path: configuration.database), failingCommits: failingCommits, commitDelay: commitDelay)
-            aggregator = try await Aggregator(configuration: configuration, store: store, logger: logger, clock: { fixedTime ?? Date() })
+            aggregator = try await Aggregator(configuration: configuration, store: store, logger: logger, audit: audit, clock: { fixedTime ?? Date() })
         } else {
-            aggregator = try await Aggregator(configuration: configuration, logger: logger, clock: { fixedTime ?? Date() })
+            aggregator = try await Aggregator(configuration: configuration, logger: logger, audit: audit, clock: { fixedTime ?? Date() })
         }
         self.aggregator = aggregator
         serving = Task { try await aggregator.run() }
@@ -137,6 +139,21 @@ final class NetworkHarness: Sendable {
     }
 
     /// Fetches `path` from the metrics endpoint over plain HTTP.
+    /// Calls the `/v1` API over HTTPS (the harness's CA pinned; plain HTTP without TLS).
+    func api(_ method: String = "GET", _ path: String, token: String?, body: String? = nil) async throws -> APIConnection.Response {
+        var caPath: String?
+        if case let .tls(path) = endpoint.security { caPath = path }
+        let connection = try APIConnection(port: aggregator.apiPort!, caCertificatePath: caPath)
+        do {
+            let response = try await connection.request(method, path, token: token, body: body)
+            try await connection.close()
+            return response
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+    }
+
     func scrape(_ path: String = "/metrics") async throws -> (status: Int, body: String) {
         let url = URL(string: "http://127.0.0.1:\(aggregator.httpPort!)\(path)")!
         let (data, response) = try await URLSession.shared.data(from: url)

@@ -4,6 +4,7 @@ import VeilAggregator
 import VeilCrypto
 import VeilDevice
 import VeilFeatures
+import VeilNetworkSimulation
 import VeilProtocol
 
 /// The HTTP API over a real socket, after a real feature round: auth, reads, exports, problems.
@@ -11,17 +12,13 @@ import VeilProtocol
     static let token = "test-token-0123456789abcdef"
     static let window = 1_800_000_000
 
-    static func request(_ harness: NetworkHarness, _ path: String, method: String = "GET", body: String? = nil, token: String? = ServingAPITests.token) async throws -> (status: Int, contentType: String, body: String, headers: [AnyHashable: Any]) {
-        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(harness.aggregator.httpPort!)\(path)")!)
-        request.httpMethod = method
-        if let body {
-            request.httpBody = Data(body.utf8)
-            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+    static func request(_ harness: NetworkHarness, _ path: String, method: String = "GET", body: String? = nil, token: String? = ServingAPITests.token) async throws -> (status: Int, contentType: String, body: String, headers: [String: String]) {
+        if !path.hasPrefix("/v1") {
+            let (status, text) = try await harness.scrape(path)
+            return (status, "", text, [:])
         }
-        if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
-        let (data, response) = try await URLSession.shared.data(for: request)
-        let http = response as! HTTPURLResponse
-        return (http.statusCode, http.value(forHTTPHeaderField: "Content-Type") ?? "", String(decoding: data, as: UTF8.self), http.allHeaderFields)
+        let response = try await harness.api(method, path, token: token, body: body)
+        return (response.status, response.contentType, response.text, response.headers)
     }
 
     static func problemField(_ body: String) throws -> String? {
