@@ -276,6 +276,9 @@ public final class Aggregator: Service, Sendable {
     /// The devices waiting for a round.
     public func waitingDeviceCount() async -> Int { await coordinator.waitingCount }
 
+    /// The rounds in flight.
+    public func activeRoundCount() async -> Int { await coordinator.activeRoundCount }
+
     /// The released windows of `set` starting in `from ..< to` (seconds since the epoch).
     public func featureWindows(of set: FeatureSet, from: Int, to: Int) async throws -> [ReleasedWindow] {
         try await store.windows(of: try FeatureLayout(set), from: from, to: to, minimumReleaseCohort: configuration.rounds.minimumReleaseCohort)

@@ -19,7 +19,7 @@ struct VeilSim: AsyncParsableCommand {
             A scenario with an adversary (or --adversary) runs a malicious aggregator against honest devices
             and checks that they refuse it and that no honest input can be recovered from what it saw.
             """,
-        subcommands: [Run.self, Scenarios.self],
+        subcommands: [Run.self, Scenarios.self, Soak.self],
         defaultSubcommand: Run.self)
 }
 
@@ -191,6 +191,33 @@ extension VeilSim {
             if let reportJSON { try report.json().write(to: URL(fileURLWithPath: reportJSON)) }
             if let reportHTML { try Data(HTMLReport.page(report).utf8).write(to: URL(fileURLWithPath: reportHTML)) }
             if !report.correct { throw ExitCode(1) }
+        }
+    }
+
+    struct Soak: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run a bounded soak: a fleet of real devices over many windows against a real aggregator, restarted once.",
+            discussion: "Reports counted vs expected contributors and exact values per window, resident memory after each window, and round-time percentiles. Release builds only give meaningful figures.")
+
+        @Argument(help: "A soak plan, such as Simulations/soak/10k-devices.json.")
+        var plan: String
+
+        @Option(name: .customLong("report-json"), help: "Write the report as JSON to this path.")
+        var reportJSON: String?
+
+        func run() async throws {
+            let soak = try SoakSimulation(path: plan)
+            print("soak \(soak.plan.name): \(soak.plan.devices) devices, \(soak.plan.windows) windows; enrolling")
+            let report = try await soak.run { window in
+                print("window \(window.index): \(window.counted)/\(window.expected) counted, \(window.rounds) rounds, \(String(format: "%.1f", window.seconds)) s, RSS \(window.residentBytes / 1_048_576) MiB\(window.restarted ? " (aggregator restarted)" : "")")
+            }
+            print(report.text)
+            if let reportJSON {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                try encoder.encode(report).write(to: URL(fileURLWithPath: reportJSON))
+            }
+            if !report.windows.allSatisfy(\.sumExact) { throw ExitCode(1) }
         }
     }
 
