@@ -22,6 +22,7 @@ let package = Package(
         .executable(name: "veil-vectors", targets: ["VeilVectors"]),
         .library(name: "VeilTransport", targets: ["VeilTransport"]),
         .library(name: "VeilAggregator", targets: ["VeilAggregator"]),
+        .library(name: "VeilStore", targets: ["VeilStore"]),
         .library(name: "VeilDevice", targets: ["VeilDevice"]),
         .library(name: "VeilFeatures", targets: ["VeilFeatures"]),
         .executable(name: "veil-aggregator", targets: ["VeilAggregatorCLI"]),
@@ -79,7 +80,7 @@ let package = Package(
         .target(
             name: "VeilNetworkSimulation",
             dependencies: [
-                "VeilSimulation", "VeilAggregator", "VeilDevice", "VeilFeatures", "VeilWire", "VeilProtocol", "VeilCrypto",
+                "VeilSimulation", "VeilAggregator", "VeilStore", "VeilDevice", "VeilFeatures", "VeilWire", "VeilProtocol", "VeilCrypto",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -115,10 +116,23 @@ let package = Package(
             exclude: ["Generated/README.md"],
             swiftSettings: strictSettings
         ),
+        // The aggregator's durable state: enrolment, round history, feature windows and the
+        // registry, on SQLite (embedded) or PostgreSQL, behind one protocol and one shared suite.
+        .target(
+            name: "VeilStore",
+            dependencies: [
+                "VeilProtocol", "VeilCrypto", "VeilFeatures",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "VeilAggregator",
             dependencies: [
-                "VeilTransport", "VeilWire", "VeilProtocol", "VeilCrypto", "VeilFeatures",
+                "VeilStore", "VeilTransport", "VeilWire", "VeilProtocol", "VeilCrypto", "VeilFeatures",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -135,8 +149,6 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -148,7 +160,7 @@ let package = Package(
         .executableTarget(
             name: "VeilAggregatorCLI",
             dependencies: [
-                "VeilAggregator", "VeilProtocol",
+                "VeilAggregator", "VeilStore", "VeilProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -205,7 +217,7 @@ let package = Package(
         .testTarget(
             name: "VeilNetworkTests",
             dependencies: [
-                "VeilAggregator", "VeilDevice", "VeilFeatures", "VeilTransport", "VeilWire", "VeilProtocol", "VeilCrypto",
+                "VeilAggregator", "VeilStore", "VeilDevice", "VeilFeatures", "VeilTransport", "VeilWire", "VeilProtocol", "VeilCrypto",
                 "VeilSimulation", "VeilNetworkSimulation",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),

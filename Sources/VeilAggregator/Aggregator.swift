@@ -12,6 +12,7 @@ import Synchronization
 import VeilProtocol
 public import VeilFeatures
 import VeilWire
+public import VeilStore
 
 /// The aggregator server: the device-facing gRPC service over HTTP/2 (TLS unless explicitly
 /// disabled), the round coordinator, the store (SQLite or PostgreSQL) and the HTTP API (`/healthz`,
@@ -122,7 +123,10 @@ public final class Aggregator: Service, Sendable {
             onRefusal: { [metrics] refusal in metrics.rejected(reason: refusal.rawValue) })
         server = GRPCServer(
             transport: .http2NIOPosix(
-                address: .ipv4(host: configuration.listen.host, port: configuration.listen.port),
+                // An IPv6 literal binds as IPv6 ("::1", "::"); anything else as IPv4.
+                address: configuration.listen.host.contains(":")
+                    ? .ipv6(host: configuration.listen.host, port: configuration.listen.port)
+                    : .ipv4(host: configuration.listen.host, port: configuration.listen.port),
                 transportSecurity: security,
                 config: .defaults {
                     $0.rpc.maxRequestPayloadSize = limit

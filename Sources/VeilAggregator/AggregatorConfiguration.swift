@@ -2,6 +2,7 @@ public import Foundation
 public import VeilCrypto
 public import VeilProtocol
 public import VeilFeatures
+import VeilStore
 
 /// Everything `veil-aggregator serve` needs, read from a JSON file, then `VEIL_*` environment
 /// variables, then command-line flags (later sources win), and validated by ``validate()`` before
@@ -127,7 +128,7 @@ public struct AggregatorConfiguration: Sendable, Codable, Equatable {
         }
         guard (1...3650).contains(retentionDays) else { throw .invalid("retentionDays", "must be in 1...3650") }
         guard !database.isEmpty else { throw .invalid("database", "must not be empty") }
-        _ = try PostgresLocation(parsing: database)
+        do { _ = try PostgresLocation(parsing: database) } catch { throw .invalid("database", error.reason) }
         guard maximumWaitingDevices >= 1 else { throw .invalid("maximumWaitingDevices", "must be at least 1") }
         try requireDuration(checkInTimeoutSeconds, "checkInTimeoutSeconds", in: 0.001...300)
         guard !instance.isEmpty, instance.utf8.count <= 255 else { throw .invalid("instance", "must be 1...255 bytes") }

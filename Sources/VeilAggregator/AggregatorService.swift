@@ -7,6 +7,7 @@ import VeilCrypto
 import VeilProtocol
 import VeilTransport
 import VeilWire
+import VeilStore
 
 /// The device-facing gRPC service (`veil.v1.Aggregator`): enrolment, and one `Participate` stream
 /// per device per round. Every frame is decoded strictly; a bad frame ends that device's stream

@@ -1,5 +1,6 @@
 import Foundation
 import VeilFeatures
+import VeilStore
 
 /// Renders released windows as CSV for offline training: one row per window, feature and
 /// statistic — `window_start,contributors,round_ids,feature,statistic,value` — where statistic is

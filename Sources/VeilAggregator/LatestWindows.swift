@@ -1,5 +1,6 @@
 import Synchronization
 import VeilFeatures
+import VeilStore
 
 /// The newest stored window of each feature-set version, kept in memory so that online serving
 /// answers without a database round trip.

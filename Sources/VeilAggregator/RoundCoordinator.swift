@@ -7,6 +7,7 @@ import VeilCrypto
 import VeilFeatures
 import VeilProtocol
 import VeilWire
+import VeilStore
 
 /// The waiting room and the rounds in flight. Checked-in devices wait here, each under the open
 /// windows it offered (SPEC.md §12.1); a round forms for the oldest window that `maximumCohort`

@@ -4,6 +4,7 @@ import Hummingbird
 import NIOCore
 import VeilCrypto
 import VeilFeatures
+import VeilStore
 
 /// The HTTP API (Hummingbird, documented in `Protocols/openapi.yaml`), on two listeners:
 /// `/healthz` and `/metrics` for operations (``operationsRouter()``, plain HTTP, no secrets), and

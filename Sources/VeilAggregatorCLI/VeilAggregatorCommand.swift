@@ -5,6 +5,7 @@ import ServiceLifecycle
 import UnixSignals
 import VeilAggregator
 import VeilProtocol
+import VeilStore
 
 /// `veil-aggregator`: the Veil aggregation server.
 @main

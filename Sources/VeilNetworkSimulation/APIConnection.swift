@@ -26,17 +26,18 @@ public final class APIConnection: Sendable {
     private let base: String
 
     /// A connection to `https://localhost:port` trusting only the CA at `caCertificatePath`, or
-    /// to `http://127.0.0.1:port` when it is nil.
-    public init(port: Int, caCertificatePath: String?) throws {
+    /// to `http://127.0.0.1:port` when it is nil; `host` replaces the host name or address.
+    public init(host: String? = nil, port: Int, caCertificatePath: String?) throws {
+        let authority = host.map { $0.contains(":") ? "[\($0)]" : $0 }
         var configuration = HTTPClient.Configuration()
         if let caCertificatePath {
             var tls = TLSConfiguration.makeClientConfiguration()
             tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(caCertificatePath))
             tls.minimumTLSVersion = .tlsv12
             configuration.tlsConfiguration = tls
-            base = "https://localhost:\(port)"
+            base = "https://\(authority ?? "localhost"):\(port)"
         } else {
-            base = "http://127.0.0.1:\(port)"
+            base = "http://\(authority ?? "127.0.0.1"):\(port)"
         }
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }

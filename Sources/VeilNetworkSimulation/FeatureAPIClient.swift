@@ -1,6 +1,7 @@
 import Foundation
 import VeilAggregator
 import VeilSimulation
+import VeilStore
 
 /// The HTTP API as a training job or service reads it: HTTPS with the operator's CA, bearer
 /// token, JSON and CSV over loopback.

@@ -5,6 +5,7 @@ import VeilDevice
 import VeilFeatures
 import VeilProtocol
 import VeilSimulation
+import VeilStore
 
 extension FeatureNetworkSimulation {
     /// One window: devices record, the clock passes the window's end, rounds run until every

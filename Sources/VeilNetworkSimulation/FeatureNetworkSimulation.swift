@@ -9,6 +9,7 @@ import VeilProtocol
 public import VeilSimulation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
+import VeilStore
 #endif
 
 /// Runs a feature scenario over the network: a real aggregator in this process (gRPC over TLS on

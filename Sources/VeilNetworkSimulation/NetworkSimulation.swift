@@ -6,6 +6,7 @@ import VeilDevice
 import VeilProtocol
 public import VeilSimulation
 import VeilWire
+import VeilStore
 
 /// Runs a scenario over the network: a real `veil-aggregator` in this process, serving gRPC with
 /// TLS (fresh development certificates) on loopback with its SQLite store in a temporary

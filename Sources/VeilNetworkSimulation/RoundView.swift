@@ -3,6 +3,7 @@ import VeilDevice
 import VeilProtocol
 import VeilSimulation
 import VeilWire
+import VeilStore
 
 /// What the report needs from the round: from the in-process aggregator's ``CompletedRound``, or
 /// read back from an external aggregator's store (which has no compute or per-phase figures).

@@ -7,6 +7,7 @@ import VeilDevice
 import VeilFeatures
 import VeilProtocol
 public import VeilSimulation
+import VeilStore
 
 /// A bounded soak (issue 13, item 8): a whole fleet of real ``VeilDevice`` clients, each with its
 /// own observation store, running feature rounds the way an edge agent does (offer every pending
@@ -39,6 +40,9 @@ public struct SoakSimulation: Sendable {
         public var restartAfterWindow: Int
         /// Seconds without any new contributor after which a window is closed as it is.
         public var settleSeconds: Double
+        /// Windows each device keeps raw observations for (older ones are purged, so its store
+        /// stops growing, as on a real device).
+        public var retentionWindows: Int
     }
 
     /// The plan.
@@ -102,7 +106,7 @@ public struct SoakSimulation: Sendable {
         for d in 0..<n {
             stores.append(try ObservationStore(
                 path: directory + "/device-\(d).sqlite", layout: layout, windowSeconds: scenario.windowSeconds,
-                retention: Double(plan.windows + 2) * Double(scenario.windowSeconds)))
+                retention: Double(plan.retentionWindows) * Double(scenario.windowSeconds)))
         }
         let identities = (0..<n).map { _ in DeviceIdentity.generate() }
         let connections = try (0..<(n + 49) / 50).map { _ in try AggregatorConnection(to: endpoint) }
@@ -124,14 +128,14 @@ public struct SoakSimulation: Sendable {
                 deviceIDs.append(try await devices[d].enrol(token: token))
             }
             let agents = (0..<n).map { d in
-                Task { await Self.agent(devices[d], store: fleetStores[d], signal: signal, dropout: scenario.dropout, threatModel: scenario.threatModel) }
+                Task { await Self.agent(devices[d], store: fleetStores[d], clock: clock, signal: signal, dropout: scenario.dropout, threatModel: scenario.threatModel) }
             }
             defer { for agent in agents { agent.cancel() } }
 
             var windows: [SoakReport.Window] = []
             // Every device's encoded contribution to every window, for the exact check at the end.
             var contributions: [[ModularVector]] = []
-            var roundSeconds: [Double] = []
+            var allRounds: [SoakReport.Round] = []
             var restartSeconds: Double?
             for w in 0..<plan.windows {
                 let windowStart = scenario.windowStart(w)
@@ -162,14 +166,14 @@ public struct SoakSimulation: Sendable {
                     await aggregator.waitUntilListening()
                     restartSeconds = (ContinuousClock.now - down).seconds
                     collector.cancel()
-                    roundSeconds += await collector.value
+                    allRounds += await collector.value
                     collector = await Self.roundTimes(of: aggregator)
                 }
                 let counted = try await settle(aggregator, window: windowStart, expected: n)
                 let seconds = (ContinuousClock.now - windowBegan).seconds
                 collector.cancel()
                 let windowRounds = await collector.value
-                roundSeconds += windowRounds
+                allRounds += windowRounds
                 let window = SoakReport.Window(
                     index: w, windowStart: windowStart, expected: n, counted: counted, countedAtEnd: counted, rounds: windowRounds.count,
                     sumExact: false, seconds: seconds, residentBytes: ResourceUsage.residentBytes(),
@@ -198,35 +202,45 @@ public struct SoakSimulation: Sendable {
             await aggregator.store.close()
             group.cancelAll()
             return SoakReport(
-                name: plan.name, devices: n, cohort: plan.cohort, windows: windows, roundSeconds: roundSeconds,
+                name: plan.name, devices: n, cohort: plan.cohort, windows: windows, rounds: allRounds,
                 restartSeconds: restartSeconds ?? 0, totalSeconds: total, peakResidentBytes: ResourceUsage.peakResidentBytes())
         }
         return report
     }
 
-    /// A task collecting the wall time of every round `aggregator` ends until it is cancelled.
-    private static func roundTimes(of aggregator: Aggregator) async -> Task<[Double], Never> {
+    /// A task collecting every round `aggregator` ends until it is cancelled.
+    private static func roundTimes(of aggregator: Aggregator) async -> Task<[SoakReport.Round], Never> {
         let rounds = await aggregator.completedRounds()
         return Task {
-            var seconds: [Double] = []
+            var collected: [SoakReport.Round] = []
             for await round in rounds {
-                seconds.append(round.endedAt.timeIntervalSince(round.startedAt))
+                let outcome: String
+                switch round.outcome {
+                case .finished: outcome = "finished"
+                case let .aborted(reason): outcome = "aborted: \(reason)"
+                }
+                let slowest = round.phaseSeconds.max { $0.value < $1.value }
+                collected.append(SoakReport.Round(
+                    task: round.task, devices: round.configuration.cohortSize, outcome: outcome,
+                    seconds: round.endedAt.timeIntervalSince(round.startedAt),
+                    slowestPhase: slowest.map { "\($0.key)" } ?? "-", slowestPhaseSeconds: slowest?.value ?? 0))
                 if Task.isCancelled { break }
             }
-            return seconds
+            return collected
         }
     }
 
-    /// Waits until `window` counts `expected` devices, or until it has gained none for the plan's
-    /// settle time (the last few devices of a window may be too few for a cohort); returns its
-    /// contributors.
+    /// Waits until `window` counts `expected` devices, or until the service is quiet (no round
+    /// running, no new contributor) for the plan's settle time: the last few devices of a window
+    /// may be too few for a cohort. Returns its contributors.
     private func settle(_ aggregator: Aggregator, window: Int, expected: Int) async throws -> Int {
         var last = -1
         var since = ContinuousClock.now
         while true {
             let counted = (try? await aggregator.store.storedWindows(of: scenario.featureSet, from: window, to: window + 1).first?.contributors) ?? 0
             if counted >= expected { return counted }
-            if counted != last {
+            let busy = await aggregator.activeRoundCount() > 0
+            if counted != last || busy {
                 last = counted
                 since = ContinuousClock.now
             } else if (ContinuousClock.now - since).seconds > plan.settleSeconds {
@@ -238,9 +252,12 @@ public struct SoakSimulation: Sendable {
 
     /// One device's agent loop: whenever it has windows to offer it takes part in a round,
     /// dropping out at a random phase with the scenario's probabilities; after COUNTED or with
-    /// nothing to offer it waits for the next window to close, after anything else it retries
-    /// within a second or two.
-    private static func agent(_ device: VeilDevice, store: ObservationStore, signal: WindowSignal, dropout: Scenario.DropoutSpec, threatModel: ThreatModel) async {
+    /// nothing to offer it purges observations past its retention (as
+    /// ``VeilDevice/runFeatureRounds(store:interval:options:onRound:)`` does) and waits for the
+    /// next window to close; after anything else it retries within a second or two.
+    private static func agent(
+        _ device: VeilDevice, store: ObservationStore, clock: SimulatedClock, signal: WindowSignal, dropout: Scenario.DropoutSpec, threatModel: ThreatModel
+    ) async {
         var seen = 0
         var generator = SystemRandomNumberGenerator()
         let phases = Phase.allCases.filter { threatModel == .active || $0 != .consistencyCheck }
@@ -261,6 +278,7 @@ public struct SoakSimulation: Sendable {
                         // local answer without connecting.
                         continue
                     case .noRound where result.configuration == nil && result.reason.hasPrefix("every closed window"):
+                        _ = try? store.purge(now: clock.now)
                         more = false
                         continue
                     default: break
@@ -329,8 +347,26 @@ public struct SoakReport: Codable, Sendable {
     public let cohort: Int
     /// Every window, in order.
     public var windows: [Window]
+    /// One round that ended.
+    public struct Round: Codable, Sendable {
+        /// What it aggregated (the window).
+        public let task: String
+        /// Its cohort.
+        public let devices: Int
+        /// `finished`, or `aborted: <reason>`.
+        public let outcome: String
+        /// Its wall time.
+        public let seconds: Double
+        /// Its slowest phase and that phase's wall time.
+        public let slowestPhase: String
+        /// The slowest phase's wall time.
+        public let slowestPhaseSeconds: Double
+    }
+
+    /// Every round that ended.
+    public let rounds: [Round]
     /// The wall time of every round that ended.
-    public let roundSeconds: [Double]
+    public var roundSeconds: [Double] { rounds.map(\.seconds) }
     /// How long the restart took, from shutdown to listening again.
     public let restartSeconds: Double
     /// The whole soak's wall time.
@@ -355,9 +391,13 @@ public struct SoakReport: Codable, Sendable {
                 + pad("\(w.rounds)", 6) + "  " + pad(w.sumExact ? "yes" : "NO", 9) + "  " + pad(String(format: "%.1f", w.seconds), 7) + "  "
                 + pad(String(format: "%.0f", Double(w.residentBytes) / 1_048_576), 7) + (w.restarted ? "  (aggregator restarted)" : ""))
         }
-        lines.append(String(format: "rounds: %d, p50 %.2f s, p99 %.2f s, max %.2f s; restart %.2f s; peak RSS %.0f MiB",
-                            roundSeconds.count, roundQuantile(0.5), roundQuantile(0.99), roundSeconds.max() ?? 0, restartSeconds,
-                            Double(peakResidentBytes) / 1_048_576))
+        lines.append(String(format: "rounds: %d (%d aborted), p50 %.2f s, p99 %.2f s, max %.2f s; restart %.2f s; peak RSS %.0f MiB",
+                            rounds.count, rounds.filter { $0.outcome != "finished" }.count, roundQuantile(0.5), roundQuantile(0.99),
+                            roundSeconds.max() ?? 0, restartSeconds, Double(peakResidentBytes) / 1_048_576))
+        for round in rounds.sorted(by: { $0.seconds > $1.seconds }).prefix(3) {
+            lines.append("slow round: " + String(format: "%.1f", round.seconds) + " s, \(round.devices) devices, \(round.task), slowest phase "
+                + round.slowestPhase + " " + String(format: "%.1f", round.slowestPhaseSeconds) + " s (\(round.outcome))")
+        }
         return lines.joined(separator: "\n")
     }
 }

@@ -4,6 +4,7 @@ import Testing
 import VeilAggregator
 import VeilDevice
 import VeilFeatures
+import VeilStore
 
 /// Issue 13, M4 and M6: whether a cohort may run is read from the store when it forms, so a
 /// retirement or a revocation made anywhere (another instance, the store itself, before a

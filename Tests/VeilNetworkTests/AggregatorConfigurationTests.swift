@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import VeilAggregator
 import VeilFeatures
+import VeilStore
 
 /// The aggregator's configuration: file, then environment, validated with errors naming the field.
 @Suite struct AggregatorConfigurationTests {
@@ -83,9 +84,9 @@ import VeilFeatures
     @Test func postgresDefaultsToVerifiedTLSAndTakesThePasswordFromAFileOrTheEnvironment() throws {
         let plain = try #require(try PostgresLocation(parsing: "postgres://veil@db.internal/veil"))
         #expect(plain.tlsMode == .verifyFull && plain.requireTLS && plain.caCertificatePath == nil)
-        #expect(Self.field { _ = try PostgresLocation(parsing: "postgres://veil@db/veil?sslmode=prefer") } == "database")
-        #expect(Self.field { _ = try PostgresLocation(parsing: "postgres://veil@db/veil?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem") } == "database")
-        #expect(Self.field { _ = try PostgresLocation(parsing: "postgres://veil@db/veil?sslcert=x") } == "database", "unknown parameters are refused")
+        #expect(throws: DatabaseURLError.self) { _ = try PostgresLocation(parsing: "postgres://veil@db/veil?sslmode=prefer") }
+        #expect(throws: DatabaseURLError.self) { _ = try PostgresLocation(parsing: "postgres://veil@db/veil?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem") }
+        #expect(throws: DatabaseURLError.self, "unknown parameters are refused") { _ = try PostgresLocation(parsing: "postgres://veil@db/veil?sslcert=x") }
         #expect(try PostgresLocation(parsing: "postgres://veil@db/veil?sslmode=verify-ca")?.tlsMode == .verifyCA)
         #expect(try PostgresLocation(parsing: "postgres://veil@127.0.0.1/veil?sslmode=disable")?.requireTLS == false)
 

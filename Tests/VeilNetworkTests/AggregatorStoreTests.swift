@@ -6,6 +6,7 @@ import VeilAggregator
 import VeilCrypto
 import VeilFeatures
 import VeilProtocol
+import VeilStore
 
 /// The store implementations the suite runs against.
 enum StoreBackend: String, CaseIterable, CustomTestStringConvertible {

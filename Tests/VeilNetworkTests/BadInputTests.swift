@@ -8,6 +8,7 @@ import VeilDevice
 import VeilProtocol
 import VeilTransport
 import VeilWire
+import VeilStore
 
 /// Every kind of bad input gets a clear status, only the offending device is dropped, and the
 /// other devices' round finishes with the exact sum.

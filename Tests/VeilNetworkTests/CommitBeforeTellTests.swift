@@ -4,6 +4,7 @@ import Synchronization
 import VeilAggregator
 import VeilDevice
 import VeilFeatures
+import VeilStore
 
 /// Issue 13, C1: a device hears COUNTED only after the round's end is committed.
 @Suite(.serialized) struct CommitBeforeTellTests {

@@ -5,6 +5,7 @@ import VeilAggregator
 import VeilDevice
 import VeilFeatures
 import VeilProtocol
+import VeilStore
 
 /// Issue 13, item 3: `veil-aggregator serve` killed with SIGKILL at every fault point of a feature
 /// round, restarted on the same store; real devices with their own observation stores; then the

@@ -4,6 +4,7 @@ import VeilAggregator
 import VeilCrypto
 import VeilFeatures
 import VeilProtocol
+import VeilStore
 
 /// A real store with failures injected in front of it: the first `failingCommits` calls of
 /// ``commitRound(_:now:)`` fail as a lost database connection would, without reaching the store,

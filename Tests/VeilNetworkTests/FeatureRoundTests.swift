@@ -5,6 +5,7 @@ import VeilCrypto
 import VeilDevice
 import VeilFeatures
 import VeilProtocol
+import VeilStore
 
 /// From raw observations on devices to decoded feature values, through a real round over TLS.
 @Suite(.serialized) struct FeatureRoundTests {

@@ -5,6 +5,7 @@ import VeilAggregator
 import VeilDevice
 import VeilFeatures
 import VeilProtocol
+import VeilStore
 
 /// Issue 13, item 4: several `veil-aggregator serve` processes on one PostgreSQL database, the
 /// devices spread across them; one instance is killed with SIGKILL mid-round and never comes

@@ -8,6 +8,7 @@ import VeilNetworkSimulation
 import VeilFeatures
 import VeilProtocol
 import VeilWire
+import VeilStore
 
 /// A real aggregator on loopback (TLS with fresh development certificates, SQLite in a temporary
 /// directory, ports chosen by the system) and helpers to enrol and run devices against it.

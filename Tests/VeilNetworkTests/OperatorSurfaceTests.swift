@@ -3,8 +3,10 @@ import Logging
 import Synchronization
 import Testing
 import VeilAggregator
+import VeilDevice
 import VeilFeatures
 import VeilNetworkSimulation
+import VeilStore
 
 /// Issue 13, M7 and the rest of item 6: `/v1` on its own TLS listener, read and admin tokens, an
 /// audit line for every administrative request, and retention.
@@ -36,7 +38,7 @@ import VeilNetworkSimulation
 
     static func harness(audit: Capture = Capture()) async throws -> NetworkHarness {
         try await NetworkHarness(audit: AuditLog(logger: audit.logger)) { c in
-            c.apiToken = admin
+            c.apiToken = Self.admin
             c.apiReadToken = reader
             c.rounds.threshold = 5
             c.rounds.expectedDropout = 0.01
@@ -80,6 +82,28 @@ import VeilNetworkSimulation
         #expect(lines.allSatisfy { $0.metadata["audit"] == "true" })
         let written = lines.map { "\($0.message) \($0.metadata)" }.joined()
         #expect(!written.contains(Self.admin) && !written.contains(Self.reader))
+    }
+
+    /// L5: every listener binds an IPv6 address (the gRPC one bound IPv4 only before). Plain
+    /// here: a TLS client names its server by host name, and this machine has none for ::1.
+    @Test func everyListenerServesIPv6() async throws {
+        let harness = try await NetworkHarness(tls: false) { c in
+            c.listen = .init(host: "::1", port: 0)
+            c.httpListen = .init(host: "::1", port: 0)
+            c.apiListen = .init(host: "::1", port: 0)
+            c.apiToken = Self.admin
+            c.rounds.threshold = 5
+            c.rounds.expectedDropout = 0.01
+        }
+        defer { Task { await harness.stop() } }
+        let endpoint = AggregatorEndpoint(host: "::1", port: harness.aggregator.grpcPort!, security: .insecurePlaintext)
+        try await withAggregatorConnection(to: endpoint) { connection in
+            let enrolled = try await harness.enrolledIdentities(1, connection: connection)
+            #expect(enrolled.count == 1)
+        }
+        let api = try APIConnection(host: "::1", port: harness.aggregator.apiPort!, caCertificatePath: nil)
+        #expect(try await api.request("GET", "/v1/feature-sets", token: Self.admin).status == 200)
+        try await api.close()
     }
 
     @Test func aReadTokenEqualToTheAdminTokenIsRefused() {

@@ -3,6 +3,7 @@ import Testing
 import VeilAggregator
 import VeilFeatures
 import VeilProtocol
+import VeilStore
 
 /// The end of a round, its claims and their recovery, on both stores (issue 13: C1, H1, M3).
 @Suite struct RoundCommitStoreTests {

@@ -5,6 +5,7 @@ import VeilCrypto
 import VeilDevice
 import VeilProtocol
 import VeilWire
+import VeilStore
 
 /// Whole rounds over real sockets: TLS on loopback, a real aggregator, real `VeilDevice` clients.
 @Suite(.serialized) struct RoundOverNetworkTests {

@@ -3,6 +3,7 @@ import Testing
 import VeilAggregator
 import VeilDevice
 import VeilFeatures
+import VeilStore
 
 /// Issue 13, H2: devices offer their pending windows and the aggregator runs rounds for every
 /// window still open, so an outage or an offline device delays a window instead of losing it.

@@ -56,7 +56,7 @@ public struct RoundStart: Sendable, Equatable {
     public let startedAt: Date
     /// n.
     public let cohortSize: Int
-    /// The aggregator instance running the round (``AggregatorConfiguration/instance``).
+    /// The aggregator instance running the round (its `instance` setting).
     public let instance: String
     /// How long the round's first lease lasts, in seconds of the database's own clock
     /// (SPEC.md §12.3); the instance renews it while the round runs.
