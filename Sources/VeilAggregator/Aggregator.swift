@@ -120,6 +120,7 @@ public final class Aggregator: Service, Sendable {
             maximumConnectionsPerAddress: configuration.maximumConnectionsPerAddress,
             preAuthenticationDeadline: .milliseconds(Int64(configuration.checkInTimeoutSeconds * 1000)),
             firstMessageLimit: TransportCodec.maximumCheckInFrameByteCount,
+            silenceLimit: .milliseconds(Int64((configuration.keepaliveSeconds + configuration.keepaliveTimeoutSeconds) * 1000)),
             onRefusal: { [metrics] refusal in metrics.rejected(reason: refusal.rawValue) })
         server = GRPCServer(
             transport: .http2NIOPosix(
@@ -134,11 +135,13 @@ public final class Aggregator: Service, Sendable {
                     $0.connection.maxIdleTime = .seconds(300)
                     $0.channelDebuggingCallbacks.onAcceptTCPConnection = { connectionGuard.acceptConnection($0) }
                     $0.channelDebuggingCallbacks.onAcceptHTTP2Stream = { connectionGuard.acceptStream($0) }
-                    // Pings idle devices every 30 s and drops a connection that does not answer
-                    // in 10 s (a half-open device holds no waiting-room place or round for long);
-                    // accepts the devices' own pings every 20 s or slower.
+                    // Pings devices every keepaliveSeconds (30 s) and drops a connection that does
+                    // not answer in keepaliveTimeoutSeconds (10 s): a half-open device holds no
+                    // waiting-room place or round for long. Accepts the devices' own pings every
+                    // 20 s or slower.
                     $0.connection.keepalive = .init(
-                        time: .seconds(30), timeout: .seconds(10),
+                        time: .milliseconds(Int64(configuration.keepaliveSeconds * 1000)),
+                        timeout: .milliseconds(Int64(configuration.keepaliveTimeoutSeconds * 1000)),
                         clientBehavior: .init(minPingIntervalWithoutCalls: .seconds(20), allowWithoutCalls: true))
                 }),
             services: [service])

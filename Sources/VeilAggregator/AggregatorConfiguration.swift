@@ -51,6 +51,12 @@ public struct AggregatorConfiguration: Sendable, Codable, Equatable {
     public var maximumConnectionsPerAddress = 256
     /// Concurrent streams one HTTP/2 connection may carry (a device needs one at a time).
     public var maximumStreamsPerConnection = 16
+    /// How often the server pings a connection (HTTP/2 keepalive), in seconds; with
+    /// `keepaliveTimeoutSeconds`, how soon a device whose connection went silent (power lost, a
+    /// NAT mapping dropped) loses its place in the waiting room or its round.
+    public var keepaliveSeconds = 30.0
+    /// How long a ping may go unanswered before the connection is closed, in seconds.
+    public var keepaliveTimeoutSeconds = 10.0
     /// This instance's name in the round history. At start the instance ends the rounds its
     /// previous process left running, found by this name, so it must be stable across restarts
     /// and distinct for every instance sharing one store. Defaults to the host name.
@@ -100,6 +106,8 @@ public struct AggregatorConfiguration: Sendable, Codable, Equatable {
         enrolmentsPerSecond = try c.decodeIfPresent(Double.self, forKey: .enrolmentsPerSecond) ?? d.enrolmentsPerSecond
         maximumConnectionsPerAddress = try c.decodeIfPresent(Int.self, forKey: .maximumConnectionsPerAddress) ?? d.maximumConnectionsPerAddress
         maximumStreamsPerConnection = try c.decodeIfPresent(Int.self, forKey: .maximumStreamsPerConnection) ?? d.maximumStreamsPerConnection
+        keepaliveSeconds = try c.decodeIfPresent(Double.self, forKey: .keepaliveSeconds) ?? d.keepaliveSeconds
+        keepaliveTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .keepaliveTimeoutSeconds) ?? d.keepaliveTimeoutSeconds
     }
 
     /// Refuses inconsistent settings, naming the field.
@@ -134,6 +142,8 @@ public struct AggregatorConfiguration: Sendable, Codable, Equatable {
         guard !instance.isEmpty, instance.utf8.count <= 255 else { throw .invalid("instance", "must be 1...255 bytes") }
         try requireDuration(shutdownGraceSeconds, "shutdownGraceSeconds", in: 0...300)
         guard (1...1_000_000).contains(maximumConnectionsPerAddress) else { throw .invalid("maximumConnectionsPerAddress", "must be in 1...1000000") }
+        try requireDuration(keepaliveSeconds, "keepaliveSeconds", in: 1...3600)
+        try requireDuration(keepaliveTimeoutSeconds, "keepaliveTimeoutSeconds", in: 1...600)
         guard (1...1_000_000).contains(maximumStreamsPerConnection) else { throw .invalid("maximumStreamsPerConnection", "must be in 1...1000000") }
         guard enrolmentsPerSecond.isFinite, (0.01...100_000).contains(enrolmentsPerSecond) else {
             throw .invalid("enrolmentsPerSecond", "must be in 0.01...100000")

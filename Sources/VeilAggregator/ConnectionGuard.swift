@@ -20,6 +20,8 @@ final class ConnectionGuard: Sendable {
         case firstMessageTooLarge = "first-message-too-large"
         /// A stream sent a second message before the server answered the first.
         case messageBeforeAnswer = "message-before-answer"
+        /// The connection went silent: nothing arrived, not even a keepalive answer.
+        case silentConnection = "silent-connection"
     }
 
     /// The error that fails an accepted connection over its address's limit.
@@ -28,14 +30,18 @@ final class ConnectionGuard: Sendable {
     let maximumConnectionsPerAddress: Int
     let preAuthenticationDeadline: TimeAmount
     let firstMessageLimit: Int
+    /// A connection from which nothing arrives for this long is closed: the server pings every
+    /// keepalive interval after the last read, and a live peer answers within the timeout.
+    let silenceLimit: TimeAmount
     private let onRefusal: @Sendable (Refusal) -> Void
     /// Open connections per client address.
     private let open = Mutex<[String: Int]>([:])
     /// Connections that have opened a stream.
     private let streaming = Mutex<Set<ObjectIdentifier>>([])
 
-    init(maximumConnectionsPerAddress: Int, preAuthenticationDeadline: TimeAmount, firstMessageLimit: Int,
+    init(maximumConnectionsPerAddress: Int, preAuthenticationDeadline: TimeAmount, firstMessageLimit: Int, silenceLimit: TimeAmount,
          onRefusal: @escaping @Sendable (Refusal) -> Void) {
+        self.silenceLimit = silenceLimit
         self.maximumConnectionsPerAddress = maximumConnectionsPerAddress
         self.preAuthenticationDeadline = preAuthenticationDeadline
         self.firstMessageLimit = firstMessageLimit
@@ -46,8 +52,8 @@ final class ConnectionGuard: Sendable {
     func openConnections(from address: String) -> Int { open.withLock { $0[address] ?? 0 } }
 
     /// Admits an accepted TCP connection, or closes it when its address holds the maximum
-    /// already. An admitted connection that opens no stream within
-    /// the deadline is closed.
+    /// already. An admitted connection that opens no stream within the deadline is closed, and
+    /// so is one that goes silent for ``silenceLimit``.
     func acceptConnection(_ channel: any Channel) -> EventLoopFuture<Void> {
         let address = channel.remoteAddress?.ipAddress ?? "unknown"
         let admitted = open.withLock { counts in
@@ -75,7 +81,9 @@ final class ConnectionGuard: Sendable {
                 counts[address] = left > 0 ? left : nil
             }
         }
-        return channel.eventLoop.makeSucceededVoidFuture()
+        return channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHandler(SilenceWatchdog(limit: silenceLimit, onRefusal: onRefusal), position: .first)
+        }
     }
 
     /// Guards a new HTTP/2 stream: marks its connection as having opened one and puts a
@@ -175,5 +183,54 @@ final class FirstMessageLimitHandler: ChannelDuplexHandler, RemovableChannelHand
             answered = outbound.completed >= 2
         }
         context.write(data, promise: promise)
+    }
+}
+
+/// Closes a connection from which no byte has arrived for `limit`. gRPC's own keepalive sends a
+/// ping after a quiet interval, but on a missing answer it only starts a graceful close that waits
+/// for the peer's acknowledgement and for the open streams: a peer that is gone (power lost, a
+/// NAT mapping dropped) would hold its streams, and so its place in the waiting room or a round,
+/// until TCP gives up many minutes later. A live peer answers every ping, so it is never silent
+/// for long.
+final class SilenceWatchdog: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+
+    private let limit: TimeAmount
+    private let onRefusal: @Sendable (ConnectionGuard.Refusal) -> Void
+    private var lastRead = NIODeadline.now()
+    private var check: RepeatedTask?
+
+    init(limit: TimeAmount, onRefusal: @escaping @Sendable (ConnectionGuard.Refusal) -> Void) {
+        self.limit = limit
+        self.onRefusal = onRefusal
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        lastRead = .now()
+        let interval = max(TimeAmount.milliseconds(100), TimeAmount.nanoseconds(limit.nanoseconds / 4))
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        check = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { task in
+            let (watchdog, context) = loopBound.value
+            guard NIODeadline.now() - watchdog.lastRead > watchdog.limit else { return }
+            task.cancel()
+            watchdog.onRefusal(.silentConnection)
+            context.close(promise: nil)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        check?.cancel()
+        check = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        check?.cancel()
+        check = nil
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        lastRead = .now()
+        context.fireChannelRead(data)
     }
 }
