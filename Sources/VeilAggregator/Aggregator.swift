@@ -153,10 +153,10 @@ public final class Aggregator: Service, Sendable {
             try await withThrowingDiscardingTaskGroup { group in
                 group.addTask {
                     do { try await self.server.serve() } catch {
-                        await self.closeMetricsServer()
+                        await self.closeHTTPServers()
                         throw error
                     }
-                    await self.closeMetricsServer()
+                    await self.closeHTTPServers()
                 }
                 refresher.withLock { $0 = Task { await self.refreshLatestWindows() } }
                 sweeper.withLock { $0 = Task { await self.maintain() } }
@@ -201,7 +201,8 @@ public final class Aggregator: Service, Sendable {
     /// Whether the aggregator accepts devices (false once shutdown began).
     public var isServing: Bool { !stopping.load(ordering: .relaxed) }
 
-    private func closeMetricsServer() async {
+    /// Stops the maintenance tasks and every HTTP listener (operations and API).
+    private func closeHTTPServers() async {
         refresher.withLock { $0?.cancel() }
         sweeper.withLock { $0?.cancel() }
         let tasks = httpTasks.withLock { tasks in

@@ -48,9 +48,6 @@ final class ConnectionGuard: Sendable {
         self.onRefusal = onRefusal
     }
 
-    /// The number of open connections from `address` (for tests and metrics).
-    func openConnections(from address: String) -> Int { open.withLock { $0[address] ?? 0 } }
-
     /// Admits an accepted TCP connection, or closes it when its address holds the maximum
     /// already. An admitted connection that opens no stream within the deadline is closed, and
     /// so is one that goes silent for ``silenceLimit``.

@@ -36,9 +36,6 @@ struct WaitingRoom<Member: AnyObject> {
     /// Whether nobody waits.
     var isEmpty: Bool { entries.isEmpty }
 
-    /// Whether `member` waits.
-    func contains(_ member: Member) -> Bool { entries[ObjectIdentifier(member)] != nil }
-
     /// Adds `member`, offering `windows` (at least one), at the back of each window's queue, or
     /// at the front when it goes back to waiting (`returning`) after a cohort could not use it.
     mutating func add(_ member: Member, windows: [Int], since: ContinuousClock.Instant, returning: Bool = false) {

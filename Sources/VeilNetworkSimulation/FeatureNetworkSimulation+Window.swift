@@ -137,9 +137,7 @@ extension FeatureNetworkSimulation {
     /// The phase before which `device` drops in round `attempt` of window `window`, if it does.
     func dropPhase(device: Int, window: Int, attempt: Int) -> Phase? {
         var random = SeededRandomSource(seed: scenario.seed, label: "network-drop-\(device)-\(window)-\(attempt)")
-        let phases = Phase.allCases.filter { scenario.threatModel == .active || $0 != .consistencyCheck }
-        for phase in phases where random.nextUnitDouble() < scenario.dropout.probability(phase) { return phase }
-        return nil
+        return scenario.dropout.dropPhase(among: scenario.threatModel.phases, drawing: { random.nextUnitDouble() })
     }
 
     /// `observed` as timestamped observations spread over the window.

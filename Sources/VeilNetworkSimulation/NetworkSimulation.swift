@@ -94,15 +94,8 @@ public struct NetworkSimulation: Sendable {
         // Each device's identity, token, input and the phase it will drop before.
         let data = SyntheticData(scenario: scenario)
         var random = SeededRandomSource(seed: scenario.seed, label: "network-dropouts")
-        let phases = Phase.allCases.filter { scenario.threatModel == .active || $0 != .consistencyCheck }
-        var drops = [Phase?](repeating: nil, count: n)
-        for d in 0..<n {
-            for phase in phases where random.nextUnitDouble() < scenario.dropout.probability(phase) {
-                drops[d] = phase
-                break
-            }
-        }
-        let dropPlan = drops
+        let phases = scenario.threatModel.phases
+        let dropPlan = (0..<n).map { _ in scenario.dropout.dropPhase(among: phases, drawing: { random.nextUnitDouble() }) }
         var tokens: [String] = []
         tokens.reserveCapacity(n)
         for _ in 0..<n { tokens.append(try await store.createEnrolmentToken(lifetime: 3600)) }
@@ -250,7 +243,7 @@ public struct NetworkSimulation: Sendable {
         let expansions = counted.map { 1 + graph.neighbours(of: $0).count { sharers.contains($0) } }
         var rejections: [String: Int] = [:]
         for o in outcomes { if let e = o.error { rejections[e, default: 0] += 1 } }
-        let order = Phase.allCases.filter { configuration.threatModel == .active || $0 != .consistencyCheck }
+        let order = configuration.threatModel.phases
         let dropped = Dictionary(grouping: participationAt.values.compactMap { p -> Phase? in
             if case let .disconnected(before) = p.outcome { return before } else { return nil }
         }, by: { $0 }).mapValues(\.count)

@@ -260,16 +260,11 @@ public struct SoakSimulation: Sendable {
     ) async {
         var seen = 0
         var generator = SystemRandomNumberGenerator()
-        let phases = Phase.allCases.filter { threatModel == .active || $0 != .consistencyCheck }
         while !Task.isCancelled {
             seen = await signal.wait(after: seen)
             var more = true
             while more && !Task.isCancelled {
-                var drop: Phase?
-                for phase in phases where Double.random(in: 0..<1, using: &generator) < dropout.probability(phase) {
-                    drop = phase
-                    break
-                }
+                let drop = dropout.dropPhase(among: threatModel.phases, drawing: { Double.random(in: 0..<1, using: &generator) })
                 do {
                     let result = try await device.participateInFeatureRound(store: store, options: .init(disconnectBefore: drop))
                     switch result.outcome {

@@ -37,6 +37,10 @@ public enum ThreatModel: String, Sendable, Hashable, Codable, CaseIterable {
     /// The server may deviate (lie about dropouts, replay, drop messages); devices sign their
     /// keys and the survivor set with long-term Ed25519 identities, and run a consistency check.
     case active
+
+    /// The phases a round of this threat model runs, in protocol order: the consistency check
+    /// only in the active model.
+    public var phases: [Phase] { Phase.allCases.filter { self == .active || $0 != .consistencyCheck } }
 }
 
 /// A protocol phase, named by the message the server collects in it.

@@ -147,10 +147,7 @@ struct AdversaryRun {
         var random = SeededRandomSource(seed: scenario.seed, label: "adversary-dropout-\(label)")
         var schedule: [UInt32: Phase] = [:]
         for d in 0..<UInt32(scenario.devices) where !colluders.contains(d) {
-            for phase in Phase.allCases where random.nextUnitDouble() < scenario.dropout.probability(phase) {
-                schedule[d] = phase
-                break
-            }
+            schedule[d] = scenario.dropout.dropPhase(among: Phase.allCases, drawing: { random.nextUnitDouble() })
         }
         return schedule
     }

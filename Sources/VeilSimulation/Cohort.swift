@@ -48,11 +48,10 @@ struct Cohort: @unchecked Sendable {
                 next += 1
             }
         }
-        let phases = Phase.allCases.filter { configuration.threatModel == .active || $0 != .consistencyCheck }
+        let phases = configuration.threatModel.phases
         for d in 0..<n where behaviours[d] == .honest {
-            for phase in phases where random.nextUnitDouble() < scenario.dropout.probability(phase) {
+            if let phase = scenario.dropout.dropPhase(among: phases, drawing: { random.nextUnitDouble() }) {
                 behaviours[d] = .drops(before: phase)
-                break
             }
         }
         self.behaviours = behaviours

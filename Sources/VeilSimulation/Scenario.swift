@@ -132,6 +132,14 @@ public struct Scenario: Codable, Sendable, Equatable {
             }
         }
 
+        /// The phase before which a device drops: the first of `phases` whose draw from `unit`
+        /// (uniform in [0, 1), one draw per phase tried, in order) falls below its probability;
+        /// nil when the device stays to the end.
+        public func dropPhase(among phases: [Phase], drawing unit: () -> Double) -> Phase? {
+            for phase in phases where unit() < probability(phase) { return phase }
+            return nil
+        }
+
         /// The probability that a device drops at some phase.
         public var total: Double {
             1 - Phase.allCases.reduce(1.0) { $0 * (1 - probability($1)) }

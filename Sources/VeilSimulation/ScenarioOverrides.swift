@@ -44,8 +44,7 @@ extension Scenario {
         }
         if let v = overrides.dropout {
             guard (0..<1).contains(v) else { throw ScenarioError(field: "--dropout", reason: "must be in [0, 1), got \(v)") }
-            let phases = Phase.allCases.filter { s.threatModel == .active || $0 != .consistencyCheck }
-            s.dropout = .spread(v, over: phases)
+            s.dropout = .spread(v, over: s.threatModel.phases)
         }
         if let v = overrides.protocolName {
             switch v {

@@ -158,7 +158,7 @@ public struct SimulationReport: Codable, Sendable {
         let maskingMean = (masking?.deviceSeconds ?? 0) / Double(max(1, (masking?.answered ?? 0) + (masking?.rejectedByServer ?? 0)))
         deviceMaskingLimitRatio = deviceLimitSeconds > 0 ? maskingMean / deviceLimitSeconds : 0
 
-        let order = Phase.allCases.filter { configuration.threatModel == .active || $0 != .consistencyCheck }
+        let order = configuration.threatModel.phases
         phases = order.compactMap { phase in
             guard let f = run.phases[phase] else { return nil }
             let asked = f.answered + f.silent + f.refusedByDevices + f.rejectedByServer
