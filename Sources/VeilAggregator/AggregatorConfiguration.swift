@@ -202,8 +202,13 @@ public struct RoundPolicy: Sendable, Codable, Equatable {
     /// aggregator outage or an offline device delays a window's contributions instead of losing
     /// them. Nil: one day or one window, whichever is longer. At least one window.
     public var windowHorizonSeconds: Int?
-    /// A window's values are released only once at least this many devices contributed to it.
+    /// A window's values are released only once at least this many devices contributed to it,
+    /// and released again only once at least this many more did (SPEC.md §12.1); the same
+    /// minimum applies to a plain round's sum. At least ``minimumReleaseCohortFloor``.
     public var minimumReleaseCohort = 100
+    /// The smallest ``minimumReleaseCohort`` the configuration accepts: below it one release,
+    /// or the difference of two, is the sum of a handful of devices.
+    public static let minimumReleaseCohortFloor = 10
 
     /// Creates the default policy.
     public init() {}
@@ -303,7 +308,11 @@ public struct RoundPolicy: Sendable, Codable, Equatable {
                     throw .invalid("rounds.windowHorizonSeconds", "must be at least one window (\(windowSeconds) s) and at most 366 days, got \(horizon)")
                 }
             }
-            guard minimumReleaseCohort >= 1 else { throw .invalid("rounds.minimumReleaseCohort", "must be at least 1") }
+        }
+        guard minimumReleaseCohort >= Self.minimumReleaseCohortFloor else {
+            throw .invalid(
+                "rounds.minimumReleaseCohort",
+                "must be at least \(Self.minimumReleaseCohortFloor), got \(minimumReleaseCohort): a release, or the difference of two releases of a window, must be the sum of at least that many devices")
         }
         switch graph {
         case "auto":

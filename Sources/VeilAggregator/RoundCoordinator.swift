@@ -535,7 +535,8 @@ actor RoundCoordinator {
             var merge: WindowMerge?
             if let set = policy.featureSet, let window = FeatureWindowTask(parsing: completed.task) {
                 merge = WindowMerge(featureSet: set, windowStart: window.windowStart, sum: result.sum,
-                                    contributorIDs: result.survivors.map { completed.deviceIDs[Int($0)] })
+                                    contributorIDs: result.survivors.map { completed.deviceIDs[Int($0)] },
+                                    minimumReleaseCohort: policy.minimumReleaseCohort)
             }
             return RoundCommit(round: record, result: output, window: merge)
         case let .aborted(reason):

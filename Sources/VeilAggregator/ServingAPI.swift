@@ -4,6 +4,7 @@ import Hummingbird
 import NIOCore
 import VeilCrypto
 import VeilFeatures
+import VeilProtocol
 import VeilStore
 
 /// The HTTP API (Hummingbird, documented in `Protocols/openapi.yaml`), on two listeners:
@@ -57,9 +58,29 @@ struct ServingAPI: Sendable {
             guard let round = try await aggregator.store.round(id: id) else {
                 return problem(.notFound, "Unknown round", "no round \(id) in the history", field: "id")
             }
-            return try json(.ok, RoundStatus(round))
+            return try json(.ok, try await roundStatus(round))
         }
         return router
+    }
+
+    /// A round's status with its sum when the release rules allow it (SPEC.md §12.1): a plain
+    /// round that finished with at least `minimumReleaseCohort` survivors. A feature round's sum is
+    /// never served on its own, only inside its window's release.
+    private func roundStatus(_ round: RoundRecord) async throws -> RoundStatus {
+        var status = RoundStatus(round)
+        guard round.outcome == RoundRecord.finished else { return status }
+        let minimum = aggregator.configuration.rounds.minimumReleaseCohort
+        if FeatureWindowTask(parsing: round.task) != nil {
+            status.withheld = "a feature round's sum is served only inside its window's release"
+        } else if round.survivors < minimum {
+            status.withheld = "\(round.survivors) devices are in the sum, fewer than rounds.minimumReleaseCohort (\(minimum))"
+        } else if let result = try await aggregator.store.result(roundID: round.roundID) {
+            let sum = try ModularVector(packed: result.packedSum, count: result.dimension, bitWidth: result.bitWidth)
+            status.result = RoundSum(dimension: result.dimension, bitWidth: result.bitWidth, sum: sum.elements)
+        } else {
+            status.withheld = "the round's result is no longer kept (retentionDays)"
+        }
+        return status
     }
 
     // MARK: Feature sets
@@ -263,6 +284,11 @@ struct RoundStatus: Codable {
     let survivors: Int
     let outcome: String
     let reason: String
+    /// The sum, when released: a plain round that finished with at least the minimum release
+    /// cohort of survivors.
+    var result: RoundSum?
+    /// Why a finished round's sum is not served, when it is not.
+    var withheld: String?
 
     init(_ r: RoundRecord) {
         roundID = r.roundID
@@ -274,6 +300,13 @@ struct RoundStatus: Codable {
         outcome = r.outcome
         reason = r.reason
     }
+}
+
+/// A released plain round's sum: `dimension` integers modulo 2^`bitWidth`.
+struct RoundSum: Codable {
+    let dimension: Int
+    let bitWidth: Int
+    let sum: [UInt64]
 }
 
 /// Refuses `/v1` requests without `Authorization: Bearer <token>` (compared in constant time):

@@ -32,6 +32,8 @@ extension FeatureNetworkSimulation {
         var iterator = rounds.makeAsyncIterator()
         var summaries: [FeatureRoundSummary] = []
         var counted: [Int] = []
+        // The devices of the window's last release, by the release rule (SPEC.md §12.1).
+        var releasedDevices: [Int] = []
         var problems: [String] = []
         var toldAlreadyCounted = 0
         for attempt in 0..<scenario.roundsPerWindow {
@@ -57,6 +59,11 @@ extension FeatureNetworkSimulation {
                 if devices.count != result.survivors.count { problems.append("round \(configuration.roundID) counted devices the simulation does not know") }
                 survivors = devices.count
                 counted += devices
+                if WindowRelease.allows(
+                    contributors: counted.count, previouslyReleased: releasedDevices.isEmpty ? nil : releasedDevices.count,
+                    minimumReleaseCohort: scenario.minimumReleaseCohort) {
+                    releasedDevices = counted
+                }
                 var expected = ModularVector(zerosOfCount: layout.dimension, bitWidth: scenario.featureSet.bitWidth)
                 for d in devices { expected.add(try layout.encode(raw[d] ?? WindowObservations())) }
                 sumCorrect = Oracle.mismatches(output: result.sum, expected: expected).isEmpty
@@ -85,15 +92,18 @@ extension FeatureNetworkSimulation {
         apiReads += 1
         let stored = try await aggregator.store.storedWindows(of: scenario.featureSet, from: windowStart, to: windowStart + 1).first
         let released = served.first
-        if (released?.contributors ?? 0) != counted.count {
-            problems.append("the API reports \(released?.contributors ?? 0) contributors, the rounds counted \(counted.count)")
+        if (released?.contributors ?? 0) != releasedDevices.count || (released?.pendingContributors ?? 0) != counted.count - releasedDevices.count {
+            problems.append("the API reports \(released?.contributors ?? 0) contributors released and \(released?.pendingContributors ?? 0) pending; the rounds counted \(counted.count), the release rule allows \(releasedDevices.count)")
         }
-        let shouldRelease = counted.count >= scenario.minimumReleaseCohort
-        if shouldRelease != (released?.values != nil) {
-            problems.append(shouldRelease ? "values withheld although \(counted.count) devices contributed" : "values released below the minimum cohort")
+        if releasedDevices.isEmpty == (released?.values != nil) {
+            problems.append(releasedDevices.isEmpty ? "values released below the minimum cohort" : "values withheld although \(releasedDevices.count) devices may be released")
+        }
+        if let values = released?.values {
+            var expectedRelease = ModularVector(zerosOfCount: layout.dimension, bitWidth: scenario.featureSet.bitWidth)
+            for d in releasedDevices { expectedRelease.add(try layout.encode(raw[d] ?? WindowObservations())) }
+            if values != (try layout.decode(expectedRelease)) { problems.append("the API serves values that differ from the released devices' sum") }
         }
         let decodedStored = try stored.map { try layout.decode($0.sum) }
-        if let values = released?.values, values != decodedStored { problems.append("the API serves values that differ from the stored sum") }
         let expected = FeatureOracle.expected(counted.sorted().map { raw[$0] ?? WindowObservations() }, set: scenario.featureSet)
         let checks = FeatureOracle.check(decodedStored ?? FeatureSimulation.emptyValues(layout), expected: expected, set: scenario.featureSet)
         return FeatureWindowReport(

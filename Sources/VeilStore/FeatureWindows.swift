@@ -2,29 +2,38 @@ public import Foundation
 public import VeilFeatures
 public import VeilProtocol
 
-/// One window of a feature set as stored: the running sum of its rounds, still encoded.
+/// One window of a feature set as stored: the running sum of its rounds, still encoded, and the
+/// sum as it was last released (SPEC.md §12.1). Only the released sum is ever served.
 public struct StoredWindow: Sendable, Equatable {
     /// The window's start, seconds since the Unix epoch (UTC).
     public let windowStart: Int
-    /// The sum of every finished round of the window.
+    /// The sum of every finished round of the window. Never served: it may differ from the last
+    /// release by fewer devices than the minimum release cohort.
     public let sum: ModularVector
     /// Devices whose contributions are in the sum (over all its rounds).
     public let contributors: Int
     /// The rounds whose sums were added, oldest first.
     public let roundIDs: [String]
+    /// The window as last released, or nil before its first release.
+    public let release: WindowRelease?
 
     /// Creates a stored window.
-    public init(windowStart: Int, sum: ModularVector, contributors: Int, roundIDs: [String]) {
+    public init(windowStart: Int, sum: ModularVector, contributors: Int, roundIDs: [String], release: WindowRelease?) {
         self.windowStart = windowStart
         self.sum = sum
         self.contributors = contributors
         self.roundIDs = roundIDs
+        self.release = release
     }
 
     /// The window with one more round added, refused when the window would exceed the feature
-    /// set's maximum cohort. `stored` nil means the window's first round. Both store
-    /// implementations merge through this one function.
-    static func merging(_ stored: StoredWindow?, _ set: FeatureSet, windowStart: Int, roundID: String, sum: ModularVector, contributors: Int) throws -> StoredWindow {
+    /// set's maximum cohort. `stored` nil means the window's first round. The running sum becomes
+    /// the release when ``WindowRelease/allows(contributors:previouslyReleased:minimumReleaseCohort:)`` says
+    /// so. Both store implementations merge through this one function.
+    static func merging(
+        _ stored: StoredWindow?, _ set: FeatureSet, windowStart: Int, roundID: String, sum: ModularVector, contributors: Int,
+        minimumReleaseCohort: Int
+    ) throws -> StoredWindow {
         var total = sum
         var count = contributors
         var rounds = [roundID]
@@ -42,37 +51,81 @@ public struct StoredWindow: Sendable, Equatable {
         guard count <= set.maximumCohort else {
             throw FeatureWindowError.windowOverflow(window: windowStart, contributors: count, maximum: set.maximumCohort)
         }
-        return StoredWindow(windowStart: windowStart, sum: total, contributors: count, roundIDs: rounds)
+        var release = stored?.release
+        if WindowRelease.allows(contributors: count, previouslyReleased: release?.contributors, minimumReleaseCohort: minimumReleaseCohort) {
+            release = WindowRelease(sum: total, contributors: count, roundIDs: rounds, sequence: (release?.sequence ?? 0) + 1)
+        }
+        return StoredWindow(windowStart: windowStart, sum: total, contributors: count, roundIDs: rounds, release: release)
     }
 
     /// The round ids as stored: a JSON array of strings.
-    var roundIDsJSON: String {
+    static func json(_ roundIDs: [String]) -> String {
         String(decoding: (try? JSONEncoder().encode(roundIDs)) ?? Data("[]".utf8), as: UTF8.self)
     }
 
-    /// Parses ``roundIDsJSON``.
+    /// Parses ``json(_:)``.
     static func roundIDs(fromJSON text: String) throws -> [String] {
         try JSONDecoder().decode([String].self, from: Data(text.utf8))
     }
 
-    /// The window as released: decoded only when at least `minimumReleaseCohort` contributed.
+    /// The window as served: the last release, decoded, when it has at least
+    /// `minimumReleaseCohort` contributors; the running sum never.
     public func released(by layout: FeatureLayout, minimumReleaseCohort: Int) throws -> ReleasedWindow {
-        ReleasedWindow(
-            windowStart: windowStart, contributors: contributors, roundIDs: roundIDs,
-            values: contributors >= minimumReleaseCohort ? try layout.decode(sum) : nil)
+        let shown = release.flatMap { $0.contributors >= minimumReleaseCohort ? $0 : nil }
+        return ReleasedWindow(
+            windowStart: windowStart, contributors: shown?.contributors ?? 0, roundIDs: shown?.roundIDs ?? [],
+            values: try shown.map { try layout.decode($0.sum) }, releases: shown?.sequence ?? 0,
+            pendingContributors: contributors - (shown?.contributors ?? 0))
     }
 }
 
-/// One window of a feature set as released: the values only when enough devices contributed.
+/// A window's sum as it was released. A release replaces the previous one only when at least the
+/// minimum release cohort of new devices contributed since (SPEC.md §12.1), so that two releases
+/// of a window never subtract to the sum of fewer devices than that.
+public struct WindowRelease: Sendable, Equatable {
+    /// The released sum.
+    public let sum: ModularVector
+    /// Devices in the released sum.
+    public let contributors: Int
+    /// The rounds in the released sum, oldest first.
+    public let roundIDs: [String]
+    /// 1 for the window's first release, then one more for each release that replaced it.
+    public let sequence: Int
+
+    /// Creates a release.
+    public init(sum: ModularVector, contributors: Int, roundIDs: [String], sequence: Int) {
+        self.sum = sum
+        self.contributors = contributors
+        self.roundIDs = roundIDs
+        self.sequence = sequence
+    }
+
+    /// Whether a window whose running sum holds `contributors` devices may be released, when its
+    /// last release held `previouslyReleased` (nil: never released): at least
+    /// `minimumReleaseCohort` devices in all, and, when a release at or above that minimum
+    /// exists, at least `minimumReleaseCohort` devices more than it.
+    public static func allows(contributors: Int, previouslyReleased: Int?, minimumReleaseCohort: Int) -> Bool {
+        guard contributors >= minimumReleaseCohort else { return false }
+        guard let previous = previouslyReleased, previous >= minimumReleaseCohort else { return true }
+        return contributors - previous >= minimumReleaseCohort
+    }
+}
+
+/// One window of a feature set as served.
 public struct ReleasedWindow: Sendable, Equatable, Codable {
     /// The window's start, seconds since the Unix epoch (UTC).
     public let windowStart: Int
-    /// Devices whose contributions are in the window (over all its rounds).
+    /// Devices whose contributions are in `values` (0 before the first release).
     public let contributors: Int
-    /// The rounds whose sums were added into the window.
+    /// The rounds whose sums make up `values`.
     public let roundIDs: [String]
-    /// The decoded values, or nil while fewer than the minimum release cohort contributed.
+    /// The decoded values of the last release, or nil before the first.
     public let values: FeatureSetValues?
+    /// How many times the window was released (0, 1, or more when enough devices came later).
+    public let releases: Int
+    /// Devices counted in the window since its last release, whose contributions are not in
+    /// `values` yet: released once they reach the minimum release cohort.
+    public let pendingContributors: Int
 }
 
 /// A window result the store refuses.

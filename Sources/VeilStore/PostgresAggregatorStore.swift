@@ -99,6 +99,18 @@ public final class PostgresAggregatorStore: AggregatorStore {
             "ALTER TABLE round ADD COLUMN lease_expires_at DOUBLE PRECISION",
             "ALTER TABLE round ADD COLUMN lease_generation BIGINT NOT NULL DEFAULT 0",
         ]),
+        ("v8: window releases", [
+            """
+            ALTER TABLE window_aggregate ADD COLUMN released_sum BYTEA,
+              ADD COLUMN released_contributors BIGINT NOT NULL DEFAULT 0,
+              ADD COLUMN released_round_ids TEXT NOT NULL DEFAULT '[]',
+              ADD COLUMN release_count BIGINT NOT NULL DEFAULT 0
+            """,
+            """
+            UPDATE window_aggregate SET released_sum = sum, released_contributors = contributors,
+              released_round_ids = round_ids, release_count = 1
+            """,
+        ]),
     ]
 
     /// The database's own time in seconds since the epoch, as SQL (leases are measured in it;
@@ -348,7 +360,9 @@ public final class PostgresAggregatorStore: AggregatorStore {
 
     // MARK: Feature windows
 
-    private static let windowColumns = "window_start, dimension, bit_width, sum, contributors, round_ids"
+    private static let windowColumns = """
+        window_start, dimension, bit_width, sum, contributors, round_ids, released_sum, released_contributors, released_round_ids, release_count
+        """
 
     /// Takes the lock that serialises every change to one window (its sum and its contributors)
     /// across the instances sharing the store, until the transaction ends.
@@ -430,7 +444,9 @@ public final class PostgresAggregatorStore: AggregatorStore {
             SELECT \(unescaped: windowColumns) FROM window_aggregate
             WHERE feature_set = \(set.name) AND version = \(set.version) AND window_start = \(windowStart)
             """, logger: logger).collect().first.map(storedWindow)
-        let merged = try StoredWindow.merging(stored, set, windowStart: windowStart, roundID: roundID, sum: sum, contributors: contributorIDs.count)
+        let merged = try StoredWindow.merging(
+            stored, set, windowStart: windowStart, roundID: roundID, sum: sum, contributors: contributorIDs.count,
+            minimumReleaseCohort: merge.minimumReleaseCohort)
         if !contributorIDs.isEmpty {
             try await connection.query("""
                 INSERT INTO window_contributor (feature_set, version, window_start, device_id, round_id, counted, claimed_at)
@@ -439,12 +455,18 @@ public final class PostgresAggregatorStore: AggregatorStore {
                 ON CONFLICT (feature_set, version, window_start, device_id) DO UPDATE SET counted = TRUE
                 """, logger: logger)
         }
+        let release = merged.release
         try await connection.query("""
-            INSERT INTO window_aggregate (feature_set, version, window_start, dimension, bit_width, sum, contributors, round_ids, updated_at)
+            INSERT INTO window_aggregate (feature_set, version, window_start, dimension, bit_width, sum, contributors, round_ids, updated_at,
+              released_sum, released_contributors, released_round_ids, release_count)
             VALUES (\(set.name), \(set.version), \(windowStart), \(sum.count), \(sum.bitWidth), \(Data(merged.sum.packed())),
-                    \(merged.contributors), \(merged.roundIDsJSON), \(now.timeIntervalSince1970))
+                    \(merged.contributors), \(StoredWindow.json(merged.roundIDs)), \(now.timeIntervalSince1970),
+                    \(release.map { Data($0.sum.packed()) }), \(release?.contributors ?? 0), \(StoredWindow.json(release?.roundIDs ?? [])),
+                    \(release?.sequence ?? 0))
             ON CONFLICT (feature_set, version, window_start) DO UPDATE SET
-              sum = excluded.sum, contributors = excluded.contributors, round_ids = excluded.round_ids, updated_at = excluded.updated_at
+              sum = excluded.sum, contributors = excluded.contributors, round_ids = excluded.round_ids, updated_at = excluded.updated_at,
+              released_sum = excluded.released_sum, released_contributors = excluded.released_contributors,
+              released_round_ids = excluded.released_round_ids, release_count = excluded.release_count
             """, logger: logger)
     }
 
@@ -464,10 +486,16 @@ public final class PostgresAggregatorStore: AggregatorStore {
     }
 
     private static func storedWindow(_ row: PostgresRow) throws -> StoredWindow {
-        let (start, dimension, bitWidth, sum, contributors, roundIDs) = try row.decode((Int, Int, Int, Data, Int, String).self)
+        let (start, dimension, bitWidth, sum, contributors, roundIDs, releasedSum, releasedContributors, releasedRoundIDs, releases) =
+            try row.decode((Int, Int, Int, Data, Int, String, Data?, Int, String, Int).self)
+        let release = try releasedSum.map { sum in
+            WindowRelease(
+                sum: try ModularVector(packed: Array(sum), count: dimension, bitWidth: bitWidth), contributors: releasedContributors,
+                roundIDs: try StoredWindow.roundIDs(fromJSON: releasedRoundIDs), sequence: releases)
+        }
         return StoredWindow(
             windowStart: start, sum: try ModularVector(packed: Array(sum), count: dimension, bitWidth: bitWidth),
-            contributors: contributors, roundIDs: try StoredWindow.roundIDs(fromJSON: roundIDs))
+            contributors: contributors, roundIDs: try StoredWindow.roundIDs(fromJSON: roundIDs), release: release)
     }
 
     // MARK: Feature set registry

@@ -35,13 +35,17 @@ public struct WindowMerge: Sendable, Equatable {
     public let sum: ModularVector
     /// The devices in the sum, which the window now counts.
     public let contributorIDs: [String]
+    /// The window's running sum replaces its release only when the release rule allows it
+    /// with this minimum (``WindowRelease/allows(contributors:previouslyReleased:minimumReleaseCohort:)``).
+    public let minimumReleaseCohort: Int
 
     /// Creates a merge.
-    public init(featureSet: FeatureSet, windowStart: Int, sum: ModularVector, contributorIDs: [String]) {
+    public init(featureSet: FeatureSet, windowStart: Int, sum: ModularVector, contributorIDs: [String], minimumReleaseCohort: Int) {
         self.featureSet = featureSet
         self.windowStart = windowStart
         self.sum = sum
         self.contributorIDs = contributorIDs
+        self.minimumReleaseCohort = minimumReleaseCohort
     }
 }
 

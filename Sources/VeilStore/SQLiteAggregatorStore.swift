@@ -114,6 +114,20 @@ public final class SQLiteAggregatorStore: AggregatorStore {
                 t.add(column: "lease_generation", .integer).notNull().defaults(to: 0)
             }
         }
+        migrator.registerMigration("v8: window releases") { db in
+            // The sum as last released, which alone is served (SPEC.md §12.1). Windows stored
+            // before were served as they stood, so that is their first release.
+            try db.alter(table: "window_aggregate") { t in
+                t.add(column: "released_sum", .blob)
+                t.add(column: "released_contributors", .integer).notNull().defaults(to: 0)
+                t.add(column: "released_round_ids", .text).notNull().defaults(to: "[]")
+                t.add(column: "release_count", .integer).notNull().defaults(to: 0)
+            }
+            try db.execute(sql: """
+                UPDATE window_aggregate SET released_sum = sum, released_contributors = contributors,
+                  released_round_ids = round_ids, release_count = 1
+                """)
+        }
         return migrator
     }
 
@@ -413,11 +427,11 @@ public final class SQLiteAggregatorStore: AggregatorStore {
         let revoked = try contributorIDs.filter { try Int.fetchOne(revokedStatement, arguments: [$0]) != nil }
         guard revoked.isEmpty else { throw FeatureWindowError.revokedDuringRound(window: windowStart, devices: revoked) }
         let row = try Row.fetchOne(db, sql: """
-            SELECT window_start, dimension, bit_width, sum, contributors, round_ids FROM window_aggregate
-            WHERE feature_set = ? AND version = ? AND window_start = ?
+            SELECT \(windowColumns) FROM window_aggregate WHERE feature_set = ? AND version = ? AND window_start = ?
             """, arguments: [set.name, set.version, windowStart])
         let merged = try StoredWindow.merging(
-            try row.map(storedWindow), set, windowStart: windowStart, roundID: roundID, sum: sum, contributors: contributorIDs.count)
+            try row.map(storedWindow), set, windowStart: windowStart, roundID: roundID, sum: sum, contributors: contributorIDs.count,
+            minimumReleaseCohort: merge.minimumReleaseCohort)
         let mark = try db.cachedStatement(sql: """
             INSERT INTO window_contributor (feature_set, version, window_start, device_id, round_id, counted, claimed_at)
             VALUES (?, ?, ?, ?, ?, 1, ?)
@@ -426,19 +440,25 @@ public final class SQLiteAggregatorStore: AggregatorStore {
         for id in contributorIDs {
             try mark.execute(arguments: [set.name, set.version, windowStart, id, roundID, now.timeIntervalSince1970])
         }
+        let release = merged.release
         try db.execute(sql: """
-            INSERT INTO window_aggregate (feature_set, version, window_start, dimension, bit_width, sum, contributors, round_ids, updated_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO window_aggregate (feature_set, version, window_start, dimension, bit_width, sum, contributors, round_ids, updated_at,
+              released_sum, released_contributors, released_round_ids, release_count)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (feature_set, version, window_start) DO UPDATE SET
-              sum = excluded.sum, contributors = excluded.contributors, round_ids = excluded.round_ids, updated_at = excluded.updated_at
+              sum = excluded.sum, contributors = excluded.contributors, round_ids = excluded.round_ids, updated_at = excluded.updated_at,
+              released_sum = excluded.released_sum, released_contributors = excluded.released_contributors,
+              released_round_ids = excluded.released_round_ids, release_count = excluded.release_count
             """, arguments: [set.name, set.version, windowStart, sum.count, sum.bitWidth, Data(merged.sum.packed()),
-                             merged.contributors, merged.roundIDsJSON, now.timeIntervalSince1970])
+                             merged.contributors, StoredWindow.json(merged.roundIDs), now.timeIntervalSince1970,
+                             release.map { Data($0.sum.packed()) }, release?.contributors ?? 0,
+                             StoredWindow.json(release?.roundIDs ?? []), release?.sequence ?? 0])
     }
 
     public func storedWindows(of set: FeatureSet, from: Int, to: Int) async throws -> [StoredWindow] {
         try await pool.read { db in
             try Row.fetchAll(db, sql: """
-                SELECT window_start, dimension, bit_width, sum, contributors, round_ids FROM window_aggregate
+                SELECT \(Self.windowColumns) FROM window_aggregate
                 WHERE feature_set = ? AND version = ? AND window_start >= ? AND window_start < ? ORDER BY window_start
                 """, arguments: [set.name, set.version, from, to]).map(Self.storedWindow)
         }
@@ -447,17 +467,28 @@ public final class SQLiteAggregatorStore: AggregatorStore {
     public func newestWindow(of set: FeatureSet) async throws -> StoredWindow? {
         try await pool.read { db in
             try Row.fetchOne(db, sql: """
-                SELECT window_start, dimension, bit_width, sum, contributors, round_ids FROM window_aggregate
+                SELECT \(Self.windowColumns) FROM window_aggregate
                 WHERE feature_set = ? AND version = ? ORDER BY window_start DESC LIMIT 1
                 """, arguments: [set.name, set.version]).map(Self.storedWindow)
         }
     }
 
+    /// The columns ``storedWindow(_:)`` reads.
+    private static let windowColumns = """
+        window_start, dimension, bit_width, sum, contributors, round_ids, released_sum, released_contributors, released_round_ids, release_count
+        """
+
     private static func storedWindow(_ row: Row) throws -> StoredWindow {
-        StoredWindow(
+        let dimension: Int = row["dimension"], bitWidth: Int = row["bit_width"]
+        let release = try (row["released_sum"] as Data?).map { sum in
+            WindowRelease(
+                sum: try ModularVector(packed: Array(sum), count: dimension, bitWidth: bitWidth), contributors: row["released_contributors"],
+                roundIDs: try StoredWindow.roundIDs(fromJSON: row["released_round_ids"]), sequence: row["release_count"])
+        }
+        return StoredWindow(
             windowStart: row["window_start"],
-            sum: try ModularVector(packed: Array(row["sum"] as Data), count: row["dimension"], bitWidth: row["bit_width"]),
-            contributors: row["contributors"], roundIDs: try StoredWindow.roundIDs(fromJSON: row["round_ids"]))
+            sum: try ModularVector(packed: Array(row["sum"] as Data), count: dimension, bitWidth: bitWidth),
+            contributors: row["contributors"], roundIDs: try StoredWindow.roundIDs(fromJSON: row["round_ids"]), release: release)
     }
 
     // MARK: Feature set registry

@@ -44,7 +44,7 @@ import VeilStore
                 #expect(code.contains("permission"), "\(code)")
             }
             #expect(try !stores[0].isCounted(window: Self.window))
-            #expect(try await harness.aggregator.featureWindows(of: Self.set, from: Self.window, to: Self.window + 1).first?.contributors == 8)
+            #expect(try await harness.countedWindow(of: Self.set, window: Self.window)?.contributors == 8)
         }
     }
 

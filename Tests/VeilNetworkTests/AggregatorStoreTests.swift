@@ -113,7 +113,7 @@ func withScratchStore(_ backend: StoreBackend, _ body: (ScratchStore, any Aggreg
     @Test(arguments: StoreBackend.allCases)
     func migrationsAreVersionedAndReopeningAppliesNothingTwice(_ backend: StoreBackend) async throws {
         try await withScratchStore(backend) { scratch, store in
-            let expected = ["v1: enrolment and rounds", "v2: round results", "v3: feature windows", "v4: feature set registry", "v5: window contributors", "v6: round instances", "v7: round leases"]
+            let expected = ["v1: enrolment and rounds", "v2: round results", "v3: feature windows", "v4: feature set registry", "v5: window contributors", "v6: round instances", "v7: round leases", "v8: window releases"]
             #expect(try await store.appliedMigrations() == expected)
             let again = try await scratch.open()
             #expect(try await again.appliedMigrations() == expected)
@@ -210,8 +210,9 @@ func withScratchStore(_ backend: StoreBackend, _ body: (ScratchStore, any Aggreg
 
             let released = try await store.windows(of: layout, from: window, to: window + 7200, minimumReleaseCohort: 10)
             #expect(released[0].values != nil)
+            #expect(released[0].contributors == 45 && released[0].releases == 2, "20, then 25 more: each at least the minimum of 10")
             #expect(released[1].values == nil, "5 contributors are below the minimum release cohort of 10")
-            #expect(released[1].contributors == 5)
+            #expect(released[1].contributors == 0 && released[1].pendingContributors == 5)
 
             // The overflow check assumed at most maximumCohort (50) devices per window.
             await #expect(throws: FeatureWindowError.windowOverflow(window: window, contributors: 51, maximum: 50)) {
@@ -341,12 +342,17 @@ func withScratchStore(_ backend: StoreBackend, _ body: (ScratchStore, any Aggreg
 extension AggregatorStore {
     /// Commits a finished feature round that adds `sum` from `contributorIDs` into a window:
     /// the store's one end-of-round transaction, with a result shaped like the aggregator's.
-    func addToWindow(_ set: FeatureSet, windowStart: Int, roundID: String, sum: ModularVector, contributorIDs: [String], now: Date = Date()) async throws {
+    func addToWindow(
+        _ set: FeatureSet, windowStart: Int, roundID: String, sum: ModularVector, contributorIDs: [String], now: Date = Date(),
+        minimumReleaseCohort: Int = 10
+    ) async throws {
         let record = RoundRecord(roundID: roundID, task: "\(set.name)/v\(set.version)/\(windowStart)", startedAt: now, endedAt: now,
                                  cohortSize: contributorIDs.count, survivors: contributorIDs.count, outcome: RoundRecord.finished, reason: "")
         let result = RoundResultRecord(roundID: roundID, dimension: sum.count, bitWidth: sum.bitWidth, packedSum: sum.packed(), survivorBitmap: [])
         try await commitRound(RoundCommit(
             round: record, result: result,
-            window: WindowMerge(featureSet: set, windowStart: windowStart, sum: sum, contributorIDs: contributorIDs)), now: now)
+            window: WindowMerge(
+                featureSet: set, windowStart: windowStart, sum: sum, contributorIDs: contributorIDs, minimumReleaseCohort: minimumReleaseCohort)),
+            now: now)
     }
 }

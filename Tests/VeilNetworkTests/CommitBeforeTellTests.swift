@@ -42,9 +42,9 @@ import VeilStore
             let second = try await everyoneParticipates()
             #expect(second.allSatisfy { $0.outcome == .counted }, "\(second.map(\.outcome))")
             for d in 0..<8 { #expect(try stores[d].isCounted(window: window)) }
-            let stored = try #require(try await harness.aggregator.featureWindows(of: set, from: window, to: window + 1).first)
-            #expect(stored.contributors == 8 && stored.roundIDs.count == 1)
-            #expect(stored.values?.values["crashes"] == .eventCount(count: 8, clipped: 0))
+            let stored = try #require(try await harness.countedWindow(of: set, window: window))
+            #expect(stored.contributors == 8 && stored.rounds == 1)
+            #expect(stored.values.values["crashes"] == .eventCount(count: 8, clipped: 0))
         }
     }
 

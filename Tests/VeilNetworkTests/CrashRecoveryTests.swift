@@ -209,7 +209,7 @@ import VeilStore
         configuration.instance = instance
         configuration.rounds.featureSet = set
         configuration.rounds.windowSeconds = windowSeconds
-        configuration.rounds.minimumReleaseCohort = 1
+        configuration.rounds.minimumReleaseCohort = 10
         configuration.rounds.maximumCohort = cohortSize
         configuration.rounds.graph = "complete"
         // Every round has exactly 8 devices and threshold 5 (the parameter finder has no safe

@@ -182,13 +182,20 @@ extension NetworkHarness {
             fixedTime: now ?? Date(timeIntervalSince1970: Double(window + 5400)), failingCommits: failingCommits, commitDelay: commitDelay
         ) { c in
             c.rounds.featureSet = set
-            c.rounds.minimumReleaseCohort = 1
+            c.rounds.minimumReleaseCohort = 10
             c.rounds.minimumCohort = 8
             c.rounds.maximumCohort = 8
             c.rounds.expectedDropout = 0.01
             c.rounds.threshold = 5
             configure(&c)
         }
+    }
+
+    /// Window `window` of `set` as counted so far: the store's running sum, decoded, which the API
+    /// never serves (only releases), with its contributor and round counts.
+    func countedWindow(of set: FeatureSet, window: Int) async throws -> (contributors: Int, rounds: Int, values: FeatureSetValues)? {
+        guard let stored = try await aggregator.store.storedWindows(of: set, from: window, to: window + 1).first else { return nil }
+        return (stored.contributors, stored.roundIDs.count, try FeatureLayout(set).decode(stored.sum))
     }
 
     /// `count` device observation stores in the harness's directory (named `prefix-d`), each

@@ -32,7 +32,7 @@ import VeilStore
         return RoundCommit(
             round: record,
             result: RoundResultRecord(roundID: roundID, dimension: sum.count, bitWidth: 32, packedSum: sum.packed(), survivorBitmap: [0x0F]),
-            window: WindowMerge(featureSet: fleet, windowStart: window, sum: sum, contributorIDs: contributors))
+            window: WindowMerge(featureSet: fleet, windowStart: window, sum: sum, contributorIDs: contributors, minimumReleaseCohort: 10))
     }
 
     /// C1: the round row, its result, the window merge and the claim release commit together, or

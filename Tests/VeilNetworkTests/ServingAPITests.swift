@@ -129,6 +129,7 @@ import VeilProtocol
         #expect(try await Self.request(harness, "/v1/rounds", method: "POST").status == 409, "nobody is waiting")
         let status = try await Self.request(harness, "/v1/rounds/\(roundID)")
         #expect(status.status == 200 && status.body.contains("\"outcome\":\"finished\"") && status.body.contains("\"task\":\"fleet\\/v1\\/\(Self.window)\""))
+        #expect(!status.body.contains("\"result\"") && status.body.contains("served only inside its window's release"), "a feature round's own sum is never served")
         #expect(try await Self.request(harness, "/v1/rounds/nope").status == 404)
     }
 

@@ -42,9 +42,9 @@ import VeilStore
                 for store in stores { #expect(try store.isCounted(window: window)) }
             }
             for window in [Self.w0, w1, w2] {
-                let stored = try #require(try await harness.aggregator.featureWindows(of: Self.set, from: window, to: window + 1).first)
+                let stored = try #require(try await harness.countedWindow(of: Self.set, window: window))
                 #expect(stored.contributors == 8)
-                #expect(stored.values?.values["crashes"] == .eventCount(count: 8, clipped: 0))
+                #expect(stored.values.values["crashes"] == .eventCount(count: 8, clipped: 0))
             }
         }
     }
