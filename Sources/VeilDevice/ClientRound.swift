@@ -33,6 +33,9 @@ struct ClientRound {
     let signedRounds: SignedRoundLedger
     /// The windows offered at check-in (feature rounds), oldest first; empty for plain rounds.
     let offeredWindows: [Int]
+    /// Called before the masked input is sent, to record durably that the input is spent; when
+    /// it throws, the device leaves the round without sending it.
+    let beforeMaskedInput: VeilDevice.SpendHook?
     private var state = State.awaitingChallenge
     private var random = SystemRandomSource()
     private var bytesSent = 0
@@ -41,8 +44,12 @@ struct ClientRound {
     private var advertisedAt: ContinuousClock.Instant?
     private var computeSeconds = 0.0
 
-    init(identity: DeviceIdentity, options: ParticipationOptions, policy: DevicePolicy, signedRounds: SignedRoundLedger, offeredWindows: [Int] = []) {
+    init(
+        identity: DeviceIdentity, options: ParticipationOptions, policy: DevicePolicy, signedRounds: SignedRoundLedger, offeredWindows: [Int] = [],
+        beforeMaskedInput: VeilDevice.SpendHook? = nil
+    ) {
         self.offeredWindows = offeredWindows
+        self.beforeMaskedInput = beforeMaskedInput
         self.identity = identity
         self.options = options
         self.policy = policy
@@ -118,6 +125,12 @@ struct ClientRound {
                 let reply: DeviceMessage
                 do { reply = try session.handle(message, using: &random) } catch {
                     return refuse(error)
+                }
+                if case .maskedInput = reply, let beforeMaskedInput {
+                    do { try beforeMaskedInput(assignment) } catch {
+                        state = .done
+                        throw .localStore("cannot record the input as spent, so it is not sent: \(error)")
+                    }
                 }
                 state = .inRound(session, assignment)
                 return send(reply, configuration)

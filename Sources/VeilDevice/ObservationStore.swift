@@ -17,7 +17,7 @@ public final class ObservationStore: Sendable {
     public let windowSeconds: Int
     /// How long raw observations are kept.
     public let retention: TimeInterval
-    private let queue: DatabaseQueue
+    let queue: DatabaseQueue
 
     /// Opens (creating and migrating as needed) the store at `path`.
     public init(path: String, layout: FeatureLayout, windowSeconds: Int, retention: TimeInterval) throws {
@@ -48,6 +48,18 @@ public final class ObservationStore: Sendable {
                 t.primaryKey(["feature_set", "version", "window_start"])
             }
         }
+        migrator.registerMigration("v2: spent windows") { db in
+            // Windows whose masked input was sent (SPEC.md §12.1): never contributed again,
+            // whatever the aggregator says, under any version of the feature set.
+            try db.create(table: "spent_window") { t in
+                t.column("feature_set", .text).notNull()
+                t.column("window_start", .integer).notNull()
+                t.column("version", .integer).notNull()
+                t.column("round_id", .text).notNull()
+                t.column("spent_at", .double).notNull()
+                t.primaryKey(["feature_set", "window_start"])
+            }
+        }
         try migrator.migrate(queue)
     }
 
@@ -75,7 +87,7 @@ public final class ObservationStore: Sendable {
 
     /// Records many observations in one transaction: all of them or, when one is refused, none.
     /// An agent that buffers readings saves a synchronous write per reading this way. An
-    /// observation dated in a window already counted is refused
+    /// observation dated in a window already counted or spent is refused
     /// (``ObservationError/lateObservation(window:)``): it could never be contributed.
     public func record(_ observations: [Observation]) throws {
         for o in observations {
@@ -86,7 +98,9 @@ public final class ObservationStore: Sendable {
         let windows = Set(observations.map { windowStart(of: $0.date) })
         try queue.write { db in
             let counted = try db.cachedStatement(sql: "SELECT 1 FROM contribution WHERE feature_set = ? AND version = ? AND window_start = ?")
-            for window in windows.sorted() where try Row.fetchOne(counted, arguments: [set.name, set.version, window]) != nil {
+            let spent = try db.cachedStatement(sql: "SELECT 1 FROM spent_window WHERE feature_set = ? AND window_start = ?")
+            for window in windows.sorted() where try Row.fetchOne(counted, arguments: [set.name, set.version, window]) != nil
+                || Row.fetchOne(spent, arguments: [set.name, window]) != nil {
                 throw ObservationError.lateObservation(window: window)
             }
             let statement = try db.cachedStatement(sql: """
@@ -121,8 +135,8 @@ public final class ObservationStore: Sendable {
 
     // MARK: Contributing
 
-    /// Windows that have closed (ended at or before `now`), hold observations and were not
-    /// counted yet, oldest first.
+    /// Windows that have closed (ended at or before `now`), hold observations and were neither
+    /// counted nor spent, oldest first.
     public func pendingWindows(now: Date = Date()) throws -> [Int] {
         let current = windowStart(of: now)
         let set = layout.featureSet
@@ -131,26 +145,27 @@ public final class ObservationStore: Sendable {
                 SELECT DISTINCT window_start FROM observation
                 WHERE window_start < ? AND window_start NOT IN
                   (SELECT window_start FROM contribution WHERE feature_set = ? AND version = ?)
+                  AND window_start NOT IN (SELECT window_start FROM spent_window WHERE feature_set = ?)
                 ORDER BY window_start
-                """, arguments: [current, set.name, set.version])
+                """, arguments: [current, set.name, set.version, set.name])
         }
     }
 
     /// The windows to offer at check-in (SPEC.md §12.1), oldest first: every pending window
-    /// (``pendingWindows(now:)``) and the most recent closed window unless it is counted (a
+    /// (``pendingWindows(now:)``) and the most recent closed window unless it is counted or spent (a
     /// device without observations still counts as a contributor). At most
     /// `TransportCodec.maximumOfferedWindows`: beyond that the oldest ones and the most recent.
     public func offerableWindows(now: Date = Date()) throws -> [Int] {
         var windows = try pendingWindows(now: now)
         let latest = windowStart(of: now) - windowSeconds
-        if windows.last != latest, try !isCounted(window: latest) { windows.append(latest) }
+        if windows.last != latest, try !isCounted(window: latest), try !isSpent(window: latest) { windows.append(latest) }
         let limit = TransportCodec.maximumOfferedWindows
         guard windows.count > limit else { return windows }
         return Array(windows.prefix(limit - 1)) + [windows[windows.count - 1]]
     }
 
-    /// `windows` as an offer: sorted, each closed at `now`, aligned to this store's windows and
-    /// not counted, at most `TransportCodec.maximumOfferedWindows`; otherwise refused.
+    /// `windows` as an offer: sorted, each closed at `now`, aligned to this store's windows,
+    /// neither counted nor spent, at most `TransportCodec.maximumOfferedWindows`; otherwise refused.
     public func checkedOffer(_ windows: [Int], now: Date) throws -> [Int] {
         let offer = Array(Set(windows)).sorted()
         let current = windowStart(of: now)
@@ -159,6 +174,7 @@ public final class ObservationStore: Sendable {
             guard window >= 0, window % windowSeconds == 0 else { throw ObservationError.notOfferable(window: window, reason: "not aligned to \(windowSeconds) s windows") }
             guard window < current else { throw ObservationError.notOfferable(window: window, reason: "not closed yet") }
             guard try !isCounted(window: window) else { throw ObservationError.alreadyCounted(window: window) }
+            guard try !isSpent(window: window) else { throw ObservationError.spent(window: window) }
         }
         return offer
     }
@@ -267,6 +283,9 @@ public enum ObservationError: Error, Equatable, Sendable, CustomStringConvertibl
     case lateObservation(window: Int)
     /// The window cannot be offered for a round (not closed, not aligned, too many).
     case notOfferable(window: Int, reason: String)
+    /// The window's masked input was already sent in a round: it is never contributed again
+    /// (SPEC.md §12.1).
+    case spent(window: Int)
 
     /// A one-line explanation.
     public var description: String {
@@ -275,8 +294,9 @@ public enum ObservationError: Error, Equatable, Sendable, CustomStringConvertibl
         case let .wrongKind(name): return "feature \"\(name)\" takes another kind of value"
         case let .negativeEventCount(name): return "feature \"\(name)\": event counts cannot be negative"
         case let .alreadyCounted(window): return "window \(window) was already counted"
-        case let .lateObservation(window): return "window \(window) was already counted; an observation dated in it came too late to be contributed"
+        case let .lateObservation(window): return "window \(window) was already contributed; an observation dated in it came too late to be counted"
         case let .notOfferable(window, reason): return "window \(window) cannot be offered: \(reason)"
+        case let .spent(window): return "window \(window) was already sent masked in a round; it is never contributed again"
         }
     }
 }

@@ -8,26 +8,63 @@ extension VeilDevice {
     /// Takes part in one round with the contribution of `window` from `store`, and marks the
     /// window counted only when the aggregator reports the round finished with this input in the
     /// sum (or that an earlier round already counted it). Otherwise (not counted, aborted, no
-    /// round, an error) the window stays pending and is offered again in a later round. A window
-    /// already counted is refused before connecting.
+    /// round, an error) the window stays pending and is offered again in a later round, unless
+    /// its masked input was sent: then it is spent (SPEC.md §12.1) and never contributed again.
+    /// A window already counted or spent, not closed or not aligned is refused before
+    /// connecting; a round whose task names another window or feature set is left before
+    /// anything is sent.
     public func contribute(window: Int, from store: ObservationStore, options: ParticipationOptions = .init()) async throws(DeviceError) -> RoundParticipation {
+        let now = clock()
         do {
             guard try !store.isCounted(window: window) else { throw DeviceError.localStore("window \(window) was already counted") }
+            _ = try store.checkedOffer([window], now: now)
         } catch let error as DeviceError {
             throw error
+        } catch let error as ObservationError {
+            throw .input(error.description)
         } catch {
             throw .localStore(String(describing: error))
         }
-        let layout = store.layout
-        let result = try await participate(options: options) { assignment in
-            let configuration = assignment.configuration
-            guard configuration.dimension == layout.dimension, configuration.bitWidth == layout.featureSet.bitWidth else {
-                throw DeviceError.input("the round wants \(configuration.dimension) elements of \(configuration.bitWidth) bits; feature set \(layout.featureSet.name) v\(layout.featureSet.version) has \(layout.dimension) of \(layout.featureSet.bitWidth)")
-            }
+        let result = try await participate(options: options, offering: [], beforeMaskedInput: Self.spending(store)) { assignment in
+            try Self.checkTask(assignment, names: [window], of: store, now: now)
             return try store.contribution(for: window)
         }
         try Self.recordCounted(result, in: store, offered: [window])
         return result
+    }
+
+    /// Checks, before anything is sent, that `assignment` is a feature round of `store`'s set and
+    /// version for one of `windows`, that the window is closed at `now`, aligned, neither counted
+    /// nor spent, and that the round's vector has the set's shape (SPEC.md §12.1). Returns the window.
+    @discardableResult
+    static func checkTask(_ assignment: RoundAssignmentContent, names windows: [Int], of store: ObservationStore, now: Date) throws -> Int {
+        let layout = store.layout
+        guard let task = FeatureWindowTask(parsing: assignment.task),
+              task.featureSet == layout.featureSet.name, task.version == layout.featureSet.version else {
+            throw DeviceError.input("the round aggregates \"\(assignment.task)\", not \(layout.featureSet.name)/v\(layout.featureSet.version)")
+        }
+        let window = task.windowStart
+        guard windows.contains(window) else {
+            throw DeviceError.input("the round aggregates window \(window), which this device did not offer")
+        }
+        guard window % store.windowSeconds == 0, window + store.windowSeconds <= Int(now.timeIntervalSince1970.rounded(.down)) else {
+            throw DeviceError.input("the round aggregates window \(window), which is not a closed \(store.windowSeconds) s window")
+        }
+        guard try !store.isCounted(window: window) else { throw DeviceError.localStore("window \(window) was already counted") }
+        guard try !store.isSpent(window: window) else { throw DeviceError.localStore(ObservationError.spent(window: window).description) }
+        let configuration = assignment.configuration
+        guard configuration.dimension == layout.dimension, configuration.bitWidth == layout.featureSet.bitWidth else {
+            throw DeviceError.input("the round wants \(configuration.dimension) elements of \(configuration.bitWidth) bits; feature set \(layout.featureSet.name) v\(layout.featureSet.version) has \(layout.dimension) of \(layout.featureSet.bitWidth)")
+        }
+        return window
+    }
+
+    /// Marks the assignment's window spent in `store` before its masked input is sent.
+    static func spending(_ store: ObservationStore) -> SpendHook {
+        { assignment in
+            guard let task = FeatureWindowTask(parsing: assignment.task) else { throw DeviceError.input("the round names no window") }
+            try store.markSpent(window: task.windowStart, round: assignment.configuration.roundID)
+        }
     }
 
     /// Takes part in one feature round (SPEC.md §12.1). The device offers `windows` (by default
@@ -61,22 +98,8 @@ extension VeilDevice {
                 reason: "every closed window of \(layout.featureSet.name) v\(layout.featureSet.version) is counted; nothing to offer until \(nextClose)",
                 configuration: nil, deviceIndex: nil, task: nil, countedRoundID: nil, survivors: 0, bytesSent: 0, bytesReceived: 0, computeSeconds: 0)
         }
-        let result = try await participate(options: options, offering: offer) { assignment in
-            guard let task = FeatureWindowTask(parsing: assignment.task),
-                  task.featureSet == layout.featureSet.name, task.version == layout.featureSet.version else {
-                throw DeviceError.input("the round aggregates \"\(assignment.task)\", not \(layout.featureSet.name)/v\(layout.featureSet.version)")
-            }
-            guard offer.contains(task.windowStart) else {
-                throw DeviceError.input("the round aggregates window \(task.windowStart), which this device did not offer")
-            }
-            guard try !store.isCounted(window: task.windowStart) else {
-                throw DeviceError.localStore("window \(task.windowStart) was already counted")
-            }
-            let configuration = assignment.configuration
-            guard configuration.dimension == layout.dimension, configuration.bitWidth == layout.featureSet.bitWidth else {
-                throw DeviceError.input("the round's vector shape does not match feature set \(layout.featureSet.name) v\(layout.featureSet.version)")
-            }
-            return try store.contribution(for: task.windowStart)
+        let result = try await participate(options: options, offering: offer, beforeMaskedInput: Self.spending(store)) { assignment in
+            try store.contribution(for: try Self.checkTask(assignment, names: offer, of: store, now: now))
         }
         try Self.recordCounted(result, in: store, offered: offer)
         return result

@@ -22,6 +22,9 @@ public import VeilWire
 public struct VeilDevice: Sendable {
     /// Produces the device's input for a round it was assigned to.
     public typealias InputProvider = @Sendable (RoundAssignmentContent) async throws -> ModularVector
+    /// Records durably that a round's input is about to be sent masked (SPEC.md §12.1); throwing
+    /// keeps it unsent.
+    typealias SpendHook = @Sendable (RoundAssignmentContent) throws -> Void
 
     /// The device's long-term identity.
     public let identity: DeviceIdentity
@@ -78,7 +81,9 @@ public struct VeilDevice: Sendable {
     }
 
     /// ``participate(options:input:)``, offering `windows` at check-in (feature rounds, SPEC.md §12.1).
-    func participate(options: ParticipationOptions, offering windows: [Int], input: @escaping InputProvider) async throws(DeviceError) -> RoundParticipation {
+    func participate(
+        options: ParticipationOptions, offering windows: [Int], beforeMaskedInput: SpendHook? = nil, input: @escaping InputProvider
+    ) async throws(DeviceError) -> RoundParticipation {
         let service = Veil_V1_Aggregator.Client(wrapping: connection.client)
         let (outgoing, sender) = AsyncStream.makeStream(of: Veil_V1_DeviceFrame.self)
         let (identity, policy, signedRounds) = (self.identity, self.policy, self.signedRounds)
@@ -89,7 +94,9 @@ public struct VeilDevice: Sendable {
                 for await frame in outgoing { try await writer.write(frame) }
             }, onResponse: { response in
                 defer { sender.finish() }
-                var round = ClientRound(identity: identity, options: options, policy: policy, signedRounds: signedRounds, offeredWindows: windows)
+                var round = ClientRound(
+                    identity: identity, options: options, policy: policy, signedRounds: signedRounds, offeredWindows: windows,
+                    beforeMaskedInput: beforeMaskedInput)
                 var refusal: DeviceError?
                 for try await frame in response.messages {
                     // After a refusal, wait for the aggregator to end the stream, so that the

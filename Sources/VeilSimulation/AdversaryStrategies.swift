@@ -210,6 +210,6 @@ extension AdversaryRun {
         return AdversaryStrategyReport(
             strategy: .lowOrderKeyDevice, subRounds: rounds, expectationMet: held,
             verdict: held ? "the server removed the device and the others finished with the exact sum; neighbours given its key refused it as a peer fault"
-                          : "a small-order key was not handled as SPEC.md §6.0 and §13.3 say")
+                          : "a small-order key was not handled as SPEC.md §6.0 and §13.4 say")
     }
 }

@@ -130,4 +130,39 @@ import VeilProtocol
         let values = try FeatureLayout(FeatureEncodingTests.fleet).decode(store.contribution(for: window))
         #expect(values.values["crashes"] == .eventCount(count: 1, clipped: 0))
     }
+
+    /// Issue 14, finding 6: once a window's masked input was sent, the window is spent under every
+    /// version of the feature set, whatever the aggregator says afterwards.
+    @Test func aSpentWindowIsNeverOfferedOrContributedAgain() throws {
+        let path = Self.temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try Self.open(path)
+        let window = Int(Self.t0.timeIntervalSince1970)
+        let later = Self.t0.addingTimeInterval(7200)
+        try store.record(feature: "session_seconds", value: 10, at: Self.t0.addingTimeInterval(60))
+        #expect(try store.offerableWindows(now: later) == [window, window + Self.hour])
+        var random = SeededRandomSource(seed: 3, label: "round")
+        let round = RoundID(using: &random)
+        try store.markSpent(window: window, round: round)
+        try store.markSpent(window: window, round: round)   // the same round again: nothing changes
+        #expect(throws: ObservationError.spent(window: window)) { try store.markSpent(window: window, round: RoundID(using: &random)) }
+        #expect(try store.isSpent(window: window) && store.spendingRound(of: window) == "\(round)")
+        #expect(try store.pendingWindows(now: later).isEmpty)
+        #expect(try store.offerableWindows(now: later) == [window + Self.hour])
+        #expect(throws: ObservationError.spent(window: window)) { _ = try store.checkedOffer([window], now: later) }
+        #expect(throws: ObservationError.lateObservation(window: window)) {
+            try store.record(feature: "session_seconds", value: 20, at: Self.t0.addingTimeInterval(120))
+        }
+        #expect(try store.spentUnconfirmedWindows() == [window])
+        try store.markCounted(window: window, round: round)
+        #expect(try store.spentUnconfirmedWindows().isEmpty)
+
+        // A new version of the set reads the same raw observations: the window stays spent.
+        var next = FeatureEncodingTests.fleet
+        next.version += 1
+        let reopened = try ObservationStore(path: path, layout: FeatureLayout(next), windowSeconds: Self.hour, retention: 2 * 86_400)
+        #expect(try reopened.isSpent(window: window) && !reopened.isCounted(window: window))
+        #expect(try reopened.offerableWindows(now: later) == [window + Self.hour])
+        #expect(throws: ObservationError.spent(window: window)) { _ = try reopened.checkedOffer([window], now: later) }
+    }
 }

@@ -10,8 +10,10 @@ import VeilStore
 @Suite(.serialized) struct CommitBeforeTellTests {
     /// The store loses its connection exactly when a finished round commits. Before, every
     /// device had already been told COUNTED (and marked its window done) while nothing was
-    /// stored: the window was lost fleet-wide. Now nobody is told COUNTED, the windows stay
-    /// pending on the devices, and the next round counts each of them once.
+    /// stored. Now nobody is told COUNTED and nothing is stored. Issue 14 (finding 6): the
+    /// devices sent their masked inputs, so their windows are spent and never offered again,
+    /// whatever the aggregator says: an aggregator that answers ABORTED after unmasking cannot
+    /// run the window again with a cohort that differs by one device and subtract.
     @Test func aRoundWhoseEndCannotBeCommittedTellsNobodyCounted() async throws {
         let set = FeatureSet(name: "fleet", version: 1, bitWidth: 48, maximumCohort: 1000, features: [
             Feature(name: "crashes", kind: .eventCount, maximumValuesPerDevice: 3),
@@ -38,13 +40,17 @@ import VeilStore
             #expect(lost.outcome == "aborted" && lost.reason.contains("could not be stored"))
             #expect(try await harness.scrape().body.contains("veil_rounds_total{outcome=\"lost\"} 1"))
 
-            // The store is back: the same devices are counted, each once.
+            // The store is back, but the devices' inputs were sent: the window is spent on each.
+            for d in 0..<8 {
+                #expect(try stores[d].isSpent(window: window) && stores[d].spentUnconfirmedWindows() == [window])
+                #expect(try stores[d].pendingWindows(now: Date(timeIntervalSince1970: Double(window + 7200))).isEmpty)
+            }
             let second = try await everyoneParticipates()
-            #expect(second.allSatisfy { $0.outcome == .counted }, "\(second.map(\.outcome))")
-            for d in 0..<8 { #expect(try stores[d].isCounted(window: window)) }
-            let stored = try #require(try await harness.countedWindow(of: set, window: window))
-            #expect(stored.contributors == 8 && stored.rounds == 1)
-            #expect(stored.values.values["crashes"] == .eventCount(count: 8, clipped: 0))
+            #expect(second.allSatisfy { if case .noRound = $0.outcome { true } else { false } }, "nothing is offered: \(second.map(\.outcome))")
+            await #expect(throws: DeviceError.input(ObservationError.spent(window: window).description), "not even when asked to") {
+                _ = try await harness.device(identity: identities[0], connection: connection).participateInFeatureRound(store: stores[0], windows: [window])
+            }
+            #expect(try await harness.countedWindow(of: set, window: window) == nil)
         }
     }
 

@@ -114,7 +114,10 @@ import VeilStore
             await first.value
             for _ in 0..<6 {
                 let window = latestClosedWindow()
-                if try stores.allSatisfy({ try $0.isCounted(window: window) }) { break }
+                // Devices that sent their input in a round they never heard the end of have spent
+                // the window; the others keep taking part while they can still form a cohort.
+                let open = try stores.filter { try !$0.isCounted(window: window) && !$0.isSpent(window: window) }
+                if open.count < cohortSize { break }
                 try await Task.sleep(for: .seconds(1))
                 await attempts()
             }
@@ -184,7 +187,10 @@ import VeilStore
         try await withAggregatorConnection(to: endpoint) { connection in
             for _ in 0..<6 {
                 let window = latestClosedWindow()
-                if try stores.allSatisfy({ try $0.isCounted(window: window) }) { break }
+                // Devices that sent their input in a round they never heard the end of have spent
+                // the window; the others keep taking part while they can still form a cohort.
+                let open = try stores.filter { try !$0.isCounted(window: window) && !$0.isSpent(window: window) }
+                if open.count < cohortSize { break }
                 await roundOfAttempts(of: 0..<fleetSize, losing: [:], via: connection)
             }
         }
@@ -248,9 +254,15 @@ import VeilStore
                         "the window's sum is the oracle's over the devices the server counted (\(context))")
             }
         }
-        // Every device is eventually counted in the window that is open for it now.
-        for d in stores.indices {
-            #expect(try stores[d].isCounted(window: latest), "device \(d) was never counted (\(context)): \(log.log(tail: 15))")
+        // Every device is eventually counted in the window that is open for it now, unless it
+        // sent its masked input in a round whose end it never heard: then the window is spent on
+        // the device (SPEC.md §12.1), counted or not by the aggregator, and never offered again.
+        // Devices neither counted nor spent keep the window pending; they are left only when too
+        // few of them remain to form a cohort.
+        let open = try stores.indices.filter { try !stores[$0].isCounted(window: latest) && !stores[$0].isSpent(window: latest) }
+        #expect(open.count < cohortSize, "devices \(open) could still form a cohort but were not counted (\(context)): \(log.log(tail: 15))")
+        for d in open {
+            #expect(try stores[d].pendingWindows(now: Date()).contains(latest), "device \(d) lost its window (\(context))")
         }
         // Nothing is left running: the dead process's round was recovered, not forgotten.
         let history = try await store.recentRounds(limit: 100)
@@ -271,7 +283,7 @@ import VeilStore
         let device = VeilDevice(identity: identity, policy: policy, signedRounds: .inMemory(), connection: connection, logger: quietDevice)
         do {
             let window = latestClosedWindow()
-            guard try !store.isCounted(window: window) else { return }
+            guard try !store.isCounted(window: window), try !store.isSpent(window: window) else { return }
             if try !store.pendingWindows(now: Date()).contains(window) { try record(d, window, into: store) }
             try await withDeadline(deadline) {
                 _ = try await device.participateInFeatureRound(store: store, options: ParticipationOptions(disconnectBefore: phase))

@@ -16,18 +16,10 @@ import VeilStore
             Feature(name: "crashes", kind: .eventCount, maximumValuesPerDevice: 3),
         ])
         let layout = try FeatureLayout(set)
-        let harness = try await NetworkHarness { c in
-            c.rounds.dimension = layout.dimension
-            c.rounds.bitWidth = set.bitWidth
-            c.rounds.minimumCohort = 8
-            c.rounds.maximumCohort = 8
-            c.rounds.expectedDropout = 0.01
-            c.rounds.threshold = 5
-            c.rounds.task = "fleet/v1"
-        }
-        defer { Task { await harness.stop() } }
-        let start = Date(timeIntervalSince1970: 1_800_000_000)
         let window = 1_800_000_000
+        let start = Date(timeIntervalSince1970: Double(window))
+        let harness = try await NetworkHarness.featureRounds(of: set, window: window)
+        defer { Task { await harness.stop() } }
         var opened: [ObservationStore] = []
         for d in 0..<8 {
             let store = try ObservationStore(path: harness.directory + "/device-\(d).sqlite", layout: layout, windowSeconds: 3600, retention: 86_400)
@@ -72,6 +64,14 @@ import VeilStore
             // The device that dropped keeps its window for a later round of the same window.
             #expect(try !stores[7].isCounted(window: window))
             #expect(try stores[7].pendingWindows(now: start.addingTimeInterval(7200)) == [window])
+            // A window that has not closed, or is not aligned, is refused before connecting.
+            let device7 = harness.device(identity: identities[7], connection: connection)
+            await #expect(throws: DeviceError.input(ObservationError.notOfferable(window: window + 3600, reason: "not closed yet").description)) {
+                _ = try await device7.contribute(window: window + 3600, from: stores[7])
+            }
+            await #expect(throws: DeviceError.input(ObservationError.notOfferable(window: window + 1, reason: "not aligned to 3600 s windows").description)) {
+                _ = try await device7.contribute(window: window + 1, from: stores[7])
+            }
         }
     }
 
@@ -146,7 +146,7 @@ import VeilStore
             let identities = try await harness.enrolledIdentities(16, connection: connection)
             func device(_ d: Int) -> VeilDevice { harness.device(identity: identities[d], connection: connection) }
             // Device 7 loses its stream before unmasking: its masked input is in the sum, but it
-            // never hears COUNTED, so its window stays pending on the device.
+            // never hears COUNTED. The window is spent on the device: never offered again.
             let first = try await withThrowingTaskGroup(of: (Int, RoundParticipation).self) { group in
                 for d in 0..<8 {
                     group.addTask {
@@ -156,15 +156,19 @@ import VeilStore
                 return try await group.reduce(into: [Int: RoundParticipation]()) { $0[$1.0] = $1.1 }
             }
             #expect(first[7]?.outcome == .disconnected(before: .unmasking))
-            #expect(try stores[7].pendingWindows(now: Date(timeIntervalSince1970: Double(window + 7200))) == [window])
+            #expect(try stores[7].pendingWindows(now: Date(timeIntervalSince1970: Double(window + 7200))).isEmpty)
+            #expect(try stores[7].spentUnconfirmedWindows() == [window])
             for _ in 0..<100 where try await harness.countedWindow(of: set, window: window)?.contributors != 8 {
                 try await Task.sleep(for: .milliseconds(20))
             }
-            // Checking in again, it is told at once that the window already counts it.
-            let again = try await device(7).participateInFeatureRound(store: stores[7])
+            // A device without that record (an older client, or a restored store) checking in
+            // again is told at once that the window already counts it.
+            let restored7 = try ObservationStore(path: harness.directory + "/device-7-restored.sqlite", layout: layout, windowSeconds: 3600, retention: 86_400)
+            try restored7.recordEvents(feature: "crashes", count: 1, at: Date(timeIntervalSince1970: Double(window + 60)))
+            let again = try await device(7).participateInFeatureRound(store: restored7)
             #expect(again.outcome == .alreadyCounted && again.task == "fleet/v3/\(window)")
             #expect(again.countedRoundID == first[0]?.countedRoundID)
-            #expect(try stores[7].isCounted(window: window))
+            #expect(try restored7.isCounted(window: window))
             // A second round of the window with eight new devices counts only them.
             let second = try await withThrowingTaskGroup(of: RoundParticipation.self) { group in
                 for d in 8..<16 { group.addTask { try await device(d).participateInFeatureRound(store: stores[d]) } }
