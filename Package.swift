@@ -25,6 +25,7 @@ let package = Package(
         .library(name: "VeilStore", targets: ["VeilStore"]),
         .library(name: "VeilDevice", targets: ["VeilDevice"]),
         .library(name: "VeilFeatures", targets: ["VeilFeatures"]),
+        .library(name: "VeilPrivacy", targets: ["VeilPrivacy"]),
         .executable(name: "veil-aggregator", targets: ["VeilAggregatorCLI"]),
         .executable(name: "veil-fuzz", targets: ["VeilFuzz"]),
     ],
@@ -183,7 +184,13 @@ let package = Package(
         // Feature definitions, their layout in one aggregation vector, encoding and decoding.
         .target(
             name: "VeilFeatures",
-            dependencies: ["VeilProtocol"],
+            dependencies: ["VeilProtocol", "VeilPrivacy", "VeilCrypto"],
+            swiftSettings: strictSettings
+        ),
+        // Differential privacy: exact discrete Gaussian sampling and the Rényi accountant.
+        .target(
+            name: "VeilPrivacy",
+            dependencies: ["VeilCrypto"],
             swiftSettings: strictSettings
         ),
         // Replays a corpus through the device-message decoders; built with Fuzz/run.sh it is the
@@ -195,7 +202,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "VeilBench",
-            dependencies: ["VeilCrypto"],
+            dependencies: ["VeilCrypto", "VeilPrivacy"],
             swiftSettings: strictSettings
         ),
 
@@ -240,6 +247,11 @@ let package = Package(
         .testTarget(
             name: "VeilCryptoTests",
             dependencies: ["VeilCrypto"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "VeilPrivacyTests",
+            dependencies: ["VeilPrivacy", "VeilCrypto"],
             swiftSettings: strictSettings
         ),
     ],

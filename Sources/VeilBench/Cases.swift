@@ -1,4 +1,5 @@
 import VeilCrypto
+import VeilPrivacy
 
 /// The benchmark cases: raw primitives first, then Veil's wrappers measured against them.
 struct Cases {
@@ -99,6 +100,30 @@ struct Cases {
             figures.append(Figure(name: "Shamir reconstruct n=\(n) t=\(t), cached basis", value: cached * 1e3, unit: "ms"))
         }
         return figures
+    }
+}
+
+extension Cases {
+    /// Milliseconds to sample exact discrete Gaussian noise for `count` coordinates (one device's
+    /// distributed-DP noise) at standard deviation `sigma`, from a fresh ChaCha20 noise key.
+    func noiseMilliseconds(count: Int, sigma: UInt64) -> Double {
+        var random = SystemRandomSource()
+        let sampler = DiscreteGaussian(varianceNumerator: sigma * sigma, varianceDenominator: 1)!
+        var values = [Int64](repeating: 0, count: count)
+        return harness.median(iterations: quick ? 2 : 5) {
+            var bits = NoiseBits(using: &random)
+            sampler.addNoise(to: &values, bits: &bits)
+        } * 1e3
+    }
+
+    /// Milliseconds to add one mask of `count` 64-bit elements (one PRG expansion).
+    func maskMilliseconds(_ algorithm: PRGAlgorithm, count: Int) -> Double {
+        let generator = MaskGenerator(algorithm: algorithm)
+        let seed = SecretBytes(copying: [UInt8](repeating: 3, count: 32))
+        var vector = [UInt64](repeating: 0, count: count)
+        return vector.withUnsafeMutableBufferPointer { p in
+            harness.median(iterations: quick ? 5 : 20) { try! generator.accumulate(into: p, seed: seed, label: [1], bitWidth: 64) }
+        } * 1e3
     }
 }
 

@@ -54,6 +54,16 @@ for algorithm in PRGAlgorithm.allCases {
 figures += cases.publicKeyCases()
 figures += cases.shamirCases()
 
+// Distributed DP: one device's noise for m = 100,000 beside its mask expansion (issue 14).
+let noiseCount = 100_000
+let expansion = cases.maskMilliseconds(.aes128CTR, count: noiseCount)
+figures.append(Figure(name: "aes128-ctr mask expansion m=100,000 b=64 (one mask)", value: expansion, unit: "ms"))
+for sigma: UInt64 in [4, 100, 10_000] {
+    let noise = cases.noiseMilliseconds(count: noiseCount, sigma: sigma)
+    figures.append(Figure(name: "discrete Gaussian noise m=100,000, σ=\(sigma)", value: noise, unit: "ms"))
+    ratioLines.append("noise m=100,000 σ=\(sigma): \(formatted(noise, 2)) ms = \(formatted(noise / expansion, 2)) × one mask expansion")
+}
+
 let width = figures.map(\.name.count).max() ?? 10
 for f in figures {
     let pad = String(repeating: " ", count: width - f.name.count)

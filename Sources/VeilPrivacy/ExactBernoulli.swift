@@ -1,0 +1,51 @@
+/// Exact Bernoulli trials from uniform bits, for the discrete samplers (Canonne, Kamath and
+/// Steinke, "The Discrete Gaussian for Differential Privacy", NeurIPS 2020, Algorithms 1 and 2).
+/// No floating point: probabilities are rationals and are compared with uniform bits lazily, bit
+/// by bit, so a trial uses two random bits on average and its outcome has exactly the stated
+/// probability. Floating-point samplers leak through the gaps in their outputs (Mironov,
+/// "On Significance of the Least Significant Bits for Differential Privacy", CCS 2012).
+enum ExactBernoulli {
+    /// True with probability `numerator / denominator` (at most 1).
+    @inline(__always)
+    static func trial(_ numerator: UInt128, _ denominator: UInt128, bits: inout NoiseBits) -> Bool {
+        if numerator >= denominator { return true }
+        if numerator == 0 { return false }
+        // Compare a uniform U in [0, 1) with p = numerator / denominator one binary digit at a
+        // time: U < p exactly when, at the first digit where they differ, U's digit is 0.
+        var remainder = numerator
+        while true {
+            remainder <<= 1
+            let pDigit: UInt64
+            if remainder >= denominator {
+                remainder -= denominator
+                pDigit = 1
+            } else {
+                pDigit = 0
+            }
+            let uDigit = bits.nextBit()
+            if uDigit != pDigit { return uDigit < pDigit }
+            if remainder == 0 { return false }   // p's expansion ended: U ≥ p from here on
+        }
+    }
+
+    /// True with probability exp(−numerator / denominator), for numerator / denominator in [0, 1].
+    @inline(__always)
+    static func expMinusFraction(_ numerator: UInt128, _ denominator: UInt128, bits: inout NoiseBits) -> Bool {
+        // Algorithm 1 for γ ≤ 1: count the K with Bernoulli(γ / K) true in a row; exp(−γ) is
+        // the probability that the first false comes at an odd K.
+        var k: UInt128 = 1
+        while trial(numerator, denominator * k, bits: &bits) { k += 1 }
+        return k & 1 == 1
+    }
+
+    /// True with probability exp(−numerator / denominator), any non-negative ratio.
+    static func expMinus(_ numerator: UInt128, _ denominator: UInt128, bits: inout NoiseBits) -> Bool {
+        if numerator < denominator { return expMinusFraction(numerator, denominator, bits: &bits) }
+        var whole = numerator / denominator
+        while whole > 0 {
+            if !expMinusFraction(1, 1, bits: &bits) { return false }
+            whole -= 1
+        }
+        return expMinusFraction(numerator % denominator, denominator, bits: &bits)
+    }
+}
