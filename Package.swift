@@ -122,7 +122,7 @@ let package = Package(
         .target(
             name: "VeilStore",
             dependencies: [
-                "VeilProtocol", "VeilCrypto", "VeilFeatures",
+                "VeilProtocol", "VeilCrypto", "VeilFeatures", "VeilPrivacy",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -172,7 +172,7 @@ let package = Package(
         .target(
             name: "VeilDevice",
             dependencies: [
-                "VeilTransport", "VeilWire", "VeilProtocol", "VeilCrypto", "VeilFeatures",
+                "VeilTransport", "VeilWire", "VeilProtocol", "VeilCrypto", "VeilFeatures", "VeilPrivacy",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
@@ -241,7 +241,7 @@ let package = Package(
         ),
         .testTarget(
             name: "VeilFeaturesTests",
-            dependencies: ["VeilFeatures", "VeilDevice", "VeilProtocol", "VeilCrypto"],
+            dependencies: ["VeilFeatures", "VeilDevice", "VeilProtocol", "VeilCrypto", "VeilPrivacy"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -284,6 +284,16 @@ public final class Aggregator: Service, Sendable {
     /// The devices waiting for a round.
     public func waitingDeviceCount() async -> Int { await coordinator.waitingCount }
 
+    /// The privacy budget of feature set `name` (its highest registered version with privacy):
+    /// spent and remaining ε from the store's ledger, and the last round this instance refused
+    /// for it. Nil when no version of the set has differential privacy.
+    func budgetStatus(of name: String) async throws -> BudgetStatus? {
+        let versions = try await store.featureSets(includingRetired: true).map(\.featureSet).filter { $0.name == name && $0.privacy != nil }
+        guard let set = versions.max(by: { $0.version < $1.version }), let layout = try? FeatureLayout(set), let plan = layout.privacy else { return nil }
+        let refusal = configuration.rounds.featureSet?.name == name ? await coordinator.lastBudgetRefusal : nil
+        return BudgetStatus(layout, plan: plan, ledger: try await store.privacyLedger(featureSet: name), lastRefusal: refusal)
+    }
+
     /// The rounds in flight.
     public func activeRoundCount() async -> Int { await coordinator.activeRoundCount }
 

@@ -297,6 +297,9 @@ public struct RoundPolicy: Sendable, Codable, Equatable {
         guard maximumConcurrentRounds >= 1 else { throw .invalid("rounds.maximumConcurrentRounds", "must be at least 1") }
         if let featureSet {
             do { _ = try FeatureLayout(featureSet) } catch { throw .invalid("rounds.featureSet.\(error.field)", error.reason) }
+            if let privacy = featureSet.privacy, minimumCohort < privacy.minimumSurvivors {
+                throw .invalid("rounds.minimumCohort", "must be at least the feature set's privacy.minimumSurvivors (\(privacy.minimumSurvivors)): smaller rounds could never release")
+            }
             guard maximumCohort <= featureSet.maximumCohort else {
                 throw .invalid("rounds.maximumCohort", "must not exceed the feature set's maximumCohort (\(featureSet.maximumCohort)), which its overflow check assumes")
             }

@@ -10,7 +10,8 @@ import VeilProtocol
 /// with), `veil_dropouts_total{phase}`, `veil_rejected_devices_total{reason}`,
 /// `veil_bytes_received_total`, `veil_bytes_sent_total`, `veil_phase_duration_seconds{phase}`,
 /// `veil_unmasking_seconds` (reconstruction and mask expansion), `veil_mask_expansions_total`,
-/// `veil_reconstructions_total`, `veil_waiting_devices`, `veil_active_rounds`, `veil_streams_total`.
+/// `veil_reconstructions_total`, `veil_waiting_devices`, `veil_active_rounds`, `veil_streams_total`,
+/// `veil_privacy_epsilon_spent{feature_set}`, `veil_privacy_budget_refusals_total{feature_set}`.
 public final class AggregatorMetrics: Sendable {
     /// The registry `/metrics` renders.
     public let registry: PrometheusCollectorRegistry
@@ -55,6 +56,16 @@ public final class AggregatorMetrics: Sendable {
     /// Counts a store operation that failed (the database refused or could not be reached).
     func storeError(operation: String) {
         CoreMetrics.Counter(label: "veil_store_errors_total", dimensions: [("operation", operation)], factory: factory).increment()
+    }
+
+    /// Records ε spent so far by `featureSet`'s releases (SPEC.md §12.4).
+    func privacySpent(featureSet: String, epsilon: Double) {
+        CoreMetrics.Gauge(label: "veil_privacy_epsilon_spent", dimensions: [("feature_set", featureSet)], factory: factory).record(epsilon)
+    }
+
+    /// Counts a round refused because `featureSet`'s privacy budget was spent.
+    func privacyRefused(featureSet: String) {
+        CoreMetrics.Counter(label: "veil_privacy_budget_refusals_total", dimensions: [("feature_set", featureSet)], factory: factory).increment()
     }
 
     /// Counts a finished round whose window refused its sum (it is recorded as aborted).

@@ -6,8 +6,11 @@ import VeilStore
 /// statistic — `window_start,contributors,round_ids,feature,statistic,value` — where statistic is
 /// count/sum/mean/variance/clipped for numeric features, `bucket:<lower>` for histograms,
 /// `category:<name>` for categorical features and count/clipped for event counts.
+/// With differential privacy a seventh column, `error_bound_95`, holds each estimate's 95 %
+/// half-width (empty for a ratio such as `mean`).
 enum FeatureCSV {
     static func render(_ windows: [ReleasedWindow], featureSet: FeatureSet) -> String {
+        if featureSet.privacy != nil { return renderEstimates(windows, featureSet: featureSet) }
         var out = "window_start,contributors,round_ids,feature,statistic,value\n"
         for w in windows {
             guard let values = w.values else { continue }
@@ -16,6 +19,22 @@ enum FeatureCSV {
                 guard let value = values.values[feature.name] else { continue }
                 for (statistic, number) in rows(value) {
                     out += "\(prefix),\(quoted(feature.name)),\(quoted(statistic)),\(number)\n"
+                }
+            }
+        }
+        return out
+    }
+
+    static func renderEstimates(_ windows: [ReleasedWindow], featureSet: FeatureSet) -> String {
+        var out = "window_start,contributors,round_ids,feature,statistic,value,error_bound_95\n"
+        for w in windows {
+            guard let estimates = w.estimates else { continue }
+            let prefix = "\(w.windowStart),\(w.contributors),\(w.roundIDs.joined(separator: " "))"
+            for feature in featureSet.features {
+                guard let estimate = estimates[feature.name] else { continue }
+                for (statistic, value) in estimate.values.sorted(by: { $0.key < $1.key }) {
+                    let bound = estimate.errorBounds[statistic].map { "\($0)" } ?? ""
+                    out += "\(prefix),\(quoted(feature.name)),\(quoted(statistic)),\(value),\(bound)\n"
                 }
             }
         }

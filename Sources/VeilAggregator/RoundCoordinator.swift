@@ -36,6 +36,10 @@ actor RoundCoordinator {
     private let clock: @Sendable () -> Date
     /// This instance's name in the round history (``AggregatorConfiguration/instance``).
     private let instance: String
+    /// The configured feature set's layout, with its privacy plan, derived once.
+    private let layout: FeatureLayout?
+    /// The last round this instance refused because its feature set's privacy budget was spent.
+    private(set) var lastBudgetRefusal: BudgetRefusal?
 
     init(policy: RoundPolicy, maximumWaiting: Int, store: any AggregatorStore, metrics: AggregatorMetrics, logger: Logger,
          instance: String, clock: @escaping @Sendable () -> Date, windowUpdated: @escaping @Sendable (FeatureLayout) async -> Void) {
@@ -47,6 +51,7 @@ actor RoundCoordinator {
         self.store = store
         self.metrics = metrics
         self.logger = logger
+        layout = policy.featureLayout
     }
 
     /// The key plain rounds (no feature set) wait under.
@@ -266,6 +271,10 @@ actor RoundCoordinator {
         }
         FaultPoint.reach(.afterRoundStart)
         renewLease(of: "\(roundID)")
+        guard await chargePrivacy(window: window, roundID: "\(roundID)", cohort: cohort, now: now) else {
+            await discard("\(roundID)")
+            return false
+        }
         var members = cohort
         if let set = policy.featureSet {
             guard let claimed = await claim(members, for: set, window: window, task: task, roundID: roundID, now: now) else {
@@ -289,7 +298,8 @@ actor RoundCoordinator {
                 threshold: threshold, threatModel: policy.threatModel, placementCommitment: placementSecret.map(Placement.commitment(to:)))
             driver = try RoundDriver(
                 configuration: configuration, placementSecret: placementSecret, task: task, links: links,
-                phaseTimeout: .milliseconds(Int64(policy.phaseTimeoutSeconds * 1000)), metrics: metrics, logger: logger
+                phaseTimeout: .milliseconds(Int64(policy.phaseTimeoutSeconds * 1000)),
+                minimumSurvivors: policy.featureSet?.privacy?.minimumSurvivors ?? 0, metrics: metrics, logger: logger
             ) { [weak self] completed in
                 await self?.roundEnded(completed) ?? .notCommitted("the coordinator is gone")
             }
@@ -305,6 +315,39 @@ actor RoundCoordinator {
         metrics.activeRounds.record(rounds.count)
         Task { await driver.start() }
         return true
+    }
+
+    /// Charges `window` to the feature set's privacy ledger before any device of its round is
+    /// assigned (SPEC.md §12.4: persisted before told); true when the round may go on. When the
+    /// budget would be exceeded the cohort is told NO_ROUND with the reason, the refusal is
+    /// counted in metrics and kept for the API; when the store fails the cohort waits on.
+    private func chargePrivacy(window: Int, roundID: String, cohort: [DeviceLink], now: Date) async -> Bool {
+        guard let layout, let plan = layout.privacy, let charge = PrivacyCharge(layout, windowStart: window, roundID: roundID) else { return true }
+        let set = layout.featureSet
+        let outcome: PrivacyChargeOutcome
+        do {
+            outcome = try await store.chargePrivacy(charge, budgetEpsilon: plan.settings.budget?.epsilon, delta: plan.settings.delta, now: now)
+        } catch {
+            metrics.storeError(operation: "charge-privacy")
+            logger.error("cannot charge a window to the privacy ledger; the cohort waits", metadata: ["window": "\(window)", "error": "\(error)"])
+            requeue(cohort)
+            return false
+        }
+        switch outcome {
+        case let .charged(spent), let .alreadyCharged(spent):
+            metrics.privacySpent(featureSet: set.name, epsilon: spent)
+            return true
+        case let .refused(spent, wouldBe):
+            let refusal = BudgetRefusal(window: window, at: now.timeIntervalSince1970, spent: spent, wouldBe: wouldBe, budget: plan.settings.budget?.epsilon ?? 0)
+            lastBudgetRefusal = refusal
+            metrics.privacyRefused(featureSet: set.name)
+            metrics.privacySpent(featureSet: set.name, epsilon: spent)
+            logger.warning("privacy budget spent: round refused", metadata: ["featureSet": "\(set.name)", "window": "\(window)", "reason": "\(refusal.reason)"])
+            for link in cohort {
+                link.end(TransportCodec.endedFrame(.noRound, reason: refusal.reason, retryAfterMilliseconds: Retry.jittered(milliseconds: 3_600_000)))
+            }
+            return false
+        }
     }
 
     /// The devices of `cohort` that may still take part, read from the store as the cohort

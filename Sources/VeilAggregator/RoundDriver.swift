@@ -32,7 +32,7 @@ actor RoundDriver {
     private var bytesOut: [Phase: Int] = [:]
 
     init(
-        configuration: RoundConfiguration, placementSecret: [UInt8]?, task: String, links: [DeviceLink], phaseTimeout: Duration,
+        configuration: RoundConfiguration, placementSecret: [UInt8]?, task: String, links: [DeviceLink], phaseTimeout: Duration, minimumSurvivors: Int = 0,
         metrics: AggregatorMetrics, logger: Logger, onEnd: @escaping @Sendable (CompletedRound) async -> RoundEndNotice
     ) throws(ConfigurationError) {
         var identities: [UInt32: Ed25519.PublicKey] = [:]
@@ -40,6 +40,7 @@ actor RoundDriver {
         session = try AggregationSession(
             configuration: configuration, graph: NeighbourGraph(configuration: configuration),
             identities: configuration.threatModel == .active ? identities : [:], placementSecret: placementSecret)
+        session.minimumSurvivors = minimumSurvivors
         self.configuration = configuration
         self.task = task
         self.links = links

@@ -48,6 +48,13 @@ struct ServingAPI: Sendable {
         v1.get("/feature-sets/:name/windows") { request, context in try await windows(request, context) }
         v1.get("/feature-sets/:name/latest") { request, context in try latest(request, context) }
         v1.get("/feature-sets/:name/export") { request, context in try await export(request, context) }
+        v1.get("/feature-sets/:name/budget") { _, context in
+            let name = context.parameters.get("name") ?? ""
+            guard let status = try await aggregator.budgetStatus(of: name) else {
+                return problem(.notFound, "No privacy budget", "no version of feature set \"\(name)\" has differential privacy", field: "name")
+            }
+            return try json(.ok, status)
+        }
         v1.post("/rounds") { _, _ in
             await aggregator.startRoundNow()
                 ? try json(.accepted, ["started": true])

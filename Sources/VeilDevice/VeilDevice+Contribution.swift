@@ -3,6 +3,8 @@ import Logging
 import VeilFeatures
 import VeilProtocol
 import VeilWire
+import VeilCrypto
+import VeilPrivacy
 
 extension VeilDevice {
     /// Takes part in one round with the contribution of `window` from `store`, and marks the
@@ -25,9 +27,11 @@ extension VeilDevice {
         } catch {
             throw .localStore(String(describing: error))
         }
-        let result = try await participate(options: options, offering: [], beforeMaskedInput: Self.spending(store)) { assignment in
+        let result = try await participate(
+            options: options, offering: [], beforeMaskedInput: Self.spending(store), minimumSurvivors: Self.minimumSurvivors(of: store)
+        ) { assignment in
             try Self.checkTask(assignment, names: [window], of: store, now: now)
-            return try store.contribution(for: window)
+            return try Self.contribution(of: window, from: store)
         }
         try Self.recordCounted(result, in: store, offered: [window])
         return result
@@ -57,6 +61,23 @@ extension VeilDevice {
             throw DeviceError.input("the round wants \(configuration.dimension) elements of \(configuration.bitWidth) bits; feature set \(layout.featureSet.name) v\(layout.featureSet.version) has \(layout.dimension) of \(layout.featureSet.bitWidth)")
         }
         return window
+    }
+
+    /// The vector the device contributes for `window`: its encoded observations, and with
+    /// distributed differential privacy (SPEC.md §12.4) scaled, rounded and noised on the device
+    /// with bits from the system CSPRNG, so the noise never leaves it.
+    static func contribution(of window: Int, from store: ObservationStore) throws -> ModularVector {
+        let encoded = try store.contribution(for: window)
+        guard store.layout.privacy != nil else { return encoded }
+        var random = SystemRandomSource()
+        var bits = NoiseBits(using: &random)
+        return store.layout.privatize(encoded, bits: &bits)
+    }
+
+    /// The fewest survivors whose sum the device helps unmask for `store`'s set: its noise is
+    /// sized for that many.
+    static func minimumSurvivors(of store: ObservationStore) -> Int {
+        store.layout.featureSet.privacy?.minimumSurvivors ?? 0
     }
 
     /// Marks the assignment's window spent in `store` before its masked input is sent.
@@ -98,8 +119,10 @@ extension VeilDevice {
                 reason: "every closed window of \(layout.featureSet.name) v\(layout.featureSet.version) is counted; nothing to offer until \(nextClose)",
                 configuration: nil, deviceIndex: nil, task: nil, countedRoundID: nil, survivors: 0, bytesSent: 0, bytesReceived: 0, computeSeconds: 0)
         }
-        let result = try await participate(options: options, offering: offer, beforeMaskedInput: Self.spending(store)) { assignment in
-            try store.contribution(for: try Self.checkTask(assignment, names: offer, of: store, now: now))
+        let result = try await participate(
+            options: options, offering: offer, beforeMaskedInput: Self.spending(store), minimumSurvivors: Self.minimumSurvivors(of: store)
+        ) { assignment in
+            try Self.contribution(of: try Self.checkTask(assignment, names: offer, of: store, now: now), from: store)
         }
         try Self.recordCounted(result, in: store, offered: offer)
         return result

@@ -82,11 +82,14 @@ public struct VeilDevice: Sendable {
 
     /// ``participate(options:input:)``, offering `windows` at check-in (feature rounds, SPEC.md §12.1).
     func participate(
-        options: ParticipationOptions, offering windows: [Int], beforeMaskedInput: SpendHook? = nil, input: @escaping InputProvider
+        options: ParticipationOptions, offering windows: [Int], beforeMaskedInput: SpendHook? = nil, minimumSurvivors: Int = 0,
+        input: @escaping InputProvider
     ) async throws(DeviceError) -> RoundParticipation {
         let service = Veil_V1_Aggregator.Client(wrapping: connection.client)
         let (outgoing, sender) = AsyncStream.makeStream(of: Veil_V1_DeviceFrame.self)
-        let (identity, policy, signedRounds) = (self.identity, self.policy, self.signedRounds)
+        var roundPolicy = self.policy
+        roundPolicy.minimumSurvivors = max(roundPolicy.minimumSurvivors, minimumSurvivors)
+        let (identity, policy, signedRounds) = (self.identity, roundPolicy, self.signedRounds)
         var callOptions = CallOptions.defaults
         callOptions.timeout = options.deadline
         do {

@@ -20,6 +20,8 @@ public struct FeatureLayout: Sendable, Equatable {
     public let dimension: Int
     /// The largest value one device can put in each slot.
     let perDeviceMaximum: [UInt64]
+    /// The noise plan, when the set has distributed differential privacy (SPEC.md §12.4).
+    public let privacy: PrivacyPlan?
 
     /// Validates `featureSet` and lays it out.
     public init(_ featureSet: FeatureSet) throws(FeatureDefinitionError) {
@@ -29,6 +31,9 @@ public struct FeatureLayout: Sendable, Equatable {
         guard featureSet.maximumCohort >= 1 else { throw .init(field: "maximumCohort", reason: "must be at least 1") }
         var offsets: [Int] = []
         var maxima: [UInt64] = [1]
+        // Bounds on the squared L2 and the L1 norm of a device's vector scaled slot by slot to
+        // [0, 1] (SPEC.md §12.4): the contributor slot, then per feature its groups of slots.
+        var groupBounds = (l2Squared: 1.0, l1: 1.0)
         for (i, feature) in featureSet.features.enumerated() {
             let path = "features[\(i)]"
             guard (1...1_000_000_000).contains(feature.maximumValuesPerDevice) else {
@@ -51,12 +56,16 @@ public struct FeatureLayout: Sendable, Equatable {
                 let (squareMax, o2) = sumMax.multipliedReportingOverflow(by: q)
                 guard !o1, !o2 else { throw Self.overflow(featureSet, feature, path, "sum of squares") }
                 maxima += [m, sumMax, squareMax, m]
+                groupBounds.l2Squared += 4
+                groupBounds.l1 += 4
             case let .histogram(edges):
                 guard edges.count >= 2, edges.allSatisfy(\.isFinite), zip(edges, edges.dropFirst()).allSatisfy({ $0 < $1 }) else {
                     throw .init(field: "\(path).edges", reason: "needs at least two finite, strictly increasing edges")
                 }
                 guard edges.count <= 10_001 else { throw .init(field: "\(path).edges", reason: "at most 10,000 buckets") }
                 maxima += [UInt64](repeating: m, count: edges.count - 1) + [m]
+                groupBounds.l2Squared += 2
+                groupBounds.l1 += 2
             case let .categorical(vocabulary):
                 guard !vocabulary.isEmpty, vocabulary.count <= 10_000 else {
                     throw .init(field: "\(path).vocabulary", reason: "needs 1...10,000 entries")
@@ -65,14 +74,25 @@ public struct FeatureLayout: Sendable, Equatable {
                     throw .init(field: "\(path).vocabulary", reason: "entries must be non-empty and distinct")
                 }
                 maxima += [UInt64](repeating: m, count: vocabulary.count) + [m]
+                groupBounds.l2Squared += 2
+                groupBounds.l1 += 2
             case .eventCount:
                 maxima += [m, m]
+                groupBounds.l2Squared += 2
+                groupBounds.l1 += 2
             }
         }
         guard maxima.count <= 1 << 20 else { throw .init(field: "features", reason: "the layout needs \(maxima.count) elements; at most 2^20") }
-        // Overflow: the worst-case sum of every slot over the largest cohort must stay below 2^b.
+        // Overflow: the worst-case sum of every slot over the largest cohort must stay below 2^b
+        // (with privacy, the scaled and noised values must: the plan checks that).
+        if let settings = featureSet.privacy {
+            privacy = try PrivacyPlan(
+                slotMaxima: maxima, groupBounds: groupBounds, settings: settings, bitWidth: featureSet.bitWidth, maximumCohort: featureSet.maximumCohort)
+        } else {
+            privacy = nil
+        }
         let limit: UInt64 = featureSet.bitWidth == 64 ? .max : (1 << UInt64(featureSet.bitWidth)) - 1
-        for (slot, perDevice) in maxima.enumerated() {
+        for (slot, perDevice) in maxima.enumerated() where privacy == nil {
             let (worst, overflow) = perDevice.multipliedReportingOverflow(by: UInt64(featureSet.maximumCohort))
             if overflow || worst > limit {
                 let index = offsets.lastIndex { $0 <= slot }

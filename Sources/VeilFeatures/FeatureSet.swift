@@ -26,14 +26,17 @@ public struct FeatureSet: Codable, Sendable, Equatable {
     public var maximumCohort: Int
     /// The features, in layout order.
     public var features: [Feature]
+    /// Distributed differential privacy (SPEC.md §12.4); nil releases exact sums.
+    public var privacy: FeaturePrivacy?
 
     /// Creates a feature set (call ``validate()`` or ``FeatureLayout/init(_:)`` before use).
-    public init(name: String, version: Int, bitWidth: Int = 64, maximumCohort: Int, features: [Feature]) {
+    public init(name: String, version: Int, bitWidth: Int = 64, maximumCohort: Int, features: [Feature], privacy: FeaturePrivacy? = nil) {
         self.name = name
         self.version = version
         self.bitWidth = bitWidth
         self.maximumCohort = maximumCohort
         self.features = features
+        self.privacy = privacy
     }
 }
 

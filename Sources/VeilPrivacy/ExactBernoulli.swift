@@ -49,3 +49,11 @@ enum ExactBernoulli {
         return expMinusFraction(numerator % denominator, denominator, bits: &bits)
     }
 }
+
+extension NoiseBits {
+    /// True with probability exactly `numerator / denominator` (at most 1), from these bits: the
+    /// stochastic rounding of a device's scaled values uses it.
+    public mutating func bernoulli(_ numerator: UInt128, over denominator: UInt128) -> Bool {
+        ExactBernoulli.trial(numerator, denominator, bits: &self)
+    }
+}

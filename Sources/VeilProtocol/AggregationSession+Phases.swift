@@ -35,7 +35,9 @@ extension AggregationSession {
             for d in all { records[Int(d)].sealedShares = [] }
             inSurvivors = all.map { inShareSet[Int($0)] && records[Int($0)].maskedInput }
             survivors = all.filter { inSurvivors[Int($0)] }
-            guard survivors.count > t else { return abort(.tooFewDevices(phase: phase, remaining: survivors.count, needed: t + 1)) }
+            guard survivors.count > t, survivors.count >= minimumSurvivors else {
+                return abort(.tooFewDevices(phase: phase, remaining: survivors.count, needed: max(t + 1, minimumSurvivors)))
+            }
             if let short = firstUnrecoverableDevice(responders: inSurvivors) { return abort(short) }
             return open(configuration.threatModel == .active ? .consistencyCheck : .unmasking, members: inSurvivors)
         case .consistencyCheck:

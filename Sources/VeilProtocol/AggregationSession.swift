@@ -51,6 +51,10 @@ public struct AggregationSession: Sendable {
     var droppedInPhase: [Phase: [UInt32]] = [:]
     /// Statistics of the unmasking computation, for reports and metrics.
     public internal(set) var statistics = UnmaskingStatistics()
+    /// The fewest survivors (|U3|) the round unmasks; with fewer it aborts when
+    /// MaskedInputCollection closes. Differential-privacy noise sized for n devices sets n
+    /// (SPEC.md §12.4); 0 leaves only the threshold's limit.
+    public var minimumSurvivors = 0
 
     /// Creates a session. In the active threat model `identities` must hold the enrolled identity
     /// key of every invited device. With committed placement (§5.1) `placementSecret` is the s

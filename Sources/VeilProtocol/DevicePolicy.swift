@@ -45,6 +45,11 @@ public struct DevicePolicy: Sendable, Hashable {
     public var maximumDimension: Int
     /// The largest bit width b the device accepts (default 64).
     public var maximumBitWidth: Int
+    /// The fewest survivors whose sum the device helps unmask (default 0: no limit beyond the
+    /// threshold). A device adding differential-privacy noise sized for n devices sets n
+    /// (SPEC.md §12.4); it checks the signed survivor set in the active model and refuses to
+    /// sign a smaller one.
+    public var minimumSurvivors = 0
 
     /// Creates a policy; every argument has the documented default.
     public init(

@@ -181,6 +181,10 @@ extension DeviceSession {
         guard survivingNeighbours.count >= configuration.threshold else {
             throw violation(phase, .tooFewNeighbours(have: survivingNeighbours.count, need: configuration.threshold))
         }
+        // Noise sized for at least n survivors would be too little in a smaller sum (§12.4).
+        guard survivors.count >= policy.minimumSurvivors else {
+            throw violation(phase, .inconsistentSurvivorSet("\(survivors.count) survivors, fewer than the \(policy.minimumSurvivors) this device's noise is sized for"))
+        }
         let signature = identity!.signature(for: ProtocolEncoding.consistencyStatement(
             transcript: transcript, device: device, encryptionKey: advertisedKeys!.encryption, maskingKey: advertisedKeys!.masking, survivors: survivors))
         state = .consistencySigned(held: held, sharers: sharers, neighbours: neighbours, survivors: survivors)

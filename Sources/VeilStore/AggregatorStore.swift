@@ -122,6 +122,15 @@ public protocol AggregatorStore: Sendable {
     /// false when no such active version exists.
     func retire(name: String, version: Int, now: Date) async throws -> Bool
 
+    /// Charges `charge`'s window to its feature set's privacy ledger (SPEC.md §12.4), atomically,
+    /// also between instances sharing the store: a window already charged is not charged again;
+    /// a window that would take the ε spent over all the set's windows (composed, at `delta`)
+    /// above `budgetEpsilon` is refused, charging nothing. Never deleted by retention.
+    func chargePrivacy(_ charge: PrivacyCharge, budgetEpsilon: Double?, delta: Double, now: Date) async throws -> PrivacyChargeOutcome
+
+    /// Every window charged to feature set `name` (all versions), oldest window first.
+    func privacyLedger(featureSet name: String) async throws -> [PrivacyCharge]
+
     /// Releases connections and background work. The store is unusable afterwards.
     func close() async
 }

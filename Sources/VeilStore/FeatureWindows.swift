@@ -69,13 +69,26 @@ public struct StoredWindow: Sendable, Equatable {
     }
 
     /// The window as served: the last release, decoded, when it has at least
-    /// `minimumReleaseCohort` contributors; the running sum never.
+    /// `minimumReleaseCohort` contributors; the running sum never. With differential privacy the
+    /// release carries estimates with error bounds and its privacy (SPEC.md §12.4) instead of
+    /// exact values.
     public func released(by layout: FeatureLayout, minimumReleaseCohort: Int) throws -> ReleasedWindow {
         let shown = release.flatMap { $0.contributors >= minimumReleaseCohort ? $0 : nil }
+        var values: FeatureSetValues?
+        var estimates: [String: FeatureEstimate]?
+        var privacy: ReleasePrivacy?
+        if let shown {
+            if let plan = layout.privacy {
+                estimates = try layout.estimate(shown.sum, contributors: shown.contributors)
+                privacy = ReleasePrivacy(plan, contributors: shown.contributors)
+            } else {
+                values = try layout.decode(shown.sum)
+            }
+        }
         return ReleasedWindow(
             windowStart: windowStart, contributors: shown?.contributors ?? 0, roundIDs: shown?.roundIDs ?? [],
-            values: try shown.map { try layout.decode($0.sum) }, releases: shown?.sequence ?? 0,
-            pendingContributors: contributors - (shown?.contributors ?? 0))
+            values: values, releases: shown?.sequence ?? 0, pendingContributors: contributors - (shown?.contributors ?? 0),
+            estimates: estimates, privacy: privacy)
     }
 }
 
@@ -126,6 +139,48 @@ public struct ReleasedWindow: Sendable, Equatable, Codable {
     /// Devices counted in the window since its last release, whose contributions are not in
     /// `values` yet: released once they reach the minimum release cohort.
     public let pendingContributors: Int
+    /// With differential privacy: each feature's estimates and 95 % error bounds (`values` is
+    /// then nil).
+    public let estimates: [String: FeatureEstimate]?
+    /// With differential privacy: what the release cost and how noisy it is.
+    public let privacy: ReleasePrivacy?
+}
+
+/// The privacy of one released window (SPEC.md §12.4).
+public struct ReleasePrivacy: Sendable, Equatable, Codable {
+    /// Always "distributedDiscreteGaussian".
+    public let mechanism: String
+    /// ε of the window's release at ``delta``, for noise sized for ``minimumSurvivors`` devices
+    /// (a larger cohort carries more noise, and this ε still holds).
+    public let epsilon: Double
+    /// δ.
+    public let delta: Double
+    /// The noise multiplier z: the sum's noise over its L2 sensitivity.
+    public let noiseMultiplier: Double
+    /// The standard deviation of the released sum's noise per element, in the scaled units
+    /// (one device's maximum per element is ``scale``).
+    public let noiseStandardDeviation: Double
+    /// s: integer steps per element's per-device maximum.
+    public let scale: UInt64
+    /// The fewest devices the noise is sized for.
+    public let minimumSurvivors: Int
+    /// The devices in the release.
+    public let contributors: Int
+    /// The probability each error bound holds: 0.95.
+    public let confidence: Double
+
+    /// The privacy of a release of `contributors` devices under `plan`.
+    public init(_ plan: PrivacyPlan, contributors: Int) {
+        mechanism = "distributedDiscreteGaussian"
+        epsilon = plan.windowEpsilon
+        delta = plan.settings.delta
+        noiseMultiplier = plan.noiseMultiplier
+        noiseStandardDeviation = plan.sumStandardDeviation(contributors: contributors)
+        scale = plan.scale
+        minimumSurvivors = plan.settings.minimumSurvivors
+        self.contributors = contributors
+        confidence = 0.95
+    }
 }
 
 /// A window result the store refuses.

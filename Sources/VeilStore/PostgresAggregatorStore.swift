@@ -111,6 +111,14 @@ public final class PostgresAggregatorStore: AggregatorStore {
               released_round_ids = round_ids, release_count = 1
             """,
         ]),
+        ("v9: privacy ledger", [
+            """
+            CREATE TABLE privacy_ledger (feature_set TEXT NOT NULL, window_start BIGINT NOT NULL, version BIGINT NOT NULL,
+              round_id TEXT NOT NULL, variance DOUBLE PRECISION NOT NULL, devices BIGINT NOT NULL, dimension BIGINT NOT NULL,
+              l2_sensitivity DOUBLE PRECISION NOT NULL, l1_sensitivity DOUBLE PRECISION NOT NULL, charged_at DOUBLE PRECISION NOT NULL,
+              PRIMARY KEY (feature_set, window_start))
+            """,
+        ]),
     ]
 
     /// The database's own time in seconds since the epoch, as SQL (leases are measured in it;
@@ -496,6 +504,44 @@ public final class PostgresAggregatorStore: AggregatorStore {
         return StoredWindow(
             windowStart: start, sum: try ModularVector(packed: Array(sum), count: dimension, bitWidth: bitWidth),
             contributors: contributors, roundIDs: try StoredWindow.roundIDs(fromJSON: roundIDs), release: release)
+    }
+
+    // MARK: Privacy ledger
+
+    public func chargePrivacy(_ charge: PrivacyCharge, budgetEpsilon: Double?, delta: Double, now: Date) async throws -> PrivacyChargeOutcome {
+        let logger = logger
+        return try await transaction { connection in
+            // Serialises charges of one feature set across every instance sharing the store.
+            let lockKey = "privacy/\(charge.featureSet)"
+            try await connection.query("SELECT pg_advisory_xact_lock(hashtextextended(\(lockKey), 0))", logger: logger)
+            let ledger = try await Self.ledger(connection, charge.featureSet, logger)
+            let outcome = PrivacyChargeOutcome.deciding(charge, ledger: ledger, budgetEpsilon: budgetEpsilon, delta: delta)
+            if case .charged = outcome {
+                try await connection.query("""
+                    INSERT INTO privacy_ledger (feature_set, window_start, version, round_id, variance, devices, dimension, l2_sensitivity, l1_sensitivity, charged_at)
+                    VALUES (\(charge.featureSet), \(charge.windowStart), \(charge.version), \(charge.roundID), \(charge.variance), \(charge.devices),
+                            \(charge.dimension), \(charge.l2Sensitivity), \(charge.l1Sensitivity), \(now.timeIntervalSince1970))
+                    """, logger: logger)
+            }
+            return outcome
+        }
+    }
+
+    public func privacyLedger(featureSet name: String) async throws -> [PrivacyCharge] {
+        let logger = logger
+        return try await transaction { connection in try await Self.ledger(connection, name, logger) }
+    }
+
+    private static func ledger(_ connection: PostgresConnection, _ name: String, _ logger: Logger) async throws -> [PrivacyCharge] {
+        try await connection.query("""
+            SELECT window_start, version, round_id, variance, devices, dimension, l2_sensitivity, l1_sensitivity
+            FROM privacy_ledger WHERE feature_set = \(name) ORDER BY window_start
+            """, logger: logger).collect().map { row in
+            let (start, version, round, variance, devices, dimension, l2, l1) = try row.decode((Int, Int, String, Double, Int, Int, Double, Double).self)
+            return PrivacyCharge(
+                featureSet: name, version: version, windowStart: start, roundID: round, variance: variance, devices: devices,
+                dimension: dimension, l2Sensitivity: l2, l1Sensitivity: l1)
+        }
     }
 
     // MARK: Feature set registry

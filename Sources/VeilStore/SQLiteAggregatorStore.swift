@@ -128,6 +128,23 @@ public final class SQLiteAggregatorStore: AggregatorStore {
                   released_round_ids = round_ids, release_count = 1
                 """)
         }
+        migrator.registerMigration("v9: privacy ledger") { db in
+            // What each window of a feature set with differential privacy cost (SPEC.md §12.4):
+            // the noise parameters its Rényi curve is recomputed from. Kept forever.
+            try db.create(table: "privacy_ledger") { t in
+                t.column("feature_set", .text).notNull()
+                t.column("window_start", .integer).notNull()
+                t.column("version", .integer).notNull()
+                t.column("round_id", .text).notNull()
+                t.column("variance", .double).notNull()
+                t.column("devices", .integer).notNull()
+                t.column("dimension", .integer).notNull()
+                t.column("l2_sensitivity", .double).notNull()
+                t.column("l1_sensitivity", .double).notNull()
+                t.column("charged_at", .double).notNull()
+                t.primaryKey(["feature_set", "window_start"])
+            }
+        }
         return migrator
     }
 
@@ -489,6 +506,38 @@ public final class SQLiteAggregatorStore: AggregatorStore {
             windowStart: row["window_start"],
             sum: try ModularVector(packed: Array(row["sum"] as Data), count: dimension, bitWidth: bitWidth),
             contributors: row["contributors"], roundIDs: try StoredWindow.roundIDs(fromJSON: row["round_ids"]), release: release)
+    }
+
+    // MARK: Privacy ledger
+
+    public func chargePrivacy(_ charge: PrivacyCharge, budgetEpsilon: Double?, delta: Double, now: Date) async throws -> PrivacyChargeOutcome {
+        try await pool.write { db in
+            let ledger = try Self.ledger(db, charge.featureSet)
+            let outcome = PrivacyChargeOutcome.deciding(charge, ledger: ledger, budgetEpsilon: budgetEpsilon, delta: delta)
+            if case .charged = outcome {
+                try db.execute(sql: """
+                    INSERT INTO privacy_ledger (feature_set, window_start, version, round_id, variance, devices, dimension, l2_sensitivity, l1_sensitivity, charged_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [charge.featureSet, charge.windowStart, charge.version, charge.roundID, charge.variance, charge.devices,
+                                     charge.dimension, charge.l2Sensitivity, charge.l1Sensitivity, now.timeIntervalSince1970])
+            }
+            return outcome
+        }
+    }
+
+    public func privacyLedger(featureSet name: String) async throws -> [PrivacyCharge] {
+        try await pool.read { db in try Self.ledger(db, name) }
+    }
+
+    private static func ledger(_ db: Database, _ name: String) throws -> [PrivacyCharge] {
+        try Row.fetchAll(db, sql: """
+            SELECT window_start, version, round_id, variance, devices, dimension, l2_sensitivity, l1_sensitivity
+            FROM privacy_ledger WHERE feature_set = ? ORDER BY window_start
+            """, arguments: [name]).map { row in
+            PrivacyCharge(
+                featureSet: name, version: row["version"], windowStart: row["window_start"], roundID: row["round_id"], variance: row["variance"],
+                devices: row["devices"], dimension: row["dimension"], l2Sensitivity: row["l2_sensitivity"], l1Sensitivity: row["l1_sensitivity"])
+        }
     }
 
     // MARK: Feature set registry

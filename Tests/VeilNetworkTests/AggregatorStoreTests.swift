@@ -113,7 +113,7 @@ func withScratchStore(_ backend: StoreBackend, _ body: (ScratchStore, any Aggreg
     @Test(arguments: StoreBackend.allCases)
     func migrationsAreVersionedAndReopeningAppliesNothingTwice(_ backend: StoreBackend) async throws {
         try await withScratchStore(backend) { scratch, store in
-            let expected = ["v1: enrolment and rounds", "v2: round results", "v3: feature windows", "v4: feature set registry", "v5: window contributors", "v6: round instances", "v7: round leases", "v8: window releases"]
+            let expected = ["v1: enrolment and rounds", "v2: round results", "v3: feature windows", "v4: feature set registry", "v5: window contributors", "v6: round instances", "v7: round leases", "v8: window releases", "v9: privacy ledger"]
             #expect(try await store.appliedMigrations() == expected)
             let again = try await scratch.open()
             #expect(try await again.appliedMigrations() == expected)

@@ -74,5 +74,9 @@ final class FaultyStore: AggregatorStore {
     func define(_ set: FeatureSet, now: Date) async throws -> Bool { try await base.define(set, now: now) }
     func featureSets(includingRetired: Bool) async throws -> [RegisteredFeatureSet] { try await base.featureSets(includingRetired: includingRetired) }
     func retire(name: String, version: Int, now: Date) async throws -> Bool { try await base.retire(name: name, version: version, now: now) }
+    func chargePrivacy(_ charge: PrivacyCharge, budgetEpsilon: Double?, delta: Double, now: Date) async throws -> PrivacyChargeOutcome {
+        try await base.chargePrivacy(charge, budgetEpsilon: budgetEpsilon, delta: delta, now: now)
+    }
+    func privacyLedger(featureSet name: String) async throws -> [PrivacyCharge] { try await base.privacyLedger(featureSet: name) }
     func close() async { await base.close() }
 }
