@@ -75,7 +75,7 @@ let package = Package(
         ),
         .target(
             name: "VeilSimulation",
-            dependencies: ["VeilProtocol", "VeilCrypto", "VeilWire", "VeilFeatures", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            dependencies: ["VeilProtocol", "VeilCrypto", "VeilWire", "VeilFeatures", "VeilPrivacy", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             swiftSettings: strictSettings
         ),
         .target(
@@ -218,7 +218,7 @@ let package = Package(
         ),
         .testTarget(
             name: "VeilSimulationTests",
-            dependencies: ["VeilSimulation", "VeilFeatures", "VeilProtocol", "VeilCrypto"],
+            dependencies: ["VeilSimulation", "VeilFeatures", "VeilProtocol", "VeilCrypto", "VeilPrivacy"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -269,7 +269,7 @@ struct ServingAPI: Sendable {
             guard format == "jsonl" || format == "csv" else {
                 return problem(.badRequest, "Invalid query", "format must be csv or jsonl, got \"\(format)\"", field: "format")
             }
-            let windows = try await aggregator.featureWindows(of: set, from: from, to: to).filter { $0.values != nil }
+            let windows = try await aggregator.featureWindows(of: set, from: from, to: to).filter { $0.values != nil || $0.estimates != nil }
             if format == "csv" {
                 return text(.ok, FeatureCSV.render(windows, featureSet: set), contentType: "text/csv; charset=utf-8")
             }

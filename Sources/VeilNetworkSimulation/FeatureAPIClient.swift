@@ -28,6 +28,22 @@ struct FeatureAPIClient: Sendable {
         return try JSONDecoder().decode(WindowsBody.self, from: body).windows.first
     }
 
+    /// What `GET /v1/feature-sets/{name}/budget` says, in part.
+    struct Budget: Decodable {
+        struct Refusal: Decodable { let window: Int }
+        let spentEpsilon: Double
+        let exhausted: Bool
+        let lastRefusal: Refusal?
+    }
+
+    /// `GET /v1/feature-sets/{name}/budget`; nil when the set has no differential privacy (404).
+    func budget() async throws -> Budget? {
+        let (status, body) = try await request("GET", "/v1/feature-sets/\(featureSet)/budget")
+        if status == 404 { return nil }
+        guard status == 200 else { throw Self.failure("GET budget", status, body) }
+        return try JSONDecoder().decode(Budget.self, from: body)
+    }
+
     /// `GET /v1/feature-sets/{name}/export?format=csv`.
     func exportCSV(from: Int, to: Int) async throws -> String {
         String(decoding: try await get("/v1/feature-sets/\(featureSet)/export?from=\(from)&to=\(to)&format=csv"), as: UTF8.self)

@@ -64,9 +64,16 @@ extension FeatureNetworkSimulation {
                     minimumReleaseCohort: scenario.minimumReleaseCohort) {
                     releasedDevices = counted
                 }
-                var expected = ModularVector(zerosOfCount: layout.dimension, bitWidth: scenario.featureSet.bitWidth)
-                for d in devices { expected.add(try layout.encode(raw[d] ?? WindowObservations())) }
-                sumCorrect = Oracle.mismatches(output: result.sum, expected: expected).isEmpty
+                if layout.privacy == nil {
+                    var expected = ModularVector(zerosOfCount: layout.dimension, bitWidth: scenario.featureSet.bitWidth)
+                    for d in devices { expected.add(try layout.encode(raw[d] ?? WindowObservations())) }
+                    sumCorrect = Oracle.mismatches(output: result.sum, expected: expected).isEmpty
+                } else {
+                    // Each device's noise stays on the device: the sum is checked through the
+                    // window's estimates and their bounds below.
+                    sumCorrect = true
+                    outcomeText = "finished (noised)"
+                }
                 for d in devices where outcomes[d] == .counted {
                     if try !fleet.stores[d].isCounted(window: windowStart) { problems.append("device \(d) heard COUNTED but did not record the window") }
                 }
@@ -95,6 +102,13 @@ extension FeatureNetworkSimulation {
         if (released?.contributors ?? 0) != releasedDevices.count || (released?.pendingContributors ?? 0) != counted.count - releasedDevices.count {
             problems.append("the API reports \(released?.contributors ?? 0) contributors released and \(released?.pendingContributors ?? 0) pending; the rounds counted \(counted.count), the release rule allows \(releasedDevices.count)")
         }
+        let expected = FeatureOracle.expected(counted.sorted().map { raw[$0] ?? WindowObservations() }, set: scenario.featureSet)
+        if let plan = layout.privacy {
+            return try await privateWindowReport(
+                windowStart: windowStart, plan: plan, layout: layout, released: released, releasedDevices: releasedDevices, raw: raw,
+                counted: counted, summaries: summaries, unaware: unaware, alreadyCounted: toldAlreadyCounted, problems: problems, api: api,
+                apiReads: &apiReads)
+        }
         if releasedDevices.isEmpty == (released?.values != nil) {
             problems.append(releasedDevices.isEmpty ? "values released below the minimum cohort" : "values withheld although \(releasedDevices.count) devices may be released")
         }
@@ -104,11 +118,41 @@ extension FeatureNetworkSimulation {
             if values != (try layout.decode(expectedRelease)) { problems.append("the API serves values that differ from the released devices' sum") }
         }
         let decodedStored = try stored.map { try layout.decode($0.sum) }
-        let expected = FeatureOracle.expected(counted.sorted().map { raw[$0] ?? WindowObservations() }, set: scenario.featureSet)
         let checks = FeatureOracle.check(decodedStored ?? FeatureSimulation.emptyValues(layout), expected: expected, set: scenario.featureSet)
         return FeatureWindowReport(
             windowStart: windowStart, activeDevices: raw.count, contributors: counted.count, released: released?.values != nil,
-            rounds: summaries, features: checks, countedUnaware: unaware, alreadyCounted: toldAlreadyCounted, problems: problems)
+            rounds: summaries, features: checks, countedUnaware: unaware, alreadyCounted: toldAlreadyCounted, problems: problems,
+            releasedContributors: released?.contributors ?? 0)
+    }
+
+    /// A window of a set with differential privacy: the release carries estimates (never exact
+    /// values) and its privacy, checked against the plaintext over the released devices within
+    /// the stated bounds; a window without rounds is refused by the budget when the API's budget
+    /// names it as the last refusal.
+    private func privateWindowReport(
+        windowStart: Int, plan: PrivacyPlan, layout: FeatureLayout, released: ReleasedWindow?, releasedDevices: [Int], raw: [Int: WindowObservations],
+        counted: [Int], summaries: [FeatureRoundSummary], unaware: Int, alreadyCounted: Int, problems: [String], api: FeatureAPIClient, apiReads: inout Int
+    ) async throws -> FeatureWindowReport {
+        var problems = problems
+        if released?.values != nil { problems.append("exact values served for a feature set with differential privacy") }
+        if releasedDevices.isEmpty == (released?.estimates != nil) {
+            problems.append(releasedDevices.isEmpty ? "estimates released below the minimum cohort" : "estimates withheld although \(releasedDevices.count) devices may be released")
+        }
+        if let privacy = released?.privacy, privacy.epsilon != plan.windowEpsilon || privacy.contributors != releasedDevices.count {
+            problems.append("the release states ε \(privacy.epsilon) over \(privacy.contributors) devices; the plan says \(plan.windowEpsilon) over \(releasedDevices.count)")
+        }
+        let expected = FeatureOracle.expected(releasedDevices.sorted().map { raw[$0] ?? WindowObservations() }, set: scenario.featureSet)
+        let (checks, statistics) = released?.estimates == nil ? ([], []) : FeatureOracle.checkEstimates(released?.estimates, expected: expected, set: scenario.featureSet)
+        let budget = try await api.budget()
+        apiReads += 1
+        let refused = counted.isEmpty && budget?.lastRefusal?.window == windowStart
+        return FeatureWindowReport(
+            windowStart: windowStart, activeDevices: raw.count, contributors: counted.count, released: released?.estimates != nil,
+            rounds: summaries, features: checks, countedUnaware: unaware, alreadyCounted: alreadyCounted, problems: problems,
+            privacy: WindowPrivacy(
+                targetEpsilon: nil, windowEpsilon: plan.windowEpsilon, spentEpsilon: budget?.spentEpsilon ?? 0,
+                budgetEpsilon: plan.settings.budget?.epsilon, refused: refused, statistics: statistics),
+            releasedContributors: released?.contributors ?? 0)
     }
 
     /// Runs one round: every participant checks in, and once all of them wait (or were told they
@@ -169,7 +213,8 @@ extension FeatureNetworkSimulation {
     func checkLatestAndExport(api: FeatureAPIClient, windows: [FeatureWindowReport]) async throws -> Int {
         guard let last = windows.last(where: { $0.contributors > 0 }) else { return 0 }
         let latest = try await api.latest()
-        guard latest?.windowStart == last.windowStart, latest?.contributors == last.contributors else {
+        guard latest?.windowStart == last.windowStart, latest?.contributors == last.releasedContributors,
+              (latest?.contributors ?? 0) + (latest?.pendingContributors ?? 0) == last.contributors else {
             throw ScenarioError(field: "network", reason: "/latest served window \(latest?.windowStart ?? -1) with \(latest?.contributors ?? 0) contributors, not the last window \(last.windowStart)")
         }
         let csv = try await api.exportCSV(from: scenario.windowStart(0), to: scenario.windowStart(scenario.windows))
@@ -181,7 +226,7 @@ extension FeatureNetworkSimulation {
             }
             exported[start] = contributors
         }
-        let released = Dictionary(uniqueKeysWithValues: windows.filter(\.released).map { ($0.windowStart, $0.contributors) })
+        let released = Dictionary(uniqueKeysWithValues: windows.filter(\.released).map { ($0.windowStart, $0.releasedContributors ?? 0) })
         guard exported == released else {
             throw ScenarioError(field: "network", reason: "the CSV export holds windows \(exported.keys.sorted()), the released ones are \(released.keys.sorted())")
         }

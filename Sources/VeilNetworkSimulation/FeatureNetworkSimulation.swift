@@ -123,7 +123,8 @@ public struct FeatureNetworkSimulation: Sendable {
         configuration.rounds.featureSet = scenario.featureSet
         configuration.rounds.windowSeconds = scenario.windowSeconds
         configuration.rounds.minimumReleaseCohort = scenario.minimumReleaseCohort
-        configuration.rounds.minimumCohort = 3
+        // With differential privacy no round may finish below the survivors its noise is sized for.
+        configuration.rounds.minimumCohort = max(3, scenario.featureSet.privacy?.minimumSurvivors ?? 3)
         configuration.rounds.maximumCohort = scenario.devices
         configuration.rounds.maximumConcurrentRounds = 1
         // Rounds start when the simulation asks over the API, with whoever waits then.

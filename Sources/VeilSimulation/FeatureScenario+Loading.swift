@@ -43,6 +43,13 @@ extension FeatureScenario {
         }
         guard start % windowSeconds == 0 else { throw ScenarioError(field: "start", reason: "must be a multiple of windowSeconds (\(windowSeconds)), got \(start)") }
         guard minimumReleaseCohort >= 1 else { throw ScenarioError(field: "minimumReleaseCohort", reason: "must be at least 1") }
+        if let epsilons {
+            guard featureSet.privacy != nil else { throw ScenarioError(field: "epsilons", reason: "needs a feature set with privacy") }
+            guard (1...20).contains(epsilons.count), epsilons.allSatisfy({ $0 > 0 && $0 <= 100 }) else {
+                throw ScenarioError(field: "epsilons", reason: "must be 1...20 values in (0, 100]")
+            }
+            for epsilon in epsilons { _ = try privateLayout(epsilon: epsilon) }
+        }
         guard (1...10).contains(roundsPerWindow) else { throw ScenarioError(field: "roundsPerWindow", reason: "must be in 1...10, got \(roundsPerWindow)") }
         guard activeFraction > 0, activeFraction <= 1 else { throw ScenarioError(field: "activeFraction", reason: "must be in (0, 1], got \(activeFraction)") }
         // Graph, threat model and dropout are checked as a round of the whole fleet checks them.

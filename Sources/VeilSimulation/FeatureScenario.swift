@@ -41,10 +41,14 @@ public struct FeatureScenario: Codable, Sendable, Equatable {
     public var observations: [String: ObservationGenerator]
     /// The seed of every random choice.
     public var seed: UInt64
+    /// With a feature set that has `privacy`: run every window once per ε here (in-process), each
+    /// run with its own budget ledger, to chart accuracy against ε (SPEC.md §12.4). Nil: once,
+    /// with the set's own settings.
+    public var epsilons: [Double]?
 
     enum CodingKeys: String, CodingKey {
         case name, description, devices, featureSet, windows, windowSeconds, start, minimumReleaseCohort, roundsPerWindow
-        case activeFraction, prg, graph, threatModel, dropout, observations, seed
+        case activeFraction, prg, graph, threatModel, dropout, observations, seed, epsilons
     }
 
     public init(from decoder: any Decoder) throws {
@@ -65,6 +69,7 @@ public struct FeatureScenario: Codable, Sendable, Equatable {
         dropout = try c.decodeIfPresent(Scenario.DropoutSpec.self, forKey: .dropout) ?? Scenario.DropoutSpec()
         observations = try c.decodeIfPresent([String: ObservationGenerator].self, forKey: .observations) ?? [:]
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? 1
+        epsilons = try c.decodeIfPresent([Double].self, forKey: .epsilons)
     }
 
     /// How one feature's observations are drawn for each device and window.

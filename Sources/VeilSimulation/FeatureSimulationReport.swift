@@ -68,10 +68,17 @@ public struct FeatureWindowReport: Codable, Sendable, Equatable {
     public let correct: Bool
     /// What went wrong, if anything.
     public let problems: [String]
+    /// With differential privacy: the window's ε, the budget, and every statistic's error.
+    public let privacy: WindowPrivacy?
+    /// Network mode: devices in the values the API serves (the window's last release).
+    public let releasedContributors: Int?
 
     /// Creates a window report.
     public init(windowStart: Int, activeDevices: Int, contributors: Int, released: Bool, rounds: [FeatureRoundSummary],
-                features: [FeatureCheck], countedUnaware: Int?, alreadyCounted: Int?, problems: [String]) {
+                features: [FeatureCheck], countedUnaware: Int?, alreadyCounted: Int?, problems: [String], privacy: WindowPrivacy? = nil,
+                releasedContributors: Int? = nil) {
+        self.privacy = privacy
+        self.releasedContributors = releasedContributors
         self.windowStart = windowStart
         self.activeDevices = activeDevices
         self.contributors = contributors
@@ -113,8 +120,10 @@ public struct FeatureSimulationReport: Codable, Sendable {
     public let connections: Int?
     /// Network mode: feature reads served over the HTTP API and checked (windows, latest, export).
     public let apiReads: Int?
-    /// Each window.
+    /// Each window (of every ε run, in order).
     public let windows: [FeatureWindowReport]
+    /// With differential privacy: per ε run and feature, the error against its stated bound.
+    public let accuracy: [AccuracyPoint]?
 
     /// Creates a report.
     public init(scenario: FeatureScenario, mode: String, layout: FeatureLayout, totalSeconds: Double, connections: Int?,
@@ -132,7 +141,11 @@ public struct FeatureSimulationReport: Codable, Sendable {
         self.connections = connections
         self.apiReads = apiReads
         self.windows = windows
-        correct = !windows.isEmpty && windows.allSatisfy(\.correct)
+        let accuracy = AccuracyPoint.points(windows, featureSet: scenario.featureSet)
+        self.accuracy = accuracy.isEmpty ? nil : accuracy
+        // Each ε run's statistics must be covered by their bounds as often as promised.
+        let runs = Dictionary(grouping: windows.compactMap(\.privacy), by: \.targetEpsilon)
+        correct = !windows.isEmpty && windows.allSatisfy(\.correct) && runs.values.allSatisfy { FeatureOracle.coverageHolds($0.flatMap(\.statistics)) }
     }
 
     /// The report as pretty-printed JSON with sorted keys.
@@ -148,12 +161,21 @@ public struct FeatureSimulationReport: Codable, Sendable {
             let passed = w.features.filter(\.ok).count
             lines.append([
                 formatter.string(from: Date(timeIntervalSince1970: Double(w.windowStart))).padding(toLength: 22, withPad: " ", startingAt: 0),
-                String(w.activeDevices).leftPad(7), String(w.contributors).leftPad(8), (w.released ? "yes" : "no").leftPad(9),
+                String(w.activeDevices).leftPad(7), String(w.contributors).leftPad(8),
+                (w.privacy?.refused == true ? "budget" : w.released ? "yes" : "no").leftPad(9),
                 "  " + rounds.padding(toLength: 30, withPad: " ", startingAt: 0), "\(passed)/\(w.features.count)".leftPad(7),
                 (w.correct ? "yes" : "NO").leftPad(8),
             ].joined(separator: " "))
             for problem in w.problems { lines.append("    problem: \(problem)") }
             for check in w.features where !check.ok { lines.append("    \(check.feature) MISMATCH: \(check.detail)") }
+        }
+        if let accuracy {
+            lines.append("differential privacy: mean |error| beside the stated 95 % bound, by ε per window")
+            for p in accuracy {
+                lines.append(String(format: "  ε %-8.3g %@ error %10.4g  bound %10.4g  inside %5.1f %%  windows released %d, refused %d",
+                                    p.windowEpsilon, p.feature.padding(toLength: 18, withPad: " ", startingAt: 0), p.meanAbsoluteError, p.meanBound,
+                                    p.coverage * 100, p.windowsReleased, p.windowsRefused))
+            }
         }
         if let last = windows.last {
             lines.append("last window, decoded vs plaintext:")
@@ -164,6 +186,74 @@ public struct FeatureSimulationReport: Codable, Sendable {
         lines.append(correct ? "CORRECT: every window's features equal the plaintext computation over the counted devices"
                              : "INCORRECT: see the problems above")
         return lines.joined(separator: "\n")
+    }
+}
+
+/// One window's privacy in a feature simulation (SPEC.md §12.4).
+public struct WindowPrivacy: Codable, Sendable, Equatable {
+    /// The ε per window the run targeted (nil: the set's own settings).
+    public let targetEpsilon: Double?
+    /// ε of this window's release at the set's δ.
+    public let windowEpsilon: Double
+    /// ε spent over the run's windows after this one (before it, when refused).
+    public let spentEpsilon: Double
+    /// The budget, if any.
+    public let budgetEpsilon: Double?
+    /// Whether the budget refused the window's rounds.
+    public let refused: Bool
+    /// Each released statistic against the plaintext.
+    public let statistics: [EstimateCheck]
+
+    /// Creates a window's privacy record.
+    public init(targetEpsilon: Double?, windowEpsilon: Double, spentEpsilon: Double, budgetEpsilon: Double?, refused: Bool, statistics: [EstimateCheck]) {
+        self.targetEpsilon = targetEpsilon
+        self.windowEpsilon = windowEpsilon
+        self.spentEpsilon = spentEpsilon
+        self.budgetEpsilon = budgetEpsilon
+        self.refused = refused
+        self.statistics = statistics
+    }
+}
+
+/// Accuracy of one feature in one ε run: mean absolute error of its statistics over the released
+/// windows beside the mean stated 95 % bound (the chart in the HTML report).
+public struct AccuracyPoint: Codable, Sendable, Equatable {
+    /// The run's target ε per window (nil: the set's own).
+    public let targetEpsilon: Double?
+    /// ε of one window's release.
+    public let windowEpsilon: Double
+    /// The feature.
+    public let feature: String
+    /// Statistics compared.
+    public let statistics: Int
+    /// Mean |estimate − exact|.
+    public let meanAbsoluteError: Double
+    /// Mean stated half-width of the 95 % interval.
+    public let meanBound: Double
+    /// Fraction of statistics inside their bound.
+    public let coverage: Double
+    /// Windows of the run released and refused by the budget.
+    public let windowsReleased: Int
+    /// Windows the budget refused.
+    public let windowsRefused: Int
+
+    static func points(_ windows: [FeatureWindowReport], featureSet: FeatureSet) -> [AccuracyPoint] {
+        var runs: [(Double?, [WindowPrivacy])] = []
+        for p in windows.compactMap(\.privacy) {
+            if let last = runs.indices.last, runs[last].0 == p.targetEpsilon { runs[last].1.append(p) } else { runs.append((p.targetEpsilon, [p])) }
+        }
+        return runs.flatMap { target, run in
+            featureSet.features.compactMap { feature -> AccuracyPoint? in
+                let stats = run.flatMap(\.statistics).filter { $0.feature == feature.name }
+                guard !stats.isEmpty else { return nil }
+                let n = Double(stats.count)
+                return AccuracyPoint(
+                    targetEpsilon: target, windowEpsilon: run[0].windowEpsilon, feature: feature.name, statistics: stats.count,
+                    meanAbsoluteError: stats.reduce(0) { $0 + abs($1.estimate - $1.exact) } / n,
+                    meanBound: stats.reduce(0) { $0 + $1.bound } / n, coverage: Double(stats.filter(\.within).count) / n,
+                    windowsReleased: run.filter { !$0.refused && !$0.statistics.isEmpty }.count, windowsRefused: run.filter(\.refused).count)
+            }
+        }
     }
 }
 

@@ -30,6 +30,9 @@ public struct SimulationEngine: Sendable {
     /// Each device's input, when the caller supplies them (feature simulations); otherwise the
     /// scenario's synthetic data generators.
     public let inputs: (@Sendable (UInt32) -> ModularVector)?
+    /// The fewest survivors the round unmasks, as a server and devices with differential
+    /// privacy sized for that many enforce it (SPEC.md §12.4); 0 for none.
+    public var minimumSurvivors = 0
 
     /// Creates an engine.
     public init(
@@ -56,7 +59,11 @@ public struct SimulationEngine: Sendable {
     /// The policy every simulated device enforces: the scenario's own assumptions
     /// (``DevicePolicy/matching(_:)``), so an honest scenario's rounds are accepted and a round
     /// that breaks them is refused as a real device would refuse it.
-    public var devicePolicy: DevicePolicy { DevicePolicy.matching(assumptions) }
+    public var devicePolicy: DevicePolicy {
+        var policy = DevicePolicy.matching(assumptions)
+        policy.minimumSurvivors = minimumSurvivors
+        return policy
+    }
 
     /// The graph parameters the scenario asks for (explicit, fixed-degree, or chosen by the finder).
     public func graphParameters() throws(ScenarioError) -> GraphParameters {
@@ -106,6 +113,7 @@ public struct SimulationEngine: Sendable {
             scenario: scenario, configuration: configuration, policy: devicePolicy, workers: workers, random: &random, inputs: inputs)
         var round = RoundRun(
             configuration: configuration, placementSecret: placementSecret, cohort: cohort, limits: limits, workers: workers, batchSize: batchSize)
+        round.server.minimumSurvivors = minimumSurvivors
         let outcome = round.drive(cohort: &cohort, random: &random, progress: progress)
         return (SimulationReport(scenario: scenario, parameters: parameters, run: round, cohort: cohort, outcome: outcome), outcome)
     }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import VeilFeatures
+import VeilPrivacy
 import VeilProtocol
 @testable import VeilNetworkSimulation
 import VeilSimulation
@@ -43,5 +44,29 @@ import VeilSimulation
             #expect(window.alreadyCounted == 0, "a spent window is not offered again, so nobody needs telling")
             #expect(window.countedUnaware == unaware.count)
         }
+    }
+
+    /// Distributed differential privacy through the real aggregator: noised releases checked
+    /// within their bounds, and the store's ledger refusing the windows past the budget.
+    @Test func privateWindowsAreReleasedWithinTheirBoundsUntilTheBudgetIsSpent() async throws {
+        var object = try JSONSerialization.jsonObject(with: Data(Self.scenarioJSON.utf8)) as! [String: Any]
+        object["windows"] = 4
+        object["dropout"] = ["unmasking": 0.02]
+        var set = object["featureSet"] as! [String: Any]
+        let privacy: [String: Any] = ["epsilon": 2.0, "delta": 1e-6, "minimumSurvivors": 30]
+        set["privacy"] = privacy
+        // The budget: exactly two windows' worth.
+        let layout = try FeatureLayout(JSONDecoder().decode(FeatureSet.self, from: JSONSerialization.data(withJSONObject: set)))
+        let plan = try #require(layout.privacy)
+        set["privacy"] = privacy.merging(["budget": ["epsilon": plan.windowCurve.composed(times: 2).epsilon(delta: 1e-6).epsilon * 1.0001]]) { a, _ in a }
+        object["featureSet"] = set
+        let scenario = try FeatureScenario.decode(JSONSerialization.data(withJSONObject: object))
+        let report = try await FeatureNetworkSimulation(scenario: scenario, devicesPerConnection: 10).run()
+        #expect(report.correct, "\(report.table())")
+        let windows = report.windows
+        #expect(windows.count == 4)
+        #expect(windows.prefix(2).allSatisfy { $0.released && $0.privacy?.refused == false && !($0.privacy?.statistics.isEmpty ?? true) })
+        #expect(windows.suffix(2).allSatisfy { !$0.released && $0.privacy?.refused == true && $0.contributors == 0 }, "\(report.table())")
+        #expect(report.accuracy?.allSatisfy { $0.windowsReleased == 2 && $0.windowsRefused == 2 } == true)
     }
 }

@@ -192,6 +192,7 @@ import VeilProtocol
             ("/healthz", "get"), ("/metrics", "get"), ("/v1/feature-sets", "get"), ("/v1/feature-sets/{name}/windows", "get"),
             ("/v1/feature-sets/{name}/export", "get"), ("/v1/rounds", "post"), ("/v1/rounds/{id}", "get"),
             ("/v1/feature-sets", "post"), ("/v1/feature-sets/{name}/versions/{version}", "delete"), ("/v1/feature-sets/{name}/latest", "get"),
+            ("/v1/feature-sets/{name}/budget", "get"),
         ] {
             let block = try #require(spec.components(separatedBy: "\n  \(path):\n").dropFirst().first, "\(path) is documented")
             #expect(block.prefix(while: { _ in true }).components(separatedBy: "\n  /").first!.contains("    \(method):"), "\(method.uppercased()) \(path)")
