@@ -202,7 +202,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "VeilBench",
-            dependencies: ["VeilCrypto", "VeilPrivacy"],
+            dependencies: ["VeilCrypto", "VeilPrivacy", "VeilProtocol"],
             swiftSettings: strictSettings
         ),
 

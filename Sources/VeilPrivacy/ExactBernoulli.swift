@@ -28,11 +28,50 @@ enum ExactBernoulli {
         }
     }
 
+    /// ``trial(_:_:bits:)`` for a denominator below 2^63, sixteen digits at a time: the next
+    /// sixteen binary digits of p are computed without branching and compared with sixteen
+    /// uniform bits at once; the first digit where they differ decides, exactly as comparing
+    /// digit by digit would (the same digits, consumed in the same order).
+    @inline(__always)
+    static func trial64(_ numerator: UInt64, _ denominator: UInt64, bits: inout NoiseBits) -> Bool {
+        if numerator >= denominator { return true }
+        if numerator == 0 { return false }
+        var remainder = numerator
+        while true {
+            var pDigits: UInt64 = 0
+            for _ in 0..<4 {
+                remainder <<= 1
+                let digit: UInt64 = remainder >= denominator ? 1 : 0
+                remainder -= denominator & (0 &- digit)
+                pDigits = pDigits << 1 | digit
+            }
+            let uDigits = bits.next4()
+            let differ = pDigits ^ uDigits
+            if differ != 0 {
+                // The first digit (most significant) where U and p differ: U < p when U's is 0.
+                let position = 63 - differ.leadingZeroBitCount
+                return (uDigits >> UInt64(position)) & 1 == 0
+            }
+        }
+    }
+
     /// True with probability exp(−numerator / denominator), for numerator / denominator in [0, 1].
     @inline(__always)
     static func expMinusFraction(_ numerator: UInt128, _ denominator: UInt128, bits: inout NoiseBits) -> Bool {
         // Algorithm 1 for γ ≤ 1: count the K with Bernoulli(γ / K) true in a row; exp(−γ) is
         // the probability that the first false comes at an odd K.
+        if denominator < 1 << 54 {
+            // Sixty-four-bit arithmetic while denominator · K stays below 2^63 (K < 512).
+            let n = UInt64(numerator), d = UInt64(denominator)
+            var k: UInt64 = 1
+            while k < 512 {
+                guard trial64(n, d * k, bits: &bits) else { return k & 1 == 1 }
+                k += 1
+            }
+            var wide = UInt128(k)
+            while trial(numerator, denominator * wide, bits: &bits) { wide += 1 }
+            return wide & 1 == 1
+        }
         var k: UInt128 = 1
         while trial(numerator, denominator * k, bits: &bits) { k += 1 }
         return k & 1 == 1

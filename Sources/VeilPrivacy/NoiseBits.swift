@@ -57,14 +57,30 @@ public struct NoiseBits: ~Copyable {
         return bit
     }
 
+    /// Four uniform bits (in the low bits of the result).
+    @inline(__always)
+    public mutating func next4() -> UInt64 {
+        if bitsLeft < 4 {
+            word = nextWord()
+            bitsLeft = 64
+        }
+        let chunk = word & 0xF
+        word >>= 4
+        bitsLeft -= 4
+        return chunk
+    }
+
     /// A uniform integer in `0 ..< bound` (rejection sampling: exact).
     public mutating func uniform(below bound: UInt64) -> UInt64 {
         precondition(bound > 0, "bound must be positive")
         if bound & (bound - 1) == 0 { return nextWord() & (bound - 1) }
-        let limit = UInt64.max - UInt64.max % bound
-        while true {
-            let value = nextWord()
-            if value < limit { return value % bound }
+        // Lemire's multiply-and-reject: the high word of x · bound is uniform once the low
+        // word is at least 2^64 mod bound.
+        var product = nextWord().multipliedFullWidth(by: bound)
+        if product.low < bound {
+            let threshold = (0 &- bound) % bound
+            while product.low < threshold { product = nextWord().multipliedFullWidth(by: bound) }
         }
+        return product.high
     }
 }

@@ -183,8 +183,13 @@ public struct FeatureSimulationReport: Codable, Sendable {
         }
         lines.append(String(format: "total %.2f s, peak RSS %d MiB%@", totalSeconds, peakRSSBytes >> 20,
                             connections.map { ", \($0) connections, \(apiReads ?? 0) API reads checked" } ?? ""))
-        lines.append(correct ? "CORRECT: every window's features equal the plaintext computation over the counted devices"
-                             : "INCORRECT: see the problems above")
+        if accuracy != nil {
+            lines.append(correct ? "CORRECT: every released estimate lies within the bounds it states of the plaintext over the released devices, and windows past the budget were refused"
+                                 : "INCORRECT: see the problems above")
+        } else {
+            lines.append(correct ? "CORRECT: every window's features equal the plaintext computation over the counted devices"
+                                 : "INCORRECT: see the problems above")
+        }
         return lines.joined(separator: "\n")
     }
 }

@@ -117,4 +117,18 @@ import VeilStore
         #expect(metrics.contains("veil_privacy_budget_refusals_total{feature_set=\"dp\"} 1"))
         #expect(metrics.contains("veil_privacy_epsilon_spent{feature_set=\"dp\"}"))
     }
+
+    /// Rounds smaller than the survivors the noise is sized for could never release: refused.
+    @Test func theConfigurationRefusesCohortsBelowTheMinimumSurvivors() throws {
+        var c = AggregatorConfiguration()
+        c.insecurePlaintext = true
+        c.rounds.featureSet = try Self.set(budgetWindows: 2)
+        c.rounds.minimumCohort = 7
+        c.rounds.maximumCohort = 20
+        do { try c.validate(); Issue.record("accepted") } catch let AggregatorConfigurationError.invalid(field, reason) {
+            #expect(field == "rounds.minimumCohort" && reason.contains("minimumSurvivors (8)"))
+        }
+        c.rounds.minimumCohort = 8
+        try c.validate()
+    }
 }

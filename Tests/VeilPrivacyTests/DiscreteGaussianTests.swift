@@ -86,7 +86,13 @@ import VeilCrypto
             let hits = (0..<count).count(where: { _ in ExactBernoulli.trial(numerator, denominator, bits: &bits) })
             #expect(abs(Double(hits) / Double(count) - p) < 5 * (p * (1 - p) / Double(count)).squareRoot() + 1e-9, "\(numerator)/\(denominator)")
         }
-        for (numerator, denominator) in [(UInt128(1), UInt128(2)), (1, 1), (5, 2), (30, 7)] {
+        for (numerator, denominator) in [(UInt64(1), UInt64(3)), (2, 7), (999, 1000), (0, 5), (5, 5), (1 << 40, (1 << 41) + 1)] {
+            let p = Double(numerator) / Double(denominator)
+            let hits = (0..<count).count(where: { _ in ExactBernoulli.trial64(numerator, denominator, bits: &bits) })
+            #expect(abs(Double(hits) / Double(count) - p) < 5 * (p * (1 - p) / Double(count)).squareRoot() + 1e-9, "64-bit \(numerator)/\(denominator)")
+        }
+        // Large denominators take the 128-bit path of expMinus; small ones the 64-bit one.
+        for (numerator, denominator) in [(UInt128(1), UInt128(2)), (1, 1), (5, 2), (30, 7), (UInt128(1) << 70, UInt128(3) << 69)] {
             let p = exp(-Double(numerator) / Double(denominator))
             let hits = (0..<count).count(where: { _ in ExactBernoulli.expMinus(numerator, denominator, bits: &bits) })
             #expect(abs(Double(hits) / Double(count) - p) < 5 * (p * (1 - p) / Double(count)).squareRoot() + 1e-4, "exp(-\(numerator)/\(denominator))")
