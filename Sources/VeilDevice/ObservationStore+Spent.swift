@@ -1,6 +1,7 @@
 public import Foundation
 import GRDB
 import VeilFeatures
+import VeilPrivacy
 public import VeilProtocol
 
 /// A window is *spent* once this device sent its masked input for it in a round (SPEC.md §12.1):
@@ -9,8 +10,11 @@ public import VeilProtocol
 /// version of the feature set, whatever the aggregator says afterwards.
 extension ObservationStore {
     /// Records, durably (the store's writes are synchronous), that the masked input of `window`
-    /// is about to be sent in `round`. Call before sending it; idempotent for the same round,
-    /// refused with ``ObservationError/spent(window:)`` for another.
+    /// is about to be sent in `round`, with the noise it carries when the set has differential
+    /// privacy. Call before sending it; idempotent for the same round, refused with
+    /// ``ObservationError/spent(window:)`` for another, and with
+    /// ``ObservationError/budgetSpent(spent:wouldBe:budget:)`` when the window would take this
+    /// device's own privacy loss for the set past its budget.
     public func markSpent(window: Int, round: RoundID, at date: Date = Date()) throws {
         let set = layout.featureSet
         try queue.write { db in
@@ -19,10 +23,47 @@ extension ObservationStore {
                 guard existing == "\(round)" else { throw ObservationError.spent(window: window) }
                 return
             }
+            let release = layout.privacy?.release(dimension: layout.dimension)
+            if let release, let plan = layout.privacy, let budget = plan.settings.budget {
+                let spent = try Self.releases(db, set.name)
+                let wouldBe = DistributedDiscreteGaussian.Release.composed(spent + [release]).epsilon(delta: plan.settings.delta).epsilon
+                guard wouldBe <= budget.epsilon else {
+                    let before = spent.isEmpty ? 0 : DistributedDiscreteGaussian.Release.composed(spent).epsilon(delta: plan.settings.delta).epsilon
+                    throw ObservationError.budgetSpent(spent: before, wouldBe: wouldBe, budget: budget.epsilon)
+                }
+            }
             try db.execute(
-                sql: "INSERT INTO spent_window (feature_set, window_start, version, round_id, spent_at) VALUES (?, ?, ?, ?, ?)",
-                arguments: [set.name, window, set.version, "\(round)", date.timeIntervalSince1970])
+                sql: """
+                    INSERT INTO spent_window (feature_set, window_start, version, round_id, spent_at, variance, devices, dimension, l2_sensitivity, l1_sensitivity)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [set.name, window, set.version, "\(round)", date.timeIntervalSince1970, release?.variance, release?.devices,
+                            release?.dimension, release?.l2Sensitivity, release?.l1Sensitivity])
         }
+    }
+
+    /// The noise of every window this device spent for its set (all versions) with differential
+    /// privacy.
+    static func releases(_ db: Database, _ name: String) throws -> [DistributedDiscreteGaussian.Release] {
+        try Row.fetchAll(db, sql: """
+            SELECT variance, devices, dimension, l2_sensitivity, l1_sensitivity FROM spent_window
+            WHERE feature_set = ? AND variance IS NOT NULL ORDER BY window_start
+            """, arguments: [name]).map {
+            .init(variance: $0["variance"], devices: $0["devices"], dimension: $0["dimension"], l2Sensitivity: $0["l2_sensitivity"], l1Sensitivity: $0["l1_sensitivity"])
+        }
+    }
+
+    /// Whether this device may still contribute one more window of its set under the set's
+    /// privacy budget (SPEC.md §12.4), composing the noise of every window it spent: nil when it
+    /// may (or the set has no budget), else the refusal.
+    public func budgetRefusal() throws -> ObservationError? {
+        guard let plan = layout.privacy, let budget = plan.settings.budget else { return nil }
+        let spent = try queue.read { db in try Self.releases(db, layout.featureSet.name) }
+        let release = plan.release(dimension: layout.dimension)
+        let wouldBe = DistributedDiscreteGaussian.Release.composed(spent + [release]).epsilon(delta: plan.settings.delta).epsilon
+        guard wouldBe > budget.epsilon else { return nil }
+        let before = spent.isEmpty ? 0 : DistributedDiscreteGaussian.Release.composed(spent).epsilon(delta: plan.settings.delta).epsilon
+        return .budgetSpent(spent: before, wouldBe: wouldBe, budget: budget.epsilon)
     }
 
     /// Whether the masked input of `window` was sent in a round, under any version of the set.

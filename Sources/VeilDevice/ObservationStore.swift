@@ -60,6 +60,17 @@ public final class ObservationStore: Sendable {
                 t.primaryKey(["feature_set", "window_start"])
             }
         }
+        migrator.registerMigration("v3: spent window noise") { db in
+            // The noise each spent window's contribution carried (differential privacy, SPEC.md
+            // §12.4), so the device composes its own privacy loss against the set's budget.
+            try db.alter(table: "spent_window") { t in
+                t.add(column: "variance", .double)
+                t.add(column: "devices", .integer)
+                t.add(column: "dimension", .integer)
+                t.add(column: "l2_sensitivity", .double)
+                t.add(column: "l1_sensitivity", .double)
+            }
+        }
         try migrator.migrate(queue)
     }
 
@@ -286,6 +297,9 @@ public enum ObservationError: Error, Equatable, Sendable, CustomStringConvertibl
     /// The window's masked input was already sent in a round: it is never contributed again
     /// (SPEC.md §12.1).
     case spent(window: Int)
+    /// One more window would take this device's own privacy loss for the set (ε composed over
+    /// the windows it spent) past the set's budget (SPEC.md §12.4).
+    case budgetSpent(spent: Double, wouldBe: Double, budget: Double)
 
     /// A one-line explanation.
     public var description: String {
@@ -297,6 +311,8 @@ public enum ObservationError: Error, Equatable, Sendable, CustomStringConvertibl
         case let .lateObservation(window): return "window \(window) was already contributed; an observation dated in it came too late to be counted"
         case let .notOfferable(window, reason): return "window \(window) cannot be offered: \(reason)"
         case let .spent(window): return "window \(window) was already sent masked in a round; it is never contributed again"
+        case let .budgetSpent(spent, wouldBe, budget):
+            return "this device's privacy budget for the feature set is spent: one more window would take its ε from \(String(format: "%.4g", spent)) to \(String(format: "%.4g", wouldBe)), above \(String(format: "%.4g", budget))"
         }
     }
 }

@@ -56,6 +56,7 @@ extension VeilDevice {
         }
         guard try !store.isCounted(window: window) else { throw DeviceError.localStore("window \(window) was already counted") }
         guard try !store.isSpent(window: window) else { throw DeviceError.localStore(ObservationError.spent(window: window).description) }
+        if let refusal = try store.budgetRefusal() { throw DeviceError.input(refusal.description) }
         let configuration = assignment.configuration
         guard configuration.dimension == layout.dimension, configuration.bitWidth == layout.featureSet.bitWidth else {
             throw DeviceError.input("the round wants \(configuration.dimension) elements of \(configuration.bitWidth) bits; feature set \(layout.featureSet.name) v\(layout.featureSet.version) has \(layout.dimension) of \(layout.featureSet.bitWidth)")
@@ -108,6 +109,18 @@ extension VeilDevice {
             offer = try windows.map { try store.checkedOffer($0, now: now) } ?? store.offerableWindows(now: now)
         } catch let error as ObservationError {
             throw .input(error.description)
+        } catch {
+            throw .localStore(String(describing: error))
+        }
+        // The device's own budget (SPEC.md §12.4): whatever the aggregator's ledger says.
+        do {
+            if let refusal = try store.budgetRefusal() {
+                let nextClose = store.windowStart(of: now) + store.windowSeconds
+                let wait = max(1, Double(nextClose) - now.timeIntervalSince1970)
+                return RoundParticipation(
+                    outcome: .noRound(retryAfterMilliseconds: UInt32(min(wait * 1000, Double(UInt32.max)))), reason: refusal.description,
+                    configuration: nil, deviceIndex: nil, task: nil, countedRoundID: nil, survivors: 0, bytesSent: 0, bytesReceived: 0, computeSeconds: 0)
+            }
         } catch {
             throw .localStore(String(describing: error))
         }

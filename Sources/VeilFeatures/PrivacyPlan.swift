@@ -111,6 +111,12 @@ public struct PrivacyPlan: Sendable, Equatable {
         windowEpsilon = windowCurve.epsilon(delta: settings.delta).epsilon
     }
 
+    /// What one window's release under this plan is, for accounting, in a vector of `dimension` slots.
+    public func release(dimension: Int) -> DistributedDiscreteGaussian.Release {
+        .init(variance: deviceNoise.variance, devices: settings.minimumSurvivors, dimension: dimension,
+              l2Sensitivity: l2Sensitivity, l1Sensitivity: l1Sensitivity)
+    }
+
     /// The standard deviation of the noise in a sum over `contributors` devices, in scaled units
     /// (noise and stochastic rounding).
     public func sumStandardDeviation(contributors: Int) -> Double {

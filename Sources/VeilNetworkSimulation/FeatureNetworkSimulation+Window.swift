@@ -36,6 +36,11 @@ extension FeatureNetworkSimulation {
         var releasedDevices: [Int] = []
         var problems: [String] = []
         var toldAlreadyCounted = 0
+        // Devices whose own privacy budget for the set is spent refuse before checking in.
+        var devicesRefusing = 0
+        for d in 0..<n where raw[d] != nil {
+            if try fleet.stores[d].budgetRefusal() != nil { devicesRefusing += 1 }
+        }
         for attempt in 0..<scenario.roundsPerWindow {
             let participants = try (0..<n).filter { try fleet.stores[$0].pendingWindows(now: after).contains(windowStart) }
             guard participants.count >= 3 else { break }
@@ -107,7 +112,7 @@ extension FeatureNetworkSimulation {
             return try await privateWindowReport(
                 windowStart: windowStart, plan: plan, layout: layout, released: released, releasedDevices: releasedDevices, raw: raw,
                 counted: counted, summaries: summaries, unaware: unaware, alreadyCounted: toldAlreadyCounted, problems: problems, api: api,
-                apiReads: &apiReads)
+                apiReads: &apiReads, devicesRefusing: devicesRefusing)
         }
         if releasedDevices.isEmpty == (released?.values != nil) {
             problems.append(releasedDevices.isEmpty ? "values released below the minimum cohort" : "values withheld although \(releasedDevices.count) devices may be released")
@@ -131,7 +136,8 @@ extension FeatureNetworkSimulation {
     /// names it as the last refusal.
     private func privateWindowReport(
         windowStart: Int, plan: PrivacyPlan, layout: FeatureLayout, released: ReleasedWindow?, releasedDevices: [Int], raw: [Int: WindowObservations],
-        counted: [Int], summaries: [FeatureRoundSummary], unaware: Int, alreadyCounted: Int, problems: [String], api: FeatureAPIClient, apiReads: inout Int
+        counted: [Int], summaries: [FeatureRoundSummary], unaware: Int, alreadyCounted: Int, problems: [String], api: FeatureAPIClient, apiReads: inout Int,
+        devicesRefusing: Int
     ) async throws -> FeatureWindowReport {
         var problems = problems
         if released?.values != nil { problems.append("exact values served for a feature set with differential privacy") }
@@ -145,13 +151,13 @@ extension FeatureNetworkSimulation {
         let (checks, statistics) = released?.estimates == nil ? ([], []) : FeatureOracle.checkEstimates(released?.estimates, expected: expected, set: scenario.featureSet)
         let budget = try await api.budget()
         apiReads += 1
-        let refused = counted.isEmpty && budget?.lastRefusal?.window == windowStart
+        let refused = counted.isEmpty && (budget?.lastRefusal?.window == windowStart || devicesRefusing > 0)
         return FeatureWindowReport(
             windowStart: windowStart, activeDevices: raw.count, contributors: counted.count, released: released?.estimates != nil,
             rounds: summaries, features: checks, countedUnaware: unaware, alreadyCounted: alreadyCounted, problems: problems,
             privacy: WindowPrivacy(
                 targetEpsilon: nil, windowEpsilon: plan.windowEpsilon, spentEpsilon: budget?.spentEpsilon ?? 0,
-                budgetEpsilon: plan.settings.budget?.epsilon, refused: refused, statistics: statistics),
+                budgetEpsilon: plan.settings.budget?.epsilon, refused: refused, statistics: statistics, devicesRefusing: devicesRefusing),
             releasedContributors: released?.contributors ?? 0)
     }
 

@@ -204,13 +204,20 @@ public struct WindowPrivacy: Codable, Sendable, Equatable {
     public let spentEpsilon: Double
     /// The budget, if any.
     public let budgetEpsilon: Double?
-    /// Whether the budget refused the window's rounds.
+    /// Whether the budget refused the window's rounds (the aggregator's ledger, or the devices'
+    /// own budgets).
     public let refused: Bool
+    /// Network mode: devices that refused the window themselves, their own budget spent.
+    public let devicesRefusing: Int
     /// Each released statistic against the plaintext.
     public let statistics: [EstimateCheck]
 
     /// Creates a window's privacy record.
-    public init(targetEpsilon: Double?, windowEpsilon: Double, spentEpsilon: Double, budgetEpsilon: Double?, refused: Bool, statistics: [EstimateCheck]) {
+    public init(
+        targetEpsilon: Double?, windowEpsilon: Double, spentEpsilon: Double, budgetEpsilon: Double?, refused: Bool, statistics: [EstimateCheck],
+        devicesRefusing: Int = 0
+    ) {
+        self.devicesRefusing = devicesRefusing
         self.targetEpsilon = targetEpsilon
         self.windowEpsilon = windowEpsilon
         self.spentEpsilon = spentEpsilon

@@ -48,21 +48,17 @@ public struct PrivacyCharge: Sendable, Equatable {
             l2Sensitivity: plan.l2Sensitivity, l1Sensitivity: plan.l1Sensitivity)
     }
 
-    /// The window's Rényi curve.
-    public var curve: RenyiCurve {
-        DistributedDiscreteGaussian.curve(variance: variance, devices: devices, dimension: dimension, l2Sensitivity: l2Sensitivity, l1Sensitivity: l1Sensitivity)
+    /// The noise of the window's release.
+    public var release: DistributedDiscreteGaussian.Release {
+        .init(variance: variance, devices: devices, dimension: dimension, l2Sensitivity: l2Sensitivity, l1Sensitivity: l1Sensitivity)
     }
 
-    /// The composition of `charges`: windows with the same noise share one curve, composed as
-    /// many times as they occur.
+    /// The window's Rényi curve.
+    public var curve: RenyiCurve { release.curve }
+
+    /// The composition of `charges`.
     public static func composed(_ charges: [PrivacyCharge]) -> RenyiCurve {
-        struct Key: Hashable { let variance: Double, devices: Int, dimension: Int, l2: Double, l1: Double }
-        var counts: [Key: (PrivacyCharge, Int)] = [:]
-        for c in charges {
-            let key = Key(variance: c.variance, devices: c.devices, dimension: c.dimension, l2: c.l2Sensitivity, l1: c.l1Sensitivity)
-            counts[key] = (c, (counts[key]?.1 ?? 0) + 1)
-        }
-        return counts.values.reduce(RenyiCurve.zero) { $0.composed(with: $1.0.curve.composed(times: $1.1)) }
+        DistributedDiscreteGaussian.Release.composed(charges.map(\.release))
     }
 }
 

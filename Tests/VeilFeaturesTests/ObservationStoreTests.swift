@@ -4,6 +4,7 @@ import VeilCrypto
 import VeilDevice
 import VeilFeatures
 import VeilProtocol
+import VeilPrivacy
 
 /// The device-side observation store: durable across restarts, one count per window, retention.
 @Suite struct ObservationStoreTests {
@@ -164,5 +165,28 @@ import VeilProtocol
         #expect(try reopened.isSpent(window: window) && !reopened.isCounted(window: window))
         #expect(try reopened.offerableWindows(now: later) == [window + Self.hour])
         #expect(throws: ObservationError.spent(window: window)) { _ = try reopened.checkedOffer([window], now: later) }
+    }
+
+    /// SPEC.md §12.4: the device composes the noise of every window it spent and refuses one
+    /// more past the set's budget, whatever the aggregator asks.
+    @Test func aDeviceRefusesWindowsPastItsOwnPrivacyBudget() throws {
+        var set = FeatureEncodingTests.fleet
+        set.maximumCohort = 10_000
+        set.privacy = FeaturePrivacy(epsilon: 1, delta: 1e-6, minimumSurvivors: 100)
+        let plan = try #require(try FeatureLayout(set).privacy)
+        set.privacy?.budget = PrivacyBudget(epsilon: plan.windowCurve.composed(times: 2).epsilon(delta: 1e-6).epsilon * 1.0001)
+        let path = Self.temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try ObservationStore(path: path, layout: FeatureLayout(set), windowSeconds: Self.hour, retention: 2 * 86_400)
+        var random = SeededRandomSource(seed: 4, label: "budget")
+        let window = Int(Self.t0.timeIntervalSince1970)
+        #expect(try store.budgetRefusal() == nil)
+        try store.markSpent(window: window, round: RoundID(using: &random))
+        try store.markSpent(window: window + Self.hour, round: RoundID(using: &random))
+        let refusal = try #require(try store.budgetRefusal())
+        guard case let .budgetSpent(spent, wouldBe, budget) = refusal else { Issue.record("\(refusal)"); return }
+        #expect(spent <= budget && wouldBe > budget)
+        #expect(throws: refusal) { try store.markSpent(window: window + 2 * Self.hour, round: RoundID(using: &random)) }
+        #expect(try !store.isSpent(window: window + 2 * Self.hour))
     }
 }

@@ -60,9 +60,13 @@ import VeilStore
         }
         defer { Task { await harness.stop() } }
         _ = try await harness.aggregator.store.define(set)
-        // Group A holds three windows, group B only the first.
-        let a = try harness.eventStores(8, of: set, windows: [Self.w0, Self.w0 + Self.hour, Self.w0 + 2 * Self.hour], prefix: "a")
-        let b = try harness.eventStores(8, of: set, windows: [Self.w0], prefix: "b")
+        // Group A holds three windows, group B only the first. The devices' copy of the set has no
+        // budget (they do not enforce one: aDeviceEnforcesItsOwnBudget… covers devices that do), so
+        // the aggregator's ledger is what stops the third window.
+        var deviceSet = set
+        deviceSet.privacy?.budget = nil
+        let a = try harness.eventStores(8, of: deviceSet, windows: [Self.w0, Self.w0 + Self.hour, Self.w0 + 2 * Self.hour], prefix: "a")
+        let b = try harness.eventStores(8, of: deviceSet, windows: [Self.w0], prefix: "b")
         try await withAggregatorConnection(to: harness.endpoint) { connection in
             let identities = try await harness.enrolledIdentities(16, connection: connection)
             func round(_ stores: [ObservationStore], _ offset: Int) async throws -> [RoundParticipation] {
@@ -130,5 +134,35 @@ import VeilStore
         }
         c.rounds.minimumCohort = 8
         try c.validate()
+    }
+
+    /// The budget protects the devices, so the devices enforce it too: an aggregator configured
+    /// without the budget (or ignoring its ledger) gets no third window from them.
+    @Test func aDeviceEnforcesItsOwnBudgetWhateverTheAggregatorDoes() async throws {
+        let budgeted = try Self.set(budgetWindows: 2)
+        var unlimited = budgeted
+        unlimited.privacy?.budget = nil
+        let harness = try await NetworkHarness.featureRounds(of: unlimited, window: Self.w0, now: Date(timeIntervalSince1970: Double(Self.w0 + 3 * Self.hour + 600)))
+        defer { Task { await harness.stop() } }
+        let stores = try harness.eventStores(8, of: budgeted, windows: [Self.w0, Self.w0 + Self.hour, Self.w0 + 2 * Self.hour])
+        try await withAggregatorConnection(to: harness.endpoint) { connection in
+            let identities = try await harness.enrolledIdentities(8, connection: connection)
+            func round() async throws -> [RoundParticipation] {
+                try await withThrowingTaskGroup(of: RoundParticipation.self) { group in
+                    for (i, store) in stores.enumerated() {
+                        group.addTask { try await harness.device(identity: identities[i], connection: connection).participateInFeatureRound(store: store) }
+                    }
+                    return try await group.reduce(into: []) { $0.append($1) }
+                }
+            }
+            for w in 0..<2 {
+                let results = try await round()
+                #expect(results.allSatisfy { $0.outcome == .counted && $0.task == "dp/v1/\(Self.w0 + w * Self.hour)" }, "\(results.map(\.outcome))")
+            }
+            let third = try await round()
+            #expect(third.allSatisfy { if case .noRound = $0.outcome { $0.bytesSent == 0 } else { false } }, "\(third.map(\.outcome))")
+            #expect(third.allSatisfy { $0.reason.contains("this device's privacy budget") })
+            for store in stores { #expect(try !store.isSpent(window: Self.w0 + 2 * Self.hour)) }
+        }
     }
 }
