@@ -113,7 +113,9 @@ public final class Aggregator: Service, Sendable {
         let service = AggregatorService(
             store: store, coordinator: coordinator, metrics: metrics, logger: logger,
             checkInTimeout: .milliseconds(Int64(configuration.checkInTimeoutSeconds * 1000)),
-            enrolments: RateLimiter(perSecond: configuration.enrolmentsPerSecond, burst: max(1, Int(configuration.enrolmentsPerSecond * 2))))
+            enrolments: RateLimiter(perSecond: configuration.enrolmentsPerSecond, burst: max(1, Int(configuration.enrolmentsPerSecond * 2))),
+            definitionRequests: RateLimiter(perSecond: 10 * configuration.enrolmentsPerSecond, burst: max(1, Int(configuration.enrolmentsPerSecond * 20))),
+            clock: clock, windowSeconds: configuration.rounds.windowSeconds, roundsFeatureSet: configuration.rounds.featureSet)
         // Before check-in a client may hold little: connections per address, a deadline for the
         // first stream, and one check-in-sized message per stream until it is answered.
         let connectionGuard = ConnectionGuard(

@@ -4,6 +4,7 @@ import CoreMetrics
 import GRPCCore
 import Logging
 import VeilCrypto
+import VeilFeatures
 import VeilProtocol
 import VeilTransport
 import VeilWire
@@ -20,6 +21,14 @@ struct AggregatorService: Veil_V1_Aggregator.SimpleServiceProtocol {
     let checkInTimeout: Duration
     /// Limits unauthenticated enrolment requests before they reach the store.
     let enrolments: RateLimiter
+    /// Limits feature-set requests before their signature is checked.
+    let definitionRequests: RateLimiter
+    /// The aggregator's clock (feature-set requests carry a signed timestamp).
+    let clock: @Sendable () -> Date
+    /// The window length of feature rounds.
+    let windowSeconds: Int
+    /// The feature set this aggregator's rounds aggregate, if any.
+    let roundsFeatureSet: FeatureSet?
 
     func enrol(request: Veil_V1_EnrolRequest, context: ServerContext) async throws -> Veil_V1_EnrolResponse {
         guard enrolments.admit() else {

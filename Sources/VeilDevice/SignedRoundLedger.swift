@@ -2,6 +2,11 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+#if canImport(CoreFoundation)
+// On Linux the clang importer may attribute `struct stat` to CoreFoundation's module, whose
+// members MemberImportVisibility then requires importing.
+import CoreFoundation
+#endif
 import Synchronization
 public import VeilProtocol
 

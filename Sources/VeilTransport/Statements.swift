@@ -8,6 +8,8 @@ public enum TransportStatement {
     public static let enrolLabel = "veil/v1/enrol"
     /// The label of the check-in statement.
     public static let checkInLabel = "veil/v1/check-in"
+    /// The label of the feature-sets statement.
+    public static let featureSetsLabel = "veil/v1/feature-sets"
     /// The size of a check-in challenge nonce.
     public static let challengeByteCount = 32
 
@@ -19,6 +21,12 @@ public enum TransportStatement {
     /// What a device signs to answer the server's check-in challenge `nonce`.
     public static func checkIn(nonce: [UInt8]) -> [UInt8] {
         labelled(checkInLabel, nonce)
+    }
+
+    /// What a device signs to fetch the feature-set definitions at `timestamp` (seconds since the
+    /// Unix epoch, 8 bytes big-endian).
+    public static func featureSets(timestamp: Int64) -> [UInt8] {
+        labelled(featureSetsLabel, withUnsafeBytes(of: timestamp.bigEndian) { Array($0) })
     }
 
     static func labelled(_ label: String, _ payload: [UInt8]) -> [UInt8] {

@@ -56,10 +56,24 @@ public enum Veil_V1_Aggregator: Sendable {
                 type: .bidirectionalStreaming
             )
         }
+        /// Namespace for "FeatureSets" metadata.
+        public enum FeatureSets: Sendable {
+            /// Request type for "FeatureSets".
+            public typealias Input = Veil_V1_FeatureSetsRequest
+            /// Response type for "FeatureSets".
+            public typealias Output = Veil_V1_FeatureSetsResponse
+            /// Descriptor for "FeatureSets".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "veil.v1.Aggregator"),
+                method: "FeatureSets",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "veil.v1.Aggregator" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             Enrol.descriptor,
-            Participate.descriptor
+            Participate.descriptor,
+            FeatureSets.descriptor
         ]
     }
 }
@@ -129,6 +143,28 @@ extension Veil_V1_Aggregator {
             request: GRPCCore.StreamingServerRequest<Veil_V1_DeviceFrame>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Veil_V1_ServerFrame>
+
+        /// Handle the "FeatureSets" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The feature-set definitions this aggregator serves (SPEC.md §12.5): an enrolled device
+        /// > fetches them, accepts each within its own policy and records observations against the sets
+        /// > it follows. Errors: INVALID_ARGUMENT (a malformed request), UNAUTHENTICATED (a bad signature,
+        /// > an identity not enrolled, or a timestamp more than 300 s from the server's clock),
+        /// > PERMISSION_DENIED (revoked), RESOURCE_EXHAUSTED (too many requests).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Veil_V1_FeatureSetsRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Veil_V1_FeatureSetsResponse` messages.
+        func featureSets(
+            request: GRPCCore.StreamingServerRequest<Veil_V1_FeatureSetsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Veil_V1_FeatureSetsResponse>
     }
 
     /// Service protocol for the "veil.v1.Aggregator" service.
@@ -182,6 +218,28 @@ extension Veil_V1_Aggregator {
             request: GRPCCore.StreamingServerRequest<Veil_V1_DeviceFrame>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Veil_V1_ServerFrame>
+
+        /// Handle the "FeatureSets" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The feature-set definitions this aggregator serves (SPEC.md §12.5): an enrolled device
+        /// > fetches them, accepts each within its own policy and records observations against the sets
+        /// > it follows. Errors: INVALID_ARGUMENT (a malformed request), UNAUTHENTICATED (a bad signature,
+        /// > an identity not enrolled, or a timestamp more than 300 s from the server's clock),
+        /// > PERMISSION_DENIED (revoked), RESOURCE_EXHAUSTED (too many requests).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Veil_V1_FeatureSetsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Veil_V1_FeatureSetsResponse` message.
+        func featureSets(
+            request: GRPCCore.ServerRequest<Veil_V1_FeatureSetsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Veil_V1_FeatureSetsResponse>
     }
 
     /// Simple service protocol for the "veil.v1.Aggregator" service.
@@ -234,6 +292,28 @@ extension Veil_V1_Aggregator {
             response: GRPCCore.RPCWriter<Veil_V1_ServerFrame>,
             context: GRPCCore.ServerContext
         ) async throws
+
+        /// Handle the "FeatureSets" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The feature-set definitions this aggregator serves (SPEC.md §12.5): an enrolled device
+        /// > fetches them, accepts each within its own policy and records observations against the sets
+        /// > it follows. Errors: INVALID_ARGUMENT (a malformed request), UNAUTHENTICATED (a bad signature,
+        /// > an identity not enrolled, or a timestamp more than 300 s from the server's clock),
+        /// > PERMISSION_DENIED (revoked), RESOURCE_EXHAUSTED (too many requests).
+        ///
+        /// - Parameters:
+        ///   - request: A `Veil_V1_FeatureSetsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Veil_V1_FeatureSetsResponse` to respond with.
+        func featureSets(
+            request: Veil_V1_FeatureSetsRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Veil_V1_FeatureSetsResponse
     }
 }
 
@@ -263,6 +343,17 @@ extension Veil_V1_Aggregator.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Veil_V1_Aggregator.Method.FeatureSets.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Veil_V1_FeatureSetsRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Veil_V1_FeatureSetsResponse>(),
+            handler: { request, context in
+                try await self.featureSets(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -274,6 +365,17 @@ extension Veil_V1_Aggregator.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Veil_V1_EnrolResponse> {
         let response = try await self.enrol(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func featureSets(
+        request: GRPCCore.StreamingServerRequest<Veil_V1_FeatureSetsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Veil_V1_FeatureSetsResponse> {
+        let response = try await self.featureSets(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -311,6 +413,19 @@ extension Veil_V1_Aggregator.SimpleServiceProtocol {
                 )
                 return [:]
             }
+        )
+    }
+
+    public func featureSets(
+        request: GRPCCore.ServerRequest<Veil_V1_FeatureSetsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Veil_V1_FeatureSetsResponse> {
+        return GRPCCore.ServerResponse<Veil_V1_FeatureSetsResponse>(
+            message: try await self.featureSets(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
         )
     }
 }
@@ -376,6 +491,33 @@ extension Veil_V1_Aggregator {
             deserializer: some GRPCCore.MessageDeserializer<Veil_V1_ServerFrame>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Veil_V1_ServerFrame>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "FeatureSets" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The feature-set definitions this aggregator serves (SPEC.md §12.5): an enrolled device
+        /// > fetches them, accepts each within its own policy and records observations against the sets
+        /// > it follows. Errors: INVALID_ARGUMENT (a malformed request), UNAUTHENTICATED (a bad signature,
+        /// > an identity not enrolled, or a timestamp more than 300 s from the server's clock),
+        /// > PERMISSION_DENIED (revoked), RESOURCE_EXHAUSTED (too many requests).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Veil_V1_FeatureSetsRequest` message.
+        ///   - serializer: A serializer for `Veil_V1_FeatureSetsRequest` messages.
+        ///   - deserializer: A deserializer for `Veil_V1_FeatureSetsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func featureSets<Result>(
+            request: GRPCCore.ClientRequest<Veil_V1_FeatureSetsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Veil_V1_FeatureSetsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Veil_V1_FeatureSetsResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Veil_V1_FeatureSetsResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -468,6 +610,44 @@ extension Veil_V1_Aggregator {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "FeatureSets" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The feature-set definitions this aggregator serves (SPEC.md §12.5): an enrolled device
+        /// > fetches them, accepts each within its own policy and records observations against the sets
+        /// > it follows. Errors: INVALID_ARGUMENT (a malformed request), UNAUTHENTICATED (a bad signature,
+        /// > an identity not enrolled, or a timestamp more than 300 s from the server's clock),
+        /// > PERMISSION_DENIED (revoked), RESOURCE_EXHAUSTED (too many requests).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Veil_V1_FeatureSetsRequest` message.
+        ///   - serializer: A serializer for `Veil_V1_FeatureSetsRequest` messages.
+        ///   - deserializer: A deserializer for `Veil_V1_FeatureSetsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func featureSets<Result>(
+            request: GRPCCore.ClientRequest<Veil_V1_FeatureSetsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Veil_V1_FeatureSetsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Veil_V1_FeatureSetsResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Veil_V1_FeatureSetsResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Veil_V1_Aggregator.Method.FeatureSets.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -533,6 +713,39 @@ extension Veil_V1_Aggregator.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Veil_V1_DeviceFrame>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Veil_V1_ServerFrame>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "FeatureSets" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The feature-set definitions this aggregator serves (SPEC.md §12.5): an enrolled device
+    /// > fetches them, accepts each within its own policy and records observations against the sets
+    /// > it follows. Errors: INVALID_ARGUMENT (a malformed request), UNAUTHENTICATED (a bad signature,
+    /// > an identity not enrolled, or a timestamp more than 300 s from the server's clock),
+    /// > PERMISSION_DENIED (revoked), RESOURCE_EXHAUSTED (too many requests).
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Veil_V1_FeatureSetsRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func featureSets<Result>(
+        request: GRPCCore.ClientRequest<Veil_V1_FeatureSetsRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Veil_V1_FeatureSetsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.featureSets(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Veil_V1_FeatureSetsRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Veil_V1_FeatureSetsResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -609,6 +822,43 @@ extension Veil_V1_Aggregator.ClientProtocol {
             producer: producer
         )
         return try await self.participate(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "FeatureSets" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The feature-set definitions this aggregator serves (SPEC.md §12.5): an enrolled device
+    /// > fetches them, accepts each within its own policy and records observations against the sets
+    /// > it follows. Errors: INVALID_ARGUMENT (a malformed request), UNAUTHENTICATED (a bad signature,
+    /// > an identity not enrolled, or a timestamp more than 300 s from the server's clock),
+    /// > PERMISSION_DENIED (revoked), RESOURCE_EXHAUSTED (too many requests).
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func featureSets<Result>(
+        _ message: Veil_V1_FeatureSetsRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Veil_V1_FeatureSetsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Veil_V1_FeatureSetsRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.featureSets(
             request: request,
             options: options,
             onResponse: handleResponse
