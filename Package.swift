@@ -28,6 +28,8 @@ let package = Package(
         .library(name: "VeilPrivacy", targets: ["VeilPrivacy"]),
         .executable(name: "veil-aggregator", targets: ["VeilAggregatorCLI"]),
         .executable(name: "veil-fuzz", targets: ["VeilFuzz"]),
+        .executable(name: "veil-device", targets: ["VeilDeviceCLI"]),
+        .library(name: "VeilDeviceAgent", targets: ["VeilDeviceAgent"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
@@ -179,6 +181,27 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: strictSettings
+        ),
+        // The edge agent over a state directory: enrol, learn feature sets, record, take part in rounds.
+        .target(
+            name: "VeilDeviceAgent",
+            dependencies: [
+                "VeilDevice", "VeilFeatures", "VeilProtocol", "VeilCrypto",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "VeilDeviceCLI",
+            dependencies: [
+                "VeilDeviceAgent", "VeilProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            exclude: ["veil-device.service"],
             swiftSettings: strictSettings
         ),
         // Feature definitions, their layout in one aggregation vector, encoding and decoding.

@@ -93,3 +93,14 @@ extension ObservationStore {
         }
     }
 }
+
+extension ObservationStore {
+    /// Every window counted in a finished round, oldest first, with the round (hex).
+    public func countedWindows() throws -> [(window: Int, round: String)] {
+        let set = layout.featureSet
+        return try queue.read { db in
+            try Row.fetchAll(db, sql: "SELECT window_start, round_id FROM contribution WHERE feature_set = ? AND version = ? ORDER BY window_start",
+                             arguments: [set.name, set.version]).map { ($0["window_start"], $0["round_id"]) }
+        }
+    }
+}

@@ -1,0 +1,171 @@
+public import Foundation
+public import Logging
+import VeilCrypto
+import VeilDevice
+import VeilFeatures
+public import VeilProtocol
+
+/// The `veil-device` agent over one state directory (``AgentState``): enrols once, learns the
+/// feature sets it may follow from the aggregator (SPEC.md §12.5), records observations by
+/// feature name against the newest accepted version, and takes part in the rounds of the set the
+/// aggregator's rounds aggregate.
+public struct DeviceAgent: Sendable {
+    /// The state directory.
+    public let state: AgentState
+    let logger: Logger
+
+    /// An agent over `directory`.
+    public init(directory: String, logger: Logger = Logger(label: "veil.device")) {
+        state = AgentState(directory: directory)
+        self.logger = logger
+    }
+
+    // MARK: Enrolment
+
+    /// Enrols with `token` at `host:port`, trusting the CA at `caPath` (copied into the state
+    /// directory). Idempotent: an agent already enrolled at the same aggregator returns its device
+    /// id without using the token; one enrolled elsewhere is refused.
+    public func enrol(host: String, port: Int, caPath: String, token: String, policy: DevicePolicy = DevicePolicy()) async throws(AgentError) -> String {
+        try state.prepare()
+        if let existing = try? state.configuration() {
+            guard existing.host == host, existing.port == port else {
+                throw .enrolmentConflict("this state directory is enrolled at \(existing.host):\(existing.port) as \(existing.deviceID); use another directory for another aggregator")
+            }
+            return existing.deviceID
+        }
+        guard let ca = FileManager.default.contents(atPath: caPath) else { throw .state("cannot read the CA certificate \(caPath)") }
+        try state.writeAtomically(ca, to: state.caPath)
+        let identity: DeviceIdentity
+        do { identity = try DeviceIdentity.loadOrCreate(at: state.identityPath) } catch { throw .state("\(error)") }
+        let endpoint = AggregatorEndpoint(host: host, port: port, security: .tls(caCertificatePath: state.caPath))
+        let deviceID: String
+        do {
+            deviceID = try await withAggregatorConnection(to: endpoint) { connection in
+                let device = VeilDevice(identity: identity, policy: DevicePolicy(), signedRounds: .inMemory(), connection: connection, logger: logger)
+                do { return try await device.enrol(token: token) } catch let DeviceError.rejected(code, message) where code == "alreadyExists" {
+                    throw AgentError.enrolmentConflict("the aggregator already knows this identity: \(message)")
+                }
+            }
+        } catch let error as AgentError {
+            throw error
+        } catch {
+            throw .aggregator("\(error)")
+        }
+        try state.save(AgentConfiguration(
+            host: host, port: port, deviceID: deviceID, enrolledAt: Date().timeIntervalSince1970, retentionSeconds: 7 * 86_400,
+            maximumDimension: FeatureSetPolicy().maximumDimension, allowedKinds: FeatureSetPolicy().allowedKinds.sorted(), requirePrivacy: false,
+            minimumCohort: policy.minimumCohort, assumedDropout: policy.assumedDropout, assumedCorruptFraction: policy.assumedCorruptFraction,
+            requiredThreatModel: policy.requiredThreatModel.rawValue))
+        // Learn the feature sets now, so that observations can be recorded before the daemon runs.
+        do { try await synchroniseFeatureSets() } catch {
+            logger.warning("enrolled, but the feature sets could not be fetched yet; `run` fetches them", metadata: ["error": "\(error)"])
+        }
+        return deviceID
+    }
+
+    // MARK: Recording
+
+    /// One observation as `record --jsonl` and the local socket take it: a feature name, one of
+    /// `value`, `category` or `events`, and optionally `at` (seconds since the epoch; default now)
+    /// and `featureSet` (needed only when two followed sets share the feature name).
+    public struct ObservationRecord: Codable, Sendable, Equatable {
+        /// The feature.
+        public var feature: String
+        /// A numeric or histogram value.
+        public var value: Double?
+        /// A categorical value.
+        public var category: String?
+        /// Occurrences of an eventCount feature.
+        public var events: Int?
+        /// When, in seconds since the epoch.
+        public var at: Double?
+        /// The feature set, when the feature name is ambiguous.
+        public var featureSet: String?
+
+        /// Creates a record.
+        public init(feature: String, value: Double? = nil, category: String? = nil, events: Int? = nil, at: Double? = nil, featureSet: String? = nil) {
+            self.feature = feature
+            self.value = value
+            self.category = category
+            self.events = events
+            self.at = at
+            self.featureSet = featureSet
+        }
+    }
+
+    /// Records `records` durably (all of each set's observations in one transaction) and returns
+    /// only once they are on disk. Every record is checked first: an unknown or ambiguous
+    /// feature, a missing or second value, a value of the wrong kind is refused and nothing of
+    /// this call is stored.
+    public func record(_ records: [ObservationRecord], now: Date = Date()) throws(AgentError) {
+        let configuration = try state.configuration()
+        let sets = try state.acceptedFeatureSets().compactMapValues(\.last)
+        var bySet: [String: [Observation]] = [:]
+        for (i, r) in records.enumerated() {
+            let prefix = records.count > 1 ? "record \(i + 1): " : ""
+            let candidates = sets.values.filter { set in set.features.contains { $0.name == r.feature } && (r.featureSet == nil || r.featureSet == set.name) }
+            guard let set = candidates.first else { throw .observation("\(prefix)no followed feature set has a feature \"\(r.feature)\"\(r.featureSet.map { " in \($0)" } ?? "")") }
+            guard candidates.count == 1 else { throw .observation("\(prefix)feature \"\(r.feature)\" is in \(candidates.map(\.name).sorted()); say which with featureSet") }
+            let date = r.at.map(Date.init(timeIntervalSince1970:)) ?? now
+            guard [r.value != nil, r.category != nil, r.events != nil].filter({ $0 }).count == 1 else {
+                throw .observation("\(prefix)give exactly one of value, category and events")
+            }
+            if let value = r.value {
+                guard value.isFinite else { throw .observation("\(prefix)value must be a finite number") }
+                bySet[set.name, default: []].append(.value(feature: r.feature, value, at: date))
+            } else if let category = r.category {
+                guard !category.isEmpty, category.utf8.count <= 256 else { throw .observation("\(prefix)category must be 1...256 bytes") }
+                bySet[set.name, default: []].append(.category(feature: r.feature, category, at: date))
+            } else if let events = r.events {
+                guard events >= 0, events <= 1_000_000 else { throw .observation("\(prefix)events must be in 0...1000000") }
+                bySet[set.name, default: []].append(.events(feature: r.feature, count: events, at: date))
+            }
+        }
+        let windowSeconds = try roundsWindowSeconds()
+        for (name, observations) in bySet.sorted(by: { $0.key < $1.key }) {
+            let store = try state.observations(sets[name]!, windowSeconds: windowSeconds[name] ?? 3600, retention: configuration.retentionSeconds)
+            do { try store.record(observations) } catch { throw .observation("\(error)") }
+        }
+    }
+
+    /// Records JSON Lines from `text` (one ``ObservationRecord`` a line; blank lines skipped):
+    /// each good line is stored, each bad one reported with its line number and nothing from it
+    /// stored. Returns the number stored and the problems.
+    public func recordJSONLines(_ text: String, now: Date = Date()) throws(AgentError) -> (stored: Int, problems: [String]) {
+        var stored = 0
+        var problems: [String] = []
+        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            guard !trimmed.isEmpty else { continue }
+            guard trimmed.utf8.count <= 4096 else { problems.append("line \(index + 1): longer than 4096 bytes"); continue }
+            let record: ObservationRecord
+            do { record = try JSONDecoder().decode(ObservationRecord.self, from: Data(trimmed.utf8)) } catch {
+                problems.append("line \(index + 1): not an observation object: \(Self.explain(error))")
+                continue
+            }
+            do {
+                try self.record([record], now: now)
+                stored += 1
+            } catch let .observation(why) {
+                problems.append("line \(index + 1): \(why)")
+            }
+        }
+        return (stored, problems)
+    }
+
+    static func explain(_ error: any Error) -> String {
+        switch error {
+        case let DecodingError.keyNotFound(key, _): return "missing \"\(key.stringValue)\""
+        case let DecodingError.typeMismatch(_, context): return "\(context.codingPath.map(\.stringValue).joined(separator: ".")) has the wrong type"
+        case let DecodingError.dataCorrupted(context): return context.debugDescription
+        default: return "\(error)"
+        }
+    }
+
+    /// The window length of each followed set: what the aggregator announced, kept with the
+    /// definition (3600 when unknown).
+    func roundsWindowSeconds() throws(AgentError) -> [String: Int] {
+        guard let data = FileManager.default.contents(atPath: state.directory + "/feature-sets/windows.json") else { return [:] }
+        return (try? JSONDecoder().decode([String: Int].self, from: data)) ?? [:]
+    }
+}
