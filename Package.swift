@@ -189,6 +189,9 @@ let package = Package(
             dependencies: [
                 "VeilDevice", "VeilFeatures", "VeilProtocol", "VeilCrypto",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strictSettings
         ),
@@ -248,7 +251,8 @@ let package = Package(
             name: "VeilNetworkTests",
             dependencies: [
                 "VeilAggregator", "VeilStore", "VeilDevice", "VeilFeatures", "VeilTransport", "VeilWire", "VeilProtocol", "VeilCrypto",
-                "VeilSimulation", "VeilNetworkSimulation",
+                "VeilSimulation", "VeilNetworkSimulation", "VeilDeviceAgent", "VeilPrivacy",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),

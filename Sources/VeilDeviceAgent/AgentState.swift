@@ -2,7 +2,8 @@ import Foundation
 import VeilDevice
 import VeilFeatures
 
-/// The state directory of a `veil-device` agent (default `/var/lib/veil-device`, mode 0700):
+/// The state directory of a `veil-device` agent (default `/var/lib/veil-device`, mode 0700, or
+/// 0710 so that the ingest socket's group can reach `ingest.sock`):
 ///
 ///     agent.json                   where to reach the aggregator and the device id
 ///     identity.key                 the Ed25519 seed (0600, VeilDevice.DeviceIdentity)
@@ -12,6 +13,7 @@ import VeilFeatures
 ///     refused-feature-sets.json    definitions refused, with the reason
 ///     observations/NAME-vN.sqlite  raw observations and counted windows (ObservationStore)
 ///     rounds.jsonl                 the last rounds and their outcomes
+///     ingest.sock                  the local ingest socket while `run` runs (0660)
 public struct AgentState: Sendable {
     /// The directory.
     public let directory: String
@@ -46,7 +48,8 @@ public struct AgentState: Sendable {
         guard let attributes = try? manager.attributesOfItem(atPath: directory), let mode = attributes[.posixPermissions] as? Int else {
             throw .state("cannot read the mode of \(directory)")
         }
-        guard mode & 0o077 == 0 else { throw .state("\(directory) has mode \(String(mode, radix: 8)); it must not be open to group or others (chmod 700)") }
+        // Group members may traverse it (0710) to reach the ingest socket; nothing more.
+        guard mode & 0o067 == 0 else { throw .state("\(directory) has mode \(String(mode, radix: 8)); it must not be readable or writable by group or open to others (chmod 700, or 710 for the ingest socket's group)") }
     }
 
     /// Writes `data` to `path` durably: a temporary file, fsync, then rename over the target.

@@ -150,6 +150,8 @@ extension DeviceAgent {
                 }
                 failures = 0
             } catch {
+                // A shutdown cancels the round in flight: that is the dropout it should be, not a failure.
+                if Task.isCancelled { break }
                 failures += 1
                 let ceiling = min(Double(maximumBackoff.components.seconds), pow(2, Double(min(failures, 16))))
                 wait = .milliseconds(Int64(Double.random(in: 0...ceiling, using: &generator) * 1000) + 500)

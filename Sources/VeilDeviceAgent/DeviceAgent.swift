@@ -98,33 +98,63 @@ public struct DeviceAgent: Sendable {
     /// feature, a missing or second value, a value of the wrong kind is refused and nothing of
     /// this call is stored.
     public func record(_ records: [ObservationRecord], now: Date = Date()) throws(AgentError) {
+        do { try store(records, now: now) } catch let error as RecordError {
+            throw .observation(records.count > 1 ? "record \(error.index + 1): \(error.reason)" : error.reason)
+        } catch let error as AgentError {
+            throw error
+        } catch {
+            throw .observation("\(error)")
+        }
+    }
+
+    /// Why record `index` (0-based) of a batch was refused.
+    struct RecordError: Error {
+        let index: Int
+        let reason: String
+    }
+
+    /// ``record(_:now:)``, refusing with the index of the first bad record.
+    func store(_ records: [ObservationRecord], now: Date) throws {
         let configuration = try state.configuration()
         let sets = try state.acceptedFeatureSets().compactMapValues(\.last)
         var bySet: [String: [Observation]] = [:]
         for (i, r) in records.enumerated() {
-            let prefix = records.count > 1 ? "record \(i + 1): " : ""
+            func refuse(_ reason: String) -> RecordError { RecordError(index: i, reason: reason) }
             let candidates = sets.values.filter { set in set.features.contains { $0.name == r.feature } && (r.featureSet == nil || r.featureSet == set.name) }
-            guard let set = candidates.first else { throw .observation("\(prefix)no followed feature set has a feature \"\(r.feature)\"\(r.featureSet.map { " in \($0)" } ?? "")") }
-            guard candidates.count == 1 else { throw .observation("\(prefix)feature \"\(r.feature)\" is in \(candidates.map(\.name).sorted()); say which with featureSet") }
+            guard let set = candidates.first else { throw refuse("no followed feature set has a feature \"\(r.feature)\"\(r.featureSet.map { " in \($0)" } ?? "")") }
+            guard candidates.count == 1 else { throw refuse("feature \"\(r.feature)\" is in \(candidates.map(\.name).sorted()); say which with featureSet") }
+            let kind = set.features.first { $0.name == r.feature }!.kind
             let date = r.at.map(Date.init(timeIntervalSince1970:)) ?? now
             guard [r.value != nil, r.category != nil, r.events != nil].filter({ $0 }).count == 1 else {
-                throw .observation("\(prefix)give exactly one of value, category and events")
+                throw refuse("give exactly one of value, category and events")
             }
-            if let value = r.value {
-                guard value.isFinite else { throw .observation("\(prefix)value must be a finite number") }
+            guard date.timeIntervalSince1970.isFinite, abs(date.timeIntervalSince(now)) <= 366 * 86_400 else { throw refuse("at must be within a year of now") }
+            switch (kind, r.value, r.category, r.events) {
+            case (.numeric, let value?, nil, nil), (.histogram, let value?, nil, nil):
+                guard value.isFinite else { throw refuse("value must be a finite number") }
                 bySet[set.name, default: []].append(.value(feature: r.feature, value, at: date))
-            } else if let category = r.category {
-                guard !category.isEmpty, category.utf8.count <= 256 else { throw .observation("\(prefix)category must be 1...256 bytes") }
+            case (.categorical, nil, let category?, nil):
+                guard !category.isEmpty, category.utf8.count <= 256 else { throw refuse("category must be 1...256 bytes") }
                 bySet[set.name, default: []].append(.category(feature: r.feature, category, at: date))
-            } else if let events = r.events {
-                guard events >= 0, events <= 1_000_000 else { throw .observation("\(prefix)events must be in 0...1000000") }
+            case (.eventCount, nil, nil, let events?):
+                guard events >= 0, events <= 1_000_000 else { throw refuse("events must be in 0...1000000") }
                 bySet[set.name, default: []].append(.events(feature: r.feature, count: events, at: date))
+            default:
+                throw refuse("feature \"\(r.feature)\" of \(set.name) takes \(Self.expectation(kind)), not what was given")
             }
         }
         let windowSeconds = try roundsWindowSeconds()
         for (name, observations) in bySet.sorted(by: { $0.key < $1.key }) {
             let store = try state.observations(sets[name]!, windowSeconds: windowSeconds[name] ?? 3600, retention: configuration.retentionSeconds)
-            do { try store.record(observations) } catch { throw .observation("\(error)") }
+            do { try store.record(observations) } catch { throw AgentError.observation("\(error)") }
+        }
+    }
+
+    static func expectation(_ kind: Feature.Kind) -> String {
+        switch kind {
+        case .numeric, .histogram: return "a value"
+        case .categorical: return "a category"
+        case .eventCount: return "events"
         }
     }
 

@@ -127,8 +127,12 @@ struct Run: AsyncParsableCommand {
         let agent = DeviceAgent(directory: state.directory, logger: logger)
         do { _ = try agent.status() } catch { throw fail(error) }
         let service = AgentService(agent: agent, refresh: .seconds(refreshSeconds))
+        let ingest = IngestServer(agent: agent).application(logger: logger)
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
+            services: [
+                .init(service: service, successTerminationBehavior: .gracefullyShutdownGroup),
+                .init(service: ingest, successTerminationBehavior: .gracefullyShutdownGroup),
+            ],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
