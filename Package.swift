@@ -30,6 +30,7 @@ let package = Package(
         .executable(name: "veil-fuzz", targets: ["VeilFuzz"]),
         .executable(name: "veil-device", targets: ["VeilDeviceCLI"]),
         .library(name: "VeilDeviceAgent", targets: ["VeilDeviceAgent"]),
+        .library(name: "VeilDeviceC", type: .dynamic, targets: ["VeilDeviceC"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
@@ -205,6 +206,13 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             exclude: ["veil-device.service"],
+            swiftSettings: strictSettings
+        ),
+        // The agent's C ABI (veil_device.h beside it): libVeilDeviceC.so.
+        .target(
+            name: "VeilDeviceC",
+            dependencies: ["VeilDeviceAgent", .product(name: "Logging", package: "swift-log")],
+            exclude: ["veil_device.h"],
             swiftSettings: strictSettings
         ),
         // Feature definitions, their layout in one aggregation vector, encoding and decoding.

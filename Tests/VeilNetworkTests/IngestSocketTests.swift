@@ -67,7 +67,7 @@ import Glibc
         // The aggregator on the real clock: the agent signs its feature-set requests with it.
         let harness = try await NetworkHarness.featureRounds(of: set, window: window, now: Date())
         defer { Task { await harness.stop() } }
-        guard case let .tls(caPath) = harness.endpoint.security else { Issue.record("TLS"); return }
+        guard case let .tls(caCertificatePath: caPath) = harness.endpoint.security else { Issue.record("TLS"); return }
         let agent = DeviceAgent(directory: harness.directory + "/agent", logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
         let token = try await harness.aggregator.store.createEnrolmentToken(lifetime: 600)
         _ = try await agent.enrol(host: "localhost", port: harness.aggregator.grpcPort!, caPath: caPath, token: token)
