@@ -13,8 +13,11 @@ extension AggregatorService {
     static let featureSetsClockSkewSeconds: Int64 = 300
     /// The most definitions one response carries.
     static let maximumServedFeatureSets = 64
-    /// The largest definition served, as canonical JSON.
-    static let maximumDefinitionBytes = 256 * 1024
+    /// The largest definition served, as canonical JSON (a layout of 100,000 categorical slots
+    /// takes about 1 MiB).
+    static let maximumDefinitionBytes = 2 << 20
+    /// The most definition bytes one response carries, below gRPC's default 4 MiB message limit.
+    static let maximumResponseBytes = 3 << 20
 
     /// `FeatureSets`: every feature-set version not retired, for an enrolled device that signed a
     /// fresh timestamp (SPEC.md §12.5). Definitions are not secret, but only enrolled devices get
@@ -58,13 +61,20 @@ extension AggregatorService {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         var response = Veil_V1_FeatureSetsResponse()
-        for entry in registered.suffix(Self.maximumServedFeatureSets) {
+        var total = 0
+        // Newest first, so that a full response drops the oldest definitions.
+        for entry in registered.suffix(Self.maximumServedFeatureSets).reversed() {
             let set = entry.featureSet
             let json = String(decoding: try encoder.encode(set), as: UTF8.self)
             guard json.utf8.count <= Self.maximumDefinitionBytes else {
                 logger.warning("a feature-set definition is too large to serve to devices", metadata: ["featureSet": "\(set.name) v\(set.version)"])
                 continue
             }
+            guard total + json.utf8.count <= Self.maximumResponseBytes else {
+                logger.warning("feature-set definitions exceed one response; the oldest are not served", metadata: ["featureSet": "\(set.name) v\(set.version)"])
+                break
+            }
+            total += json.utf8.count
             response.featureSets.append(.with {
                 $0.name = set.name
                 $0.version = Int64(set.version)
@@ -73,6 +83,7 @@ extension AggregatorService {
                 $0.rounds = set == roundsFeatureSet
             })
         }
+        response.featureSets.reverse()
         return response
     }
 }

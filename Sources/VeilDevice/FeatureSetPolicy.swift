@@ -101,7 +101,7 @@ extension VeilDevice {
             func refused(_ why: String, _ set: FeatureSet? = nil) -> ServedFeatureSet {
                 ServedFeatureSet(name: served.name, version: version, definition: set, windowSeconds: windowSeconds, rounds: served.rounds, decision: .refused(why))
             }
-            guard served.definition.utf8.count <= 256 * 1024 else { return refused("definition larger than 256 KiB") }
+            guard served.definition.utf8.count <= 2 << 20 else { return refused("definition larger than 2 MiB") }
             let set: FeatureSet
             do { set = try JSONDecoder().decode(FeatureSet.self, from: Data(served.definition.utf8)) } catch {
                 return refused("definition does not parse: \(error)")

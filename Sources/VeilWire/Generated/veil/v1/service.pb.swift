@@ -64,7 +64,7 @@ public nonisolated struct Veil_V1_FeatureSetDefinition: Sendable {
 
   public var version: Int64 = 0
 
-  /// The definition as JSON (SPEC.md §12, §12.4), canonical: sorted keys. At most 256 KiB.
+  /// The definition as JSON (SPEC.md §12, §12.4), canonical: sorted keys. At most 2 MiB.
   public var definition: String = String()
 
   /// The aggregator's window length for its rounds.
@@ -83,7 +83,8 @@ public nonisolated struct Veil_V1_FeatureSetsResponse: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// Every version not retired, oldest definition first; at most 64.
+  /// Every version not retired, oldest definition first; at most 64, and at most 3 MiB of
+  /// definitions (the newest kept).
   public var featureSets: [Veil_V1_FeatureSetDefinition] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
