@@ -37,7 +37,9 @@ extension AggregatorService {
             throw RPCError(code: .invalidArgument, message: "identity_key/signature: \(error)")
         }
         let now = Int64(clock().timeIntervalSince1970.rounded(.down))
-        guard abs(now - request.timestamp) <= Self.featureSetsClockSkewSeconds else {
+        // Any int64 may arrive: compare without overflowing (Int64.min would trap in abs or -).
+        let (skew, overflow) = now.subtractingReportingOverflow(request.timestamp)
+        guard !overflow, skew.magnitude <= UInt64(Self.featureSetsClockSkewSeconds) else {
             metrics.rejected(reason: "feature-sets-clock")
             throw RPCError(code: .unauthenticated, message: "timestamp \(request.timestamp) is more than \(Self.featureSetsClockSkewSeconds) s from the aggregator's clock (\(now)); check the device's clock")
         }

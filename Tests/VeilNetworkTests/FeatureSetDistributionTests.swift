@@ -4,6 +4,12 @@ import VeilAggregator
 import VeilDevice
 import VeilFeatures
 import VeilStore
+import GRPCCore
+import GRPCNIOTransportHTTP2Posix
+import SwiftProtobuf
+import VeilCrypto
+import VeilTransport
+import VeilWire
 
 /// Issue 15, item 2: devices learn the feature sets they may follow over the device protocol
 /// (SPEC.md §12.5), decide on each with their own policy, and report what they refuse.
@@ -50,6 +56,45 @@ import VeilStore
             do { _ = try await harness.device(identity: identities[1], connection: connection).featureSets(); Issue.record("a revoked device was served") } catch let DeviceError.rejected(code, message) {
                 #expect(code == "permissionDenied" && message.contains("revoked"))
             }
+        }
+    }
+
+    /// Hostile requests get a status, never a crash: any int64 timestamp (signed), a short key,
+    /// a request with unknown fields.
+    @Test func malformedFeatureSetRequestsAreRefusedAndTheServerStaysUp() async throws {
+        let fleet = FeatureSet(name: "fleet", version: 1, bitWidth: 48, maximumCohort: 1000, features: [
+            Feature(name: "crashes", kind: .eventCount, maximumValuesPerDevice: 3),
+        ])
+        let harness = try await NetworkHarness.featureRounds(of: fleet, window: Self.window)
+        defer { Task { await harness.stop() } }
+        guard case let .tls(caCertificatePath: caPath) = harness.endpoint.security else { Issue.record("TLS"); return }
+        let identity = DeviceIdentity.generate()
+        func request(_ timestamp: Int64, key: Data? = nil, extra: Bool = false) -> Veil_V1_FeatureSetsRequest {
+            var r = Veil_V1_FeatureSetsRequest()
+            r.identityKey = key ?? Data(identity.publicKey.rawRepresentation)
+            r.timestamp = timestamp
+            r.signature = Data(identity.privateKey.signature(for: TransportStatement.featureSets(timestamp: timestamp)).rawRepresentation)
+            if extra { r.unknownFields = try! Veil_V1_FeatureSetsRequest(serializedBytes: [0xF8, 0x01, 0x01]).unknownFields }
+            return r
+        }
+        try await withGRPCClient(transport: .http2NIOPosix(
+            target: .dns(host: "localhost", port: harness.aggregator.grpcPort!),
+            transportSecurity: .tls(.defaults { $0.trustRoots = .certificates([.file(path: caPath, format: .pem)]) }))
+        ) { client in
+            let service = Veil_V1_Aggregator.Client(wrapping: client)
+            for (hostile, expected) in [
+                (request(Int64.min), RPCError.Code.unauthenticated), (request(Int64.max), .unauthenticated),
+                (request(0, key: Data([1, 2, 3])), .invalidArgument), (request(Int64(Self.window + 5400), extra: true), .invalidArgument),
+            ] {
+                do { _ = try await service.featureSets(hostile); Issue.record("accepted") } catch let error as RPCError {
+                    #expect(error.code == expected, "\(error)")
+                }
+            }
+        }
+        // Still serving.
+        try await withAggregatorConnection(to: harness.endpoint) { connection in
+            let identities = try await harness.enrolledIdentities(1, connection: connection)
+            #expect(try await harness.device(identity: identities[0], connection: connection).featureSets().count == 1)
         }
     }
 }
