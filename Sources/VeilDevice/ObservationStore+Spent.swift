@@ -23,15 +23,8 @@ extension ObservationStore {
                 guard existing == "\(round)" else { throw ObservationError.spent(window: window) }
                 return
             }
+            if let refusal = try budgetRefusal(db) { throw refusal }
             let release = layout.privacy?.release(dimension: layout.dimension)
-            if let release, let plan = layout.privacy, let budget = plan.settings.budget {
-                let spent = try Self.releases(db, set.name)
-                let wouldBe = DistributedDiscreteGaussian.Release.composed(spent + [release]).epsilon(delta: plan.settings.delta).epsilon
-                guard wouldBe <= budget.epsilon else {
-                    let before = spent.isEmpty ? 0 : DistributedDiscreteGaussian.Release.composed(spent).epsilon(delta: plan.settings.delta).epsilon
-                    throw ObservationError.budgetSpent(spent: before, wouldBe: wouldBe, budget: budget.epsilon)
-                }
-            }
             try db.execute(
                 sql: """
                     INSERT INTO spent_window (feature_set, window_start, version, round_id, spent_at, variance, devices, dimension, l2_sensitivity, l1_sensitivity)
@@ -57,8 +50,14 @@ extension ObservationStore {
     /// privacy budget (SPEC.md §12.4), composing the noise of every window it spent: nil when it
     /// may (or the set has no budget), else the refusal.
     public func budgetRefusal() throws -> ObservationError? {
+        try queue.read { db in try budgetRefusal(db) }
+    }
+
+    /// ``budgetRefusal()`` inside the caller's transaction (``markSpent(window:round:at:)`` checks
+    /// and records in one).
+    private func budgetRefusal(_ db: Database) throws -> ObservationError? {
         guard let plan = layout.privacy, let budget = plan.settings.budget else { return nil }
-        let spent = try queue.read { db in try Self.releases(db, layout.featureSet.name) }
+        let spent = try Self.releases(db, layout.featureSet.name)
         let release = plan.release(dimension: layout.dimension)
         let wouldBe = DistributedDiscreteGaussian.Release.composed(spent + [release]).epsilon(delta: plan.settings.delta).epsilon
         guard wouldBe > budget.epsilon else { return nil }

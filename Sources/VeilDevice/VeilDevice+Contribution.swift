@@ -112,25 +112,22 @@ extension VeilDevice {
         } catch {
             throw .localStore(String(describing: error))
         }
+        // Without connecting: come back when the current window closes.
+        let nextClose = store.windowStart(of: now) + store.windowSeconds
+        func noRound(_ reason: String) -> RoundParticipation {
+            let wait = max(1, Double(nextClose) - now.timeIntervalSince1970)
+            return RoundParticipation(
+                outcome: .noRound(retryAfterMilliseconds: UInt32(min(wait * 1000, Double(UInt32.max)))), reason: reason,
+                configuration: nil, deviceIndex: nil, task: nil, countedRoundID: nil, survivors: 0, bytesSent: 0, bytesReceived: 0, computeSeconds: 0)
+        }
         // The device's own budget (SPEC.md §12.4): whatever the aggregator's ledger says.
         do {
-            if let refusal = try store.budgetRefusal() {
-                let nextClose = store.windowStart(of: now) + store.windowSeconds
-                let wait = max(1, Double(nextClose) - now.timeIntervalSince1970)
-                return RoundParticipation(
-                    outcome: .noRound(retryAfterMilliseconds: UInt32(min(wait * 1000, Double(UInt32.max)))), reason: refusal.description,
-                    configuration: nil, deviceIndex: nil, task: nil, countedRoundID: nil, survivors: 0, bytesSent: 0, bytesReceived: 0, computeSeconds: 0)
-            }
+            if let refusal = try store.budgetRefusal() { return noRound(refusal.description) }
         } catch {
             throw .localStore(String(describing: error))
         }
         guard !offer.isEmpty else {
-            let nextClose = store.windowStart(of: now) + store.windowSeconds
-            let wait = max(1, Double(nextClose) - now.timeIntervalSince1970)
-            return RoundParticipation(
-                outcome: .noRound(retryAfterMilliseconds: UInt32(min(wait * 1000, Double(UInt32.max)))),
-                reason: "every closed window of \(layout.featureSet.name) v\(layout.featureSet.version) is counted; nothing to offer until \(nextClose)",
-                configuration: nil, deviceIndex: nil, task: nil, countedRoundID: nil, survivors: 0, bytesSent: 0, bytesReceived: 0, computeSeconds: 0)
+            return noRound("every closed window of \(layout.featureSet.name) v\(layout.featureSet.version) is counted; nothing to offer until \(nextClose)")
         }
         let result = try await participate(
             options: options, offering: offer, beforeMaskedInput: Self.spending(store), minimumSurvivors: Self.minimumSurvivors(of: store)
