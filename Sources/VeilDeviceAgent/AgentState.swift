@@ -14,6 +14,7 @@ import VeilFeatures
 ///     observations/NAME-vN.sqlite  raw observations and counted windows (ObservationStore)
 ///     rounds.jsonl                 the last rounds and their outcomes
 ///     ingest.sock                  the local ingest socket while `run` runs (0660)
+///     run.lock                     held (flock) while a round loop runs (RunLock)
 public struct AgentState: Sendable {
     /// The directory.
     public let directory: String

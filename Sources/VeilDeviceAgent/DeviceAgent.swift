@@ -113,40 +113,63 @@ public struct DeviceAgent: Sendable {
         let reason: String
     }
 
-    /// ``record(_:now:)``, refusing with the index of the first bad record.
-    func store(_ records: [ObservationRecord], now: Date) throws {
+    /// ``record(_:now:)``: checks every record, then writes them in one transaction per feature
+    /// set. Throws the first bad record's ``RecordError``, or with `keepingGoodOnes` stores the
+    /// good records and returns the bad ones.
+    @discardableResult
+    func store(_ records: [ObservationRecord], now: Date, keepingGoodOnes: Bool = false) throws -> [RecordError] {
         let configuration = try state.configuration()
         let sets = try state.acceptedFeatureSets().compactMapValues(\.last)
         var bySet: [String: [Observation]] = [:]
+        var refused: [RecordError] = []
         for (i, r) in records.enumerated() {
-            func refuse(_ reason: String) -> RecordError { RecordError(index: i, reason: reason) }
-            let candidates = sets.values.filter { set in set.features.contains { $0.name == r.feature } && (r.featureSet == nil || r.featureSet == set.name) }
-            guard let set = candidates.first else { throw refuse("no followed feature set has a feature \"\(r.feature)\"\(r.featureSet.map { " in \($0)" } ?? "")") }
-            guard candidates.count == 1 else { throw refuse("feature \"\(r.feature)\" is in \(candidates.map(\.name).sorted()); say which with featureSet") }
-            let kind = set.features.first { $0.name == r.feature }!.kind
-            let date = r.at.map(Date.init(timeIntervalSince1970:)) ?? now
-            guard [r.value != nil, r.category != nil, r.events != nil].filter({ $0 }).count == 1 else {
-                throw refuse("give exactly one of value, category and events")
-            }
-            guard date.timeIntervalSince1970.isFinite, abs(date.timeIntervalSince(now)) <= 366 * 86_400 else { throw refuse("at must be within a year of now") }
-            switch (kind, r.value, r.category, r.events) {
-            case (.numeric, let value?, nil, nil), (.histogram, let value?, nil, nil):
-                guard value.isFinite else { throw refuse("value must be a finite number") }
-                bySet[set.name, default: []].append(.value(feature: r.feature, value, at: date))
-            case (.categorical, nil, let category?, nil):
-                guard !category.isEmpty, category.utf8.count <= 256 else { throw refuse("category must be 1...256 bytes") }
-                bySet[set.name, default: []].append(.category(feature: r.feature, category, at: date))
-            case (.eventCount, nil, nil, let events?):
-                guard events >= 0, events <= 1_000_000 else { throw refuse("events must be in 0...1000000") }
-                bySet[set.name, default: []].append(.events(feature: r.feature, count: events, at: date))
-            default:
-                throw refuse("feature \"\(r.feature)\" of \(set.name) takes \(Self.expectation(kind)), not what was given")
+            do throws(InvalidRecord) {
+                let (set, observation) = try Self.observation(r, in: sets, now: now)
+                bySet[set, default: []].append(observation)
+            } catch {
+                guard keepingGoodOnes else { throw RecordError(index: i, reason: error.reason) }
+                refused.append(RecordError(index: i, reason: error.reason))
             }
         }
         let windowSeconds = try roundsWindowSeconds()
         for (name, observations) in bySet.sorted(by: { $0.key < $1.key }) {
             let store = try state.observations(sets[name]!, windowSeconds: windowSeconds[name] ?? 3600, retention: configuration.retentionSeconds)
             do { try store.record(observations) } catch { throw AgentError.observation("\(error)") }
+        }
+        return refused
+    }
+
+    /// Why one record cannot be stored.
+    struct InvalidRecord: Error {
+        let reason: String
+    }
+
+    /// The feature set `r` belongs to and its observation, or why it is refused: an unknown or
+    /// ambiguous feature, a missing or second value, a value of the wrong kind or out of range.
+    static func observation(_ r: ObservationRecord, in sets: [String: FeatureSet], now: Date) throws(InvalidRecord) -> (String, Observation) {
+        func refuse(_ reason: String) -> InvalidRecord { InvalidRecord(reason: reason) }
+        let candidates = sets.values.filter { set in set.features.contains { $0.name == r.feature } && (r.featureSet == nil || r.featureSet == set.name) }
+        guard let set = candidates.first else { throw refuse("no followed feature set has a feature \"\(r.feature)\"\(r.featureSet.map { " in \($0)" } ?? "")") }
+        guard candidates.count == 1 else { throw refuse("feature \"\(r.feature)\" is in \(candidates.map(\.name).sorted()); say which with featureSet") }
+        let kind = set.features.first { $0.name == r.feature }!.kind
+        guard [r.value != nil, r.category != nil, r.events != nil].filter({ $0 }).count == 1 else {
+            throw refuse("give exactly one of value, category and events")
+        }
+        guard r.at.map({ $0.isFinite }) ?? true else { throw refuse("at must be a finite number of seconds") }
+        let date = r.at.map(Date.init(timeIntervalSince1970:)) ?? now
+        guard abs(date.timeIntervalSince(now)) <= 366 * 86_400 else { throw refuse("at must be within a year of now") }
+        switch (kind, r.value, r.category, r.events) {
+        case (.numeric, let value?, nil, nil), (.histogram, let value?, nil, nil):
+            guard value.isFinite else { throw refuse("value must be a finite number") }
+            return (set.name, .value(feature: r.feature, value, at: date))
+        case (.categorical, nil, let category?, nil):
+            guard !category.isEmpty, category.utf8.count <= 256 else { throw refuse("category must be 1...256 bytes") }
+            return (set.name, .category(feature: r.feature, category, at: date))
+        case (.eventCount, nil, nil, let events?):
+            guard events >= 0, events <= 1_000_000 else { throw refuse("events must be in 0...1000000") }
+            return (set.name, .events(feature: r.feature, count: events, at: date))
+        default:
+            throw refuse("feature \"\(r.feature)\" of \(set.name) takes \(Self.expectation(kind)), not what was given")
         }
     }
 
@@ -155,40 +178,6 @@ public struct DeviceAgent: Sendable {
         case .numeric, .histogram: return "a value"
         case .categorical: return "a category"
         case .eventCount: return "events"
-        }
-    }
-
-    /// Records JSON Lines from `text` (one ``ObservationRecord`` a line; blank lines skipped):
-    /// each good line is stored, each bad one reported with its line number and nothing from it
-    /// stored. Returns the number stored and the problems.
-    public func recordJSONLines(_ text: String, now: Date = Date()) throws(AgentError) -> (stored: Int, problems: [String]) {
-        var stored = 0
-        var problems: [String] = []
-        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let trimmed = line.trimmingCharacters(in: .whitespaces)
-            guard !trimmed.isEmpty else { continue }
-            guard trimmed.utf8.count <= 4096 else { problems.append("line \(index + 1): longer than 4096 bytes"); continue }
-            let record: ObservationRecord
-            do { record = try JSONDecoder().decode(ObservationRecord.self, from: Data(trimmed.utf8)) } catch {
-                problems.append("line \(index + 1): not an observation object: \(Self.explain(error))")
-                continue
-            }
-            do {
-                try self.record([record], now: now)
-                stored += 1
-            } catch let .observation(why) {
-                problems.append("line \(index + 1): \(why)")
-            }
-        }
-        return (stored, problems)
-    }
-
-    static func explain(_ error: any Error) -> String {
-        switch error {
-        case let DecodingError.keyNotFound(key, _): return "missing \"\(key.stringValue)\""
-        case let DecodingError.typeMismatch(_, context): return "\(context.codingPath.map(\.stringValue).joined(separator: ".")) has the wrong type"
-        case let DecodingError.dataCorrupted(context): return context.debugDescription
-        default: return "\(error)"
         }
     }
 

@@ -8,7 +8,8 @@ import NIOCore
 /// with JSON on a Unix domain socket in the state directory, mode 0660, so the node's own
 /// software (in the agent's group) records observations in any language. Version 1:
 ///
-/// - `POST /v1/observations`: one observation object, or JSON Lines of them (at most 1 MiB).
+/// - `POST /v1/observations`: one observation object, or JSON Lines of them (at most 1 MiB, a
+///   line at most ``ObservationLines/maximumLineBytes``).
 ///   200 `{"stored": n}` once every one is on disk; 400 `{"error": …, "line": k}` and nothing
 ///   stored when any line is malformed or refused; 413 when the body is too large.
 /// - `GET /v1/status`: what `veil-device status --json` prints.
@@ -50,27 +51,15 @@ public struct IngestServer: Sendable {
         do { body = try await request.body.collect(upTo: Self.maximumBodyBytes) } catch {
             return try Self.problem(.contentTooLarge, "the body must be at most \(Self.maximumBodyBytes) bytes")
         }
-        let text = String(decoding: body.readableBytesView, as: UTF8.self)
-        var records: [DeviceAgent.ObservationRecord] = []
-        var lineOfRecord: [Int] = []
-        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let trimmed = line.trimmingCharacters(in: .whitespaces)
-            guard !trimmed.isEmpty else { continue }
-            do { records.append(try JSONDecoder().decode(DeviceAgent.ObservationRecord.self, from: Data(trimmed.utf8))) } catch {
-                return try Self.problem(.badRequest, "line \(index + 1): not an observation object: \(DeviceAgent.explain(error))", line: index + 1)
-            }
-            lineOfRecord.append(index + 1)
-        }
-        guard !records.isEmpty else { return try Self.problem(.badRequest, "no observation in the body") }
+        let outcome: (stored: Int, problems: [ObservationLines.Problem])
         do {
-            try agent.store(records, now: Date())
-        } catch let error as DeviceAgent.RecordError {
-            let line = lineOfRecord[error.index]
-            return try Self.problem(.badRequest, "line \(line): \(error.reason)", line: line)
-        } catch let error as AgentError {
+            outcome = try agent.recordJSONLines(String(decoding: body.readableBytesView, as: UTF8.self), mode: .allOrNothing)
+        } catch {
             return try Self.problem(.serviceUnavailable, error.description)
         }
-        return try Self.json(.ok, ["stored": records.count])
+        if let problem = outcome.problems.first { return try Self.problem(.badRequest, problem.description, line: problem.line) }
+        guard outcome.stored > 0 else { return try Self.problem(.badRequest, "no observation in the body") }
+        return try Self.json(.ok, ["stored": outcome.stored])
     }
 
     static func json(_ status: HTTPResponse.Status, _ value: some Encodable) throws -> Response {

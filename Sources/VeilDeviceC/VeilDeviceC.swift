@@ -10,8 +10,8 @@ import VeilDeviceAgent
 /// What a `veil_device *` points to.
 final class DeviceHandle: Sendable {
     let agent: DeviceAgent
-    /// The round loop, while it runs.
-    let loop = Mutex<Task<Void, Never>?>(nil)
+    /// The round loop and the state directory's run lock, while it runs.
+    let loop = Mutex<(task: Task<Void, Never>, lock: RunLock)?>(nil)
     /// The last error, as a C string the handle owns.
     let lastError = Mutex<UnsafeMutablePointer<CChar>>(strdup("")!)
 
@@ -81,35 +81,34 @@ public func veilDeviceRecordEvents(_ device: OpaquePointer?, _ feature: UnsafePo
 public func veilDeviceRecordJSON(_ device: OpaquePointer?, _ lines: UnsafePointer<CChar>?) -> Int32 {
     guard let h = handle(device) else { return veilErrorArgument }
     guard let lines else { return h.fail(veilErrorArgument, "a null argument") }
-    var records: [DeviceAgent.ObservationRecord] = []
-    for (index, line) in String(cString: lines).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-        let trimmed = line.trimmingCharacters(in: .whitespaces)
-        guard !trimmed.isEmpty else { continue }
-        guard let record = try? JSONDecoder().decode(DeviceAgent.ObservationRecord.self, from: Data(trimmed.utf8)) else {
-            return h.fail(veilErrorObservation, "line \(index + 1): not an observation object")
-        }
-        records.append(record)
+    do {
+        let outcome = try h.agent.recordJSONLines(String(cString: lines), mode: .allOrNothing)
+        if let problem = outcome.problems.first { return h.fail(veilErrorObservation, problem.description) }
+    } catch {
+        return h.fail(code(of: error), error.description)
     }
-    do { try h.agent.record(records) } catch { return h.fail(code(of: error), error.description) }
     return h.succeed()
 }
 
 @_cdecl("veil_device_start")
 public func veilDeviceStart(_ device: OpaquePointer?) -> Int32 {
     guard let h = handle(device) else { return veilErrorArgument }
-    let started = h.loop.withLock { loop -> Bool in
-        guard loop == nil else { return false }
-        let agent = h.agent
-        loop = Task.detached { await agent.run() }
-        return true
+    let refusal: String? = h.loop.withLock { loop in
+        guard loop == nil else { return "the round loop is already running" }
+        do {
+            let lock = try RunLock(h.agent.state)
+            let agent = h.agent
+            loop = (Task.detached { await agent.run() }, lock)
+            return nil
+        } catch { return "\(error)" }
     }
-    return started ? h.succeed() : h.fail(veilErrorRunning, "the round loop is already running")
+    return refusal.map { h.fail(veilErrorRunning, $0) } ?? h.succeed()
 }
 
 @_cdecl("veil_device_stop")
 public func veilDeviceStop(_ device: OpaquePointer?) -> Int32 {
     guard let h = handle(device) else { return veilErrorArgument }
-    guard let task = h.loop.withLock({ loop -> Task<Void, Never>? in defer { loop = nil }; return loop }) else {
+    guard let (task, lock) = h.loop.withLock({ loop in defer { loop = nil }; return loop }) else {
         return h.fail(veilErrorRunning, "the round loop is not running")
     }
     task.cancel()
@@ -119,6 +118,7 @@ public func veilDeviceStop(_ device: OpaquePointer?) -> Int32 {
         done.signal()
     }
     done.wait()
+    withExtendedLifetime(lock) {}
     return h.succeed()
 }
 

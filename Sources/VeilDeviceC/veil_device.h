@@ -23,7 +23,7 @@ enum {
     VEIL_ERROR_ARGUMENT = 1,     /* a null or malformed argument */
     VEIL_ERROR_STATE = 2,        /* the state directory is missing, not enrolled or unusable */
     VEIL_ERROR_OBSERVATION = 3,  /* the observation was refused; nothing was stored */
-    VEIL_ERROR_RUNNING = 4       /* the round loop is already running, or not running */
+    VEIL_ERROR_RUNNING = 4       /* the round loop is already running (here or in another process), or not running */
 };
 
 /* Opens the agent state at `state_directory`; *out receives the handle. */
@@ -37,7 +37,8 @@ int veil_device_record_events(veil_device *device, const char *feature, int64_t 
 /* Records JSON Lines (Protocols/device-ingest.md): all of them, or on a bad line none. */
 int veil_device_record_json(veil_device *device, const char *json_lines);
 
-/* Starts the round loop (what `veil-device run` does) on a background thread. */
+/* Starts the round loop (what `veil-device run` does) on a background thread. Refused with
+   VEIL_ERROR_RUNNING while another handle or process runs one over the same directory. */
 int veil_device_start(veil_device *device);
 
 /* Stops the round loop and waits for it: a round in flight is abandoned as a dropout. */

@@ -78,7 +78,7 @@ struct Record: AsyncParsableCommand {
             guard feature == nil, value == nil, category == nil, events == nil else { throw ValidationError("--jsonl takes its observations from standard input only") }
             let input = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
             do {
-                let (stored, problems) = try agent.recordJSONLines(input)
+                let (stored, problems) = try agent.recordJSONLines(input, mode: .eachLine)
                 for problem in problems { FileHandle.standardError.write(Data("veil-device: \(problem)\n".utf8)) }
                 print("stored \(stored) observations\(problems.isEmpty ? "" : ", refused \(problems.count) lines")")
                 if !problems.isEmpty { throw ExitCode(1) }
@@ -125,7 +125,11 @@ struct Run: AsyncParsableCommand {
         }
         let logger = Logger(label: "veil.device")
         let agent = DeviceAgent(directory: state.directory, logger: logger)
-        do { _ = try agent.status() } catch { throw fail(error) }
+        let lock: RunLock
+        do {
+            _ = try agent.status()
+            lock = try RunLock(agent.state)
+        } catch { throw fail(error) }
         let service = AgentService(agent: agent, refresh: .seconds(refreshSeconds))
         let ingest = IngestServer(agent: agent).application(logger: logger)
         let group = ServiceGroup(configuration: .init(
@@ -135,6 +139,7 @@ struct Run: AsyncParsableCommand {
             ],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+        withExtendedLifetime(lock) {}
     }
 }
 

@@ -106,5 +106,35 @@ import Glibc
         let status = try Self.request(path, "GET", "/v1/status")
         #expect(status.status == 200 && status.body.contains("\"deviceID\":\"dev-"))
         #expect(try Self.request(path, "GET", "/v1/nothing").status == 404)
+
+        let long = try Self.request(path, "POST", "/v1/observations", body: "{\"feature\": \"reading\", \"value\": 1, \"featureSet\": \"\(String(repeating: "x", count: 5000))\"}")
+        #expect(long.status == 400 && long.body.contains("line 1: longer than 4096 bytes"), "\(long.body)")
+        #expect(try observations() == 2)
+
+        // Access is by file permissions and group (Protocols/device-ingest.md): with the state
+        // directory at 0710, a user outside the agent's group cannot connect, and the same user
+        // in the group can. Switching users needs root, which is how the tests run in CI.
+        if getuid() == 0 {
+            #expect(chmod(agent.state.directory, 0o710) == 0)
+            let client = """
+                import socket, sys
+                body = sys.argv[2].encode()
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    s.connect(sys.argv[1])
+                except PermissionError:
+                    print("permission denied")
+                    sys.exit(3)
+                s.sendall(b"POST /v1/observations HTTP/1.1\\r\\nHost: veil-device\\r\\nConnection: close\\r\\nContent-Length: %d\\r\\n\\r\\n" % len(body) + body)
+                print(s.makefile("rb").readline().decode().strip())
+                """
+            let body = "{\"feature\": \"reading\", \"value\": 7, \"at\": \(window + 60)}"
+            let outsider = try CABITests.run("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", client, path, body])
+            #expect(outsider.status == 3 && outsider.output.contains("permission denied"), "a user outside the group: \(outsider.output)")
+            #expect(try observations() == 2, "the refused client stored nothing")
+            let member = try CABITests.run("setpriv", ["--reuid=65534", "--regid=65534", "--groups=\(getgid())", "/usr/bin/python3", "-c", client, path, body])
+            #expect(member.status == 0 && member.output.hasPrefix("HTTP/1.1 200"), "the same user in the agent's group: \(member.output)")
+            #expect(try observations() == 3)
+        }
     }
 }
