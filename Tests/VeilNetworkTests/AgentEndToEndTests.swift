@@ -93,18 +93,9 @@ import Glibc
         guard DeviceAgentProcessTests.binary != nil else { return }
         let files = try HarnessFiles(label: "e2e", instance: "e2e-test") { $0 + "/aggregator.sqlite" }
         defer { files.remove() }
-        var configuration = files.configuration
-        configuration.rounds.minimumCohort = 4
-        configuration.rounds.maximumCohort = 4
-        configuration.rounds.threshold = 2
-        configuration.rounds.threatModel = .honestButCurious
-        configuration.rounds.expectedDropout = 1e-7
-        try JSONEncoder().encode(configuration).write(to: URL(fileURLWithPath: files.configPath))
         // The first round stalls 4 s once every masked input is in: agent 0 is killed then.
-        let aggregator = try await AggregatorProcess(
-            configPath: files.configPath, port: files.port, fault: nil, pause: "after-masked-input-collection", logPath: files.directory + "/aggregator.log")
+        let (aggregator, store) = try await DeviceAgentProcessTests.aggregator(files, cohort: 4, pause: "after-masked-input-collection")
         defer { aggregator.kill() }
-        let store = try SQLiteAggregatorStore(path: configuration.database)
 
         // The two latest closed windows, so that the rounds are theirs (a device offers every closed
         // window from its first observation on). Not within a minute of the hour turning, which

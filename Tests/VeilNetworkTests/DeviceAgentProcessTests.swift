@@ -40,6 +40,20 @@ import Glibc
         return (process.terminationStatus, output, error)
     }
 
+    /// `veil-aggregator serve` over `files` for agents: rounds of exactly `cohort` devices at
+    /// threshold 2, honest-but-curious, on the complete graph; stalled once at `pause` if named.
+    static func aggregator(_ files: HarnessFiles, cohort: Int, pause: String? = nil) async throws -> (AggregatorProcess, SQLiteAggregatorStore) {
+        var configuration = files.configuration
+        configuration.rounds.minimumCohort = cohort
+        configuration.rounds.maximumCohort = cohort
+        configuration.rounds.threshold = 2
+        configuration.rounds.threatModel = .honestButCurious
+        configuration.rounds.expectedDropout = 1e-7
+        try JSONEncoder().encode(configuration).write(to: URL(fileURLWithPath: files.configPath))
+        let aggregator = try await AggregatorProcess(configPath: files.configPath, port: files.port, fault: nil, pause: pause, logPath: files.directory + "/aggregator.log")
+        return (aggregator, try SQLiteAggregatorStore(path: configuration.database))
+    }
+
     struct Status: Decodable {
         struct FollowedSet: Decodable { let name: String; let version: Int; let countedWindows: Int; let lastCountedWindow: Int?; let observations: Int }
         let deviceID: String
@@ -49,16 +63,8 @@ import Glibc
     @Test func threeAgentsEnrolRecordAndAreCountedThroughARealAggregator() async throws {
         let files = try HarnessFiles(label: "agents", instance: "agents-test") { $0 + "/aggregator.sqlite" }
         defer { files.remove() }
-        var configuration = files.configuration
-        configuration.rounds.minimumCohort = 3
-        configuration.rounds.maximumCohort = 3
-        configuration.rounds.threshold = 2
-        configuration.rounds.threatModel = .honestButCurious
-        configuration.rounds.expectedDropout = 1e-7
-        try JSONEncoder().encode(configuration).write(to: URL(fileURLWithPath: files.configPath))
-        let aggregator = try await AggregatorProcess(configPath: files.configPath, port: files.port, fault: nil, logPath: files.directory + "/aggregator.log")
+        let (aggregator, store) = try await Self.aggregator(files, cohort: 3)
         defer { aggregator.kill() }
-        let store = try SQLiteAggregatorStore(path: configuration.database)
 
         // A closed window inside the aggregator's horizon: two hours ago.
         let now = Int(Date().timeIntervalSince1970)
