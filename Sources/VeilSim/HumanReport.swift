@@ -35,7 +35,23 @@ enum HumanReport {
                 pad("\(p.bytesUp)", 10), pad("\(p.bytesDown)", 11),
             ].joined(separator: " "))
         }
+        if let simulated = r.simulated { lines += simulatedTable(simulated) }
         return lines.joined(separator: "\n")
+    }
+
+    /// The round in simulated time: each phase's span, its deadline and the answers it cut.
+    static func simulatedTable(_ s: SimulatedTiming) -> [String] {
+        var lines = ["", "  In simulated time on the \(s.network) network: round \(fixed(s.roundSeconds, 2)) s, \(s.cutByDeadline) devices cut by deadlines"]
+        lines.append("  phase                     opens s  lasts s  deadline s  arrivals p50 / p90 / p99 s   in time  cut  waited")
+        for p in s.phases {
+            lines.append("  " + [
+                p.phase.padding(toLength: 24, withPad: " ", startingAt: 0),
+                pad(fixed(p.startSeconds, 2), 8), pad(fixed(p.durationSeconds, 2), 8), pad(fixed(p.deadlineSeconds, 1), 11),
+                pad("\(fixed(p.arrivalP50, 2)) / \(fixed(p.arrivalP90, 2)) / \(fixed(p.arrivalP99, 2))", 28),
+                pad("\(p.inTime)", 8), pad("\(p.cutByDeadline)", 4), pad(p.waitedForDeadline ? "yes" : "no", 7),
+            ].joined(separator: " "))
+        }
+        return lines
     }
 
     static func pad(_ s: String, _ n: Int) -> String { String(repeating: " ", count: max(0, n - s.count)) + s }

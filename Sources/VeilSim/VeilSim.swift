@@ -72,6 +72,12 @@ extension VeilSim {
         @Option(help: "Run a malicious aggregator against honest devices instead of an honest round: downgrade, round-id-reuse, split-view, targeted-placement, low-order-key-device, both-shares, or all (in-process only; the scenario must use the active threat model).")
         var adversary: String?
 
+        @Option(help: "In-process: also run the round in simulated time on this network profile (lan, broadband, 4g, constrained-iot; Simulations/README.md).")
+        var network: String?
+
+        @Option(help: "In simulated time: every phase's deadline, seconds (default the scenario's, or the aggregator's 30 s).")
+        var deadline: Double?
+
         @Option(name: .customLong("report-json"), help: "Write the full report as one JSON object to this path.")
         var reportJSON: String?
 
@@ -104,6 +110,11 @@ extension VeilSim {
             }
             overrides.seed = seed
             overrides.adversary = adversary
+            overrides.network = network
+            overrides.deadline = deadline
+            if (network != nil || deadline != nil) && mode == "network" {
+                throw ValidationError("--network and --deadline model simulated time, which runs in-process; network mode measures real sockets")
+            }
             let loaded: Scenario
             do {
                 switch try AnyScenario.load(path: scenario) {

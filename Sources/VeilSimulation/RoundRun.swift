@@ -12,6 +12,8 @@ enum DeviceAnswer: Sendable {
     case refused(ProtocolViolation)
     /// The device answered with these wire bytes.
     case answer([UInt8])
+    /// The device answered after the phase's deadline in simulated time; the server dropped it.
+    case cutByDeadline
 }
 
 /// Figures of one phase.
@@ -25,6 +27,8 @@ struct PhaseFigures: Sendable {
     var rejectedByServer = 0
     var bytesUp = 0
     var bytesDown = 0
+    /// Answers that arrived after the simulated deadline.
+    var cutByDeadline = 0
 }
 
 /// One round's driving state and measurements.
@@ -44,6 +48,10 @@ struct RoundRun: Sendable {
     /// Devices whose ShareKeys message the server accepted (U2 before pruning).
     var sharedKeys: [Bool]
     var deviceRefusals: [String: Int] = [:]
+    /// The round in simulated time, when the scenario has a network.
+    var clock: SimulatedClock?
+    /// The open phase's events in simulated time.
+    var events = SimulatedClock.PhaseEvents()
 
     init(configuration: RoundConfiguration, placementSecret: [UInt8]?, cohort: Cohort, limits: PhysicalLimits, workers: Int, batchSize: Int) {
         self.configuration = configuration
@@ -74,6 +82,8 @@ struct RoundRun: Sendable {
             serverSeconds += closeSeconds
             phases[closing, default: PhaseFigures()].serverSeconds += closeSeconds
             phases[closing, default: PhaseFigures()].wallSeconds += closeSeconds
+            clock?.finish(closing, events: events, closeSeconds: closeSeconds)
+            events = SimulatedClock.PhaseEvents()
             if let outcome {
                 totalSeconds = (ContinuousClock.now - start).seconds
                 return outcome
@@ -147,8 +157,29 @@ struct RoundRun: Sendable {
                 }
             }
             // Feed the server in order, as a network server would.
-            for (i, (answer, deviceTime, requestTime, downBytes)) in results.collect().enumerated() {
+            var requestReady = 0.0
+            for (i, (received, deviceTime, requestTime, downBytes)) in results.collect().enumerated() {
                 let d = batch[i]
+                var answer = received
+                requestReady += requestTime
+                var arrival = 0.0
+                if let clock {
+                    switch answer {
+                    case .silent:
+                        events.silent += 1
+                    case let .answer(bytes):
+                        arrival = clock.arrival(of: d, requestReady: requestReady, downBytes: downBytes, deviceSeconds: deviceTime, upBytes: bytes.count)
+                        events.arrivals.append(arrival)
+                        if arrival > clock.deadlines.seconds(for: phase) {
+                            // Too late: the aggregator has dropped the device.
+                            figures.cutByDeadline += 1
+                            events.cut += 1
+                            answer = .cutByDeadline
+                        }
+                    case .refused, .cutByDeadline:
+                        break
+                    }
+                }
                 deviceSeconds[Int(d)] += deviceTime
                 figures.deviceSeconds += deviceTime
                 figures.serverSeconds += requestTime
@@ -159,6 +190,8 @@ struct RoundRun: Sendable {
                 switch answer {
                 case .silent:
                     figures.silent += 1
+                    server.deviceLeft(d)
+                case .cutByDeadline:
                     server.deviceLeft(d)
                 case let .refused(violation):
                     figures.refusedByDevices += 1
@@ -184,6 +217,7 @@ struct RoundRun: Sendable {
                 let spent = (ContinuousClock.now - serverStart).seconds
                 figures.serverSeconds += spent
                 serverSeconds += spent
+                if case .answer = answer, clock != nil { events.answers.append((arrival, spent)) }
             }
             offset += batch.count
             progress?(SimulationProgress(phase: phase, done: offset, total: recipients.count, elapsed: (ContinuousClock.now - start).seconds))

@@ -31,16 +31,22 @@ public struct Scenario: Codable, Sendable, Equatable {
     /// A malicious aggregator to run instead of an honest round: an ``AdversaryStrategy`` name, or
     /// "all" for every strategy (``AdversarialAggregator``); nil for an honest round.
     public var adversary: String?
+    /// The devices' networks and speeds, for a round in simulated time (in-process mode): a
+    /// profile name or a ``NetworkSpec`` object; nil measures this machine only.
+    public var network: NetworkSpec?
+    /// Phase deadlines in simulated time (default: the aggregator's, 30 s each).
+    public var deadlines: DeadlineSpec?
 
     enum CodingKeys: String, CodingKey {
-        case name, description, devices, dimension, bitWidth, prg, graph, threatModel, dropout, data, misbehaving, seed, adversary
+        case name, description, devices, dimension, bitWidth, prg, graph, threatModel, dropout, data, misbehaving, seed, adversary, network, deadlines
     }
 
     /// Creates a scenario (call ``validate()`` before running it).
     public init(
         name: String, description: String = "", devices: Int, dimension: Int, bitWidth: Int, prg: PRGAlgorithm = .aes128CTR,
         graph: GraphSpec, threatModel: ThreatModel = .honestButCurious, dropout: DropoutSpec = DropoutSpec(),
-        data: [DataGenerator] = [], misbehaving: [Misbehaviour] = [], seed: UInt64 = 1, adversary: String? = nil
+        data: [DataGenerator] = [], misbehaving: [Misbehaviour] = [], seed: UInt64 = 1, adversary: String? = nil,
+        network: NetworkSpec? = nil, deadlines: DeadlineSpec? = nil
     ) {
         self.name = name
         self.description = description
@@ -55,6 +61,8 @@ public struct Scenario: Codable, Sendable, Equatable {
         self.misbehaving = misbehaving
         self.seed = seed
         self.adversary = adversary
+        self.network = network
+        self.deadlines = deadlines
     }
 
     /// Decodes a scenario file; optional fields left out take their documented defaults.
@@ -73,6 +81,8 @@ public struct Scenario: Codable, Sendable, Equatable {
         misbehaving = try c.decodeIfPresent([Misbehaviour].self, forKey: .misbehaving) ?? []
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? 1
         adversary = try c.decodeIfPresent(String.self, forKey: .adversary)
+        network = try c.decodeIfPresent(NetworkSpec.self, forKey: .network)
+        deadlines = try c.decodeIfPresent(DeadlineSpec.self, forKey: .deadlines)
     }
 
     /// The graph part of a scenario.

@@ -67,6 +67,16 @@ extension Scenario {
 
     /// Checks ranges and consistency; the protocol checks the rest when the round is configured.
     public func validate() throws(ScenarioError) {
+        if let problem = network?.problem() { throw ScenarioError(field: "network", reason: problem) }
+        if let deadlines {
+            let phases = Set(Phase.allCases.map(DeadlineSpec.key))
+            for (name, seconds) in deadlines.phases.sorted(by: { $0.key < $1.key }) {
+                guard phases.contains(name) else { throw ScenarioError(field: "deadlines.\(name)", reason: "is not a phase; the phases are \(phases.sorted())") }
+                guard seconds > 0, seconds.isFinite else { throw ScenarioError(field: "deadlines.\(name)", reason: "must be a positive number of seconds") }
+            }
+            guard deadlines.default > 0, deadlines.default.isFinite else { throw ScenarioError(field: "deadlines.default", reason: "must be a positive number of seconds") }
+            guard network != nil else { throw ScenarioError(field: "deadlines", reason: "apply in simulated time, which needs a network") }
+        }
         guard devices >= 3 else { throw ScenarioError(field: "devices", reason: "must be at least 3, got \(devices)") }
         guard dimension >= 1 else { throw ScenarioError(field: "dimension", reason: "must be at least 1, got \(dimension)") }
         guard (1...64).contains(bitWidth) else { throw ScenarioError(field: "bitWidth", reason: "must be in 1...64, got \(bitWidth)") }

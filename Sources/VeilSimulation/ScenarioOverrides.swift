@@ -18,6 +18,10 @@ public struct ScenarioOverrides: Sendable {
     public var seed: UInt64?
     /// A malicious aggregator strategy (or "all") to run instead of an honest round.
     public var adversary: String?
+    /// A built-in network profile, for a round in simulated time.
+    public var network: String?
+    /// Every phase's deadline in simulated time, seconds.
+    public var deadline: Double?
 
     /// No changes.
     public init() {}
@@ -58,6 +62,16 @@ extension Scenario {
         }
         if let v = overrides.seed { s.seed = v }
         if let v = overrides.adversary { s.adversary = v }
+        if let v = overrides.network {
+            guard let profile = NetworkSpec.profiles[v] else {
+                throw ScenarioError(field: "--network", reason: "must be one of \(NetworkSpec.profiles.keys.sorted()), got \(v)")
+            }
+            s.network = profile
+        }
+        if let v = overrides.deadline {
+            guard v > 0, v.isFinite else { throw ScenarioError(field: "--deadline", reason: "must be a positive number of seconds, got \(v)") }
+            s.deadlines = DeadlineSpec(default: v)
+        }
         try s.validate()
         return s
     }

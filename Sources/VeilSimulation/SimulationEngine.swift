@@ -114,6 +114,9 @@ public struct SimulationEngine: Sendable {
         var round = RoundRun(
             configuration: configuration, placementSecret: placementSecret, cohort: cohort, limits: limits, workers: workers, batchSize: batchSize)
         round.server.minimumSurvivors = minimumSurvivors
+        if let network = scenario.network {
+            round.clock = SimulatedClock(network: network, deadlines: scenario.deadlines ?? .aggregatorDefault, devices: scenario.devices, seed: scenario.seed)
+        }
         let outcome = round.drive(cohort: &cohort, random: &random, progress: progress)
         return (SimulationReport(scenario: scenario, parameters: parameters, run: round, cohort: cohort, outcome: outcome), outcome)
     }

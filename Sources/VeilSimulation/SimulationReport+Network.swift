@@ -136,5 +136,6 @@ extension SimulationReport {
         deviceLimitRatio = deviceLimitSeconds > 0 ? deviceSecondsMean / deviceLimitSeconds : 0
         deviceMaskingLimitRatio = 0
         phases = f.phases
+        simulated = nil
     }
 }

@@ -82,6 +82,8 @@ public struct SimulationReport: Codable, Sendable {
     /// Per-device compute seconds, sorted, sampled to at most 200 points (for the histogram).
     public let deviceSecondsSample: [Double]
     public let phases: [PhaseReport]
+    /// The round in simulated time, when the scenario has a network (in-process mode).
+    public let simulated: SimulatedTiming?
 
     init(scenario: Scenario, parameters: GraphParameters, run: RoundRun, cohort: Cohort, outcome: AggregationOutcome) {
         let configuration = run.configuration
@@ -158,6 +160,7 @@ public struct SimulationReport: Codable, Sendable {
         let maskingMean = (masking?.deviceSeconds ?? 0) / Double(max(1, (masking?.answered ?? 0) + (masking?.rejectedByServer ?? 0)))
         deviceMaskingLimitRatio = deviceLimitSeconds > 0 ? maskingMean / deviceLimitSeconds : 0
 
+        simulated = run.clock?.timing
         let order = configuration.threatModel.phases
         phases = order.compactMap { phase in
             guard let f = run.phases[phase] else { return nil }

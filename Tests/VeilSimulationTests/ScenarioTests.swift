@@ -40,10 +40,18 @@ func scenarioJSON(_ edit: (inout [String: Any]) -> Void = { _ in }) -> Data {
         ("data[0]", { (o: inout [String: Any]) in o["data"] = [["start": 10, "end": 99, "kind": "constant", "value": 1]] }),
         ("misbehaving[0].kind", { (o: inout [String: Any]) in o["misbehaving"] = [["kind": "forged-signature", "count": 1]] }),
         ("prg", { (o: inout [String: Any]) in o["prg"] = "rc4" }),
+        // Simulated time (issue 16).
+        ("network", { (o: inout [String: Any]) in o["network"] = "5g" }),
+        ("network.latencyMs", { (o: inout [String: Any]) in o["network"] = ["uplinkKbps": ["kind": "constant", "value": 1]] }),
+        ("network", { (o: inout [String: Any]) in o["network"] = ["profile": "lan", "latencyMs": ["kind": "lognormal", "median": 10, "p99": 5]] }),
+        ("network", { (o: inout [String: Any]) in o["network"] = ["profile": "lan", "stragglers": ["fraction": 2, "factor": 3]] }),
+        ("deadlines.sharekeys", { (o: inout [String: Any]) in o["network"] = "lan"; o["deadlines"] = ["sharekeys": 3] }),
+        ("deadlines.default", { (o: inout [String: Any]) in o["network"] = "lan"; o["deadlines"] = ["default": -1] }),
+        ("deadlines", { (o: inout [String: Any]) in o["deadlines"] = ["default": 5] }),
     ]
 
     /// Each bad file gives an error that names the field at fault.
-    @Test(arguments: 0..<13)
+    @Test(arguments: 0..<20)
     func badFieldsAreNamed(index: Int) {
         let (field, edit) = Self.badFiles[index]
         do {

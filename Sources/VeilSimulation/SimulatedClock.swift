@@ -1,0 +1,127 @@
+import Foundation
+import VeilCrypto
+public import VeilProtocol
+
+/// One phase in simulated time.
+public struct SimulatedPhase: Codable, Sendable, Equatable {
+    /// The phase name.
+    public let phase: String
+    /// When the phase opened, seconds since the round started.
+    public let startSeconds: Double
+    /// How long it lasted, to the server's close (its closing computation included).
+    public let durationSeconds: Double
+    /// Its deadline.
+    public let deadlineSeconds: Double
+    /// Whether the server waited for the deadline: a device it asked stayed silent or answered late.
+    public let waitedForDeadline: Bool
+    /// Answers that arrived after the deadline: the server dropped those devices, as a real one would.
+    public let cutByDeadline: Int
+    /// Answers that arrived in time.
+    public let inTime: Int
+    /// When answers reached the server, seconds after the phase opened, sorted, at most 200 points
+    /// (late ones included): the distribution to set the deadline against.
+    public let arrivalSample: [Double]
+    /// The median, 90th and 99th percentile of the arrival times (late ones included).
+    public let arrivalP50: Double
+    /// The 90th percentile.
+    public let arrivalP90: Double
+    /// The 99th percentile.
+    public let arrivalP99: Double
+}
+
+/// A round in simulated time: what `network` and `deadlines` predict for the scenario's fleet.
+public struct SimulatedTiming: Codable, Sendable, Equatable {
+    /// The network the devices drew from (a profile name, or "custom").
+    public let network: String
+    /// The round's length, seconds.
+    public let roundSeconds: Double
+    /// Each phase that ran.
+    public let phases: [SimulatedPhase]
+    /// Devices dropped by a deadline over the round.
+    public let cutByDeadline: Int
+}
+
+/// The discrete-event clock of an in-process round (issue 16): every device draws its link and
+/// speed once; in each phase, a device's answer reaches the server after the request's build
+/// time, one-way latency and download, its compute time (measured on this machine, times its
+/// compute factor), latency and upload. Answers past the deadline are dropped, as the aggregator
+/// drops them; the server handles answers one at a time in arrival order, and closes the phase at
+/// the last answer when everyone asked answered, or at the deadline when anyone was silent or late
+/// (a silent device's connection usually stays open, so the server cannot know sooner). No real
+/// time is spent waiting.
+struct SimulatedClock: Sendable {
+    /// One device's draw.
+    struct Link: Sendable {
+        /// One-way latency, seconds.
+        let latency: Double
+        /// Upload and download, bytes per second.
+        let up: Double
+        let down: Double
+        /// Compute time relative to one core here.
+        let compute: Double
+    }
+
+    let links: [Link]
+    let deadlines: DeadlineSpec
+    let networkName: String
+    /// Seconds since the round started.
+    var now = 0.0
+    var phases: [SimulatedPhase] = []
+
+    /// Draws every device's link from `network`, deterministically from `seed`.
+    init(network: NetworkSpec, deadlines: DeadlineSpec, devices: Int, seed: UInt64) {
+        var random = SeededRandomSource(seed: seed, label: "network")
+        func unit() -> Double { random.nextUnitDouble() }
+        links = (0..<devices).map { _ in
+            let straggler = unit() < network.stragglers.fraction ? network.stragglers.factor : 1
+            return Link(
+                latency: network.latencyMs.sample(unit(), unit()) / 1000 * straggler,
+                up: network.uplinkKbps.sample(unit(), unit()) * 125, down: network.downlinkKbps.sample(unit(), unit()) * 125,
+                compute: network.computeFactor.sample(unit(), unit()) * straggler)
+        }
+        self.deadlines = deadlines
+        networkName = network.profile ?? "custom"
+    }
+
+    /// When device `d`'s answer reaches the server, seconds after its phase opened.
+    func arrival(of d: UInt32, requestReady: Double, downBytes: Int, deviceSeconds: Double, upBytes: Int) -> Double {
+        let link = links[Int(d)]
+        return requestReady + link.latency + Double(downBytes) / link.down + deviceSeconds * link.compute + link.latency + Double(upBytes) / link.up
+    }
+
+    /// One phase's events, gathered while it runs.
+    struct PhaseEvents {
+        /// Accepted answers: arrival, and the server's seconds to take it in.
+        var answers: [(arrival: Double, serverSeconds: Double)] = []
+        /// Every arrival, late ones and refusals included.
+        var arrivals: [Double] = []
+        var cut = 0
+        var silent = 0
+    }
+
+    /// Closes `phase`: advances the clock to its end and records it. `closeSeconds` is the
+    /// server's measured closing computation.
+    mutating func finish(_ phase: Phase, events: PhaseEvents, closeSeconds: Double) {
+        let deadline = deadlines.seconds(for: phase)
+        var serverFree = 0.0
+        for answer in events.answers.sorted(by: { $0.arrival < $1.arrival }) {
+            serverFree = max(serverFree, answer.arrival) + answer.serverSeconds
+        }
+        let waited = events.silent > 0 || events.cut > 0
+        let lastArrival = events.arrivals.filter { $0 <= deadline }.max() ?? 0
+        let duration = max(serverFree, waited ? deadline : lastArrival) + closeSeconds
+        let sorted = events.arrivals.sorted()
+        func percentile(_ p: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(p * Double(sorted.count)))] }
+        let step = max(1, sorted.count / 200)
+        phases.append(SimulatedPhase(
+            phase: phase.rawValue, startSeconds: now, durationSeconds: duration, deadlineSeconds: deadline, waitedForDeadline: waited,
+            cutByDeadline: events.cut, inTime: events.answers.count, arrivalSample: stride(from: 0, to: sorted.count, by: step).map { sorted[$0] },
+            arrivalP50: percentile(0.5), arrivalP90: percentile(0.9), arrivalP99: percentile(0.99)))
+        now += duration
+    }
+
+    /// The round so far.
+    var timing: SimulatedTiming {
+        SimulatedTiming(network: networkName, roundSeconds: now, phases: phases, cutByDeadline: phases.reduce(0) { $0 + $1.cutByDeadline })
+    }
+}
