@@ -15,6 +15,13 @@ trap cleanup EXIT
 "$BIN/veil-aggregator" dev-certificates "$WORK/tls" >/dev/null
 
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+anon_kib() { awk '/^RssAnon/ {print $2}' "/proc/$1/status"; }
+file_kib() { awk '/^RssFile/ {print $2}' "/proc/$1/status"; }
+pss_kib() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup"; }
+# RSS of an idle process, split: private anonymous memory (heap, stacks, relocated data) and
+# file-backed pages (code and read-only data of the binary and its libraries, which the page
+# cache shares and can drop).
+idle_line() { echo "$(( $(rss_kib "$1") / 1024 )) MiB ($(( $(anon_kib "$1") / 1024 )) MiB private, $(( $(file_kib "$1") / 1024 )) MiB file-backed; PSS $(( $(pss_kib "$1") / 1024 )) MiB)"; }
 peak_kib() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
 cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
 
@@ -67,11 +74,23 @@ PY
   A=${AGENTS[0]}
   echo "m=$M: agent peak RSS $(( $(peak_kib "$A") / 1024 )) MiB, CPU from start to counted $(cpu_seconds "$A") s (TLS, definitions, encoding, the round)"
   sleep 3
-  echo "m=$M: agent RSS when idle after the round $(( $(rss_kib "$A") / 1024 )) MiB"
+  echo "m=$M: agent RSS when idle after the round $(idle_line "$A")"
   for p in "${AGENTS[@]}"; do kill -TERM "$p"; done
   for p in "${AGENTS[@]}"; do wait "$p" || true; done
   kill -TERM "$AGG"; wait "$AGG" || true
 done
+
+# The floor: a Swift program that imports Foundation, encodes one JSON object and sleeps.
+cat > "$WORK/floor.swift" <<'SWIFT'
+import Foundation
+print(try JSONEncoder().encode(["idle": true]).count)
+Thread.sleep(forTimeInterval: 2)
+SWIFT
+swiftc -O "$WORK/floor.swift" -o "$WORK/floor"
+"$WORK/floor" >/dev/null & FLOOR=$!; PIDS+=("$FLOOR")
+sleep 1
+echo "floor: an idle Swift program that only uses Foundation: $(idle_line "$FLOOR")"
+wait "$FLOOR" || true
 
 # The observation store: 10,000 observations of the open window, recorded as JSON Lines.
 STATE="$WORK/agent-1000-0"

@@ -4,6 +4,9 @@ import VeilCrypto
 public import VeilDevice
 public import VeilFeatures
 import VeilProtocol
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension DeviceAgent {
     /// The agent's feature-set policy, from `agent.json`.
@@ -100,6 +103,16 @@ extension DeviceAgent {
         return result
     }
 
+    /// glibc's `malloc_trim(0)`, looked up at run time (Swift's Glibc module does not export
+    /// `malloc.h`): returns freed heap pages to the system.
+    static func returnFreedHeap() {
+        #if canImport(Glibc)
+        typealias MallocTrim = @convention(c) (Int) -> Int32
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") else { return }
+        _ = unsafeBitCast(symbol, to: MallocTrim.self)(0)
+        #endif
+    }
+
     /// One line of `rounds.jsonl`.
     public struct RoundLogEntry: Codable, Sendable, Equatable {
         /// When (seconds since the epoch).
@@ -143,6 +156,9 @@ extension DeviceAgent {
                 }
                 if let set = roundSets.last {
                     let result = try await participate(in: set)
+                    // A round's vectors are freed by now; hand the heap they used back to the
+                    // system, so that an idle agent holds what it needs and not its last round's peak.
+                    Self.returnFreedHeap()
                     logger.info("round", metadata: ["outcome": "\(result.outcome)", "task": "\(result.task ?? "-")"])
                     if case let .noRound(retry) = result.outcome { wait = .milliseconds(Int64(min(retry, 3_600_000))) }
                 } else {
