@@ -13,8 +13,8 @@ public enum HTMLReport {
             ("Vector", "\(r.dimension) elements of \(r.bitWidth) bits"),
             ("Neighbours k / threshold t", "\(r.neighbors) / \(r.threshold)"),
             ("Total wall time", "\(fixed(r.totalSeconds, 2)) s"),
-            ("Server compute", "\(fixed(r.serverSeconds, 3)) s (\(fixed(r.serverLimitRatio, 2)) × the machine limit of \(fixed(r.serverLimitSeconds, 3)) s)"),
-            ("Device compute, mean / max", "\(fixed(r.deviceSecondsMean * 1000, 2)) / \(fixed(r.deviceSecondsMax * 1000, 2)) ms (\(fixed(r.deviceLimitRatio, 2)) × limit)"),
+            ("Server compute", "\(readableSeconds(r.serverSeconds)) (\(fixed(r.serverLimitRatio, 2)) × the limit of \(readableSeconds(r.serverLimitSeconds)): the protocol's unavoidable work at this machine's measured speed)"),
+            ("Device compute, mean / max", "\(readableSeconds(r.deviceSecondsMean)) / \(readableSeconds(r.deviceSecondsMax)) (\(fixed(r.deviceLimitRatio, 2)) × the limit of \(readableSeconds(r.deviceLimitSeconds)))"),
             ("Bytes up / down per device", "\(Int(r.bytesUpPerDevice)) / \(Int(r.bytesDownPerDevice)) (plaintext vector \(r.plaintextBytes) B)"),
             ("Peak RSS", "\(fixed(Double(r.peakRSSBytes) / 1_048_576, 1)) MiB"),
         ]
@@ -26,6 +26,14 @@ public enum HTMLReport {
         html += "</table>\n"
         html += "<h2>Time per phase (seconds): wall, and server compute</h2>\n"
         html += groupedBars(labels: phases, series: [("wall", r.phases.map(\.wallSeconds), "#4e79a7"), ("server", r.phases.map(\.serverSeconds), "#f28e2b")], unit: "s")
+        if !r.phaseLimits.isEmpty {
+            let names = r.phaseLimits.map(\.phase)
+            html += "<h2>Server compute per phase against its limit (seconds)</h2>\n"
+            html += groupedBars(labels: names, series: [("measured", r.phaseLimits.map(\.serverSeconds), "#f28e2b"), ("limit", r.phaseLimits.map(\.serverLimitSeconds), "#bab0ac")], unit: "s")
+            html += "<h2>Mean device compute per phase against its limit (milliseconds)</h2>\n"
+            html += groupedBars(labels: names, series: [("measured", r.phaseLimits.map { $0.deviceSeconds * 1000 }, "#4e79a7"), ("limit", r.phaseLimits.map { $0.deviceLimitSeconds * 1000 }, "#bab0ac")], unit: "ms")
+        }
+        if let simulated = r.simulated { html += timeline(simulated) }
         html += "<h2>Per-device compute over the round (milliseconds, sorted)</h2>\n"
         html += distribution(r.deviceSecondsSample.map { $0 * 1000 })
         html += "<h2>Bytes per phase</h2>\n"
@@ -60,15 +68,15 @@ public enum HTMLReport {
     /// Vertical grouped bars, one group per label, with a legend.
     static func groupedBars(labels: [String], series: [(String, [Double], String)], unit: String) -> String {
         let width = 720.0, height = 260.0, left = 70.0, bottom = 40.0, top = 20.0
-        let maxValue = max(series.flatMap(\.1).max() ?? 1, 1e-12)
+        let (maxValue, step) = niceAxis(series.flatMap(\.1).max() ?? 1)
         let groupWidth = (width - left - 10) / Double(max(1, labels.count))
         let barWidth = groupWidth * 0.8 / Double(max(1, series.count))
         var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height + 20))\" role=\"img\">\n"
         svg += "<line x1=\"\(left)\" y1=\"\(top)\" x2=\"\(left)\" y2=\"\(height - bottom)\" stroke=\"#888\"/>"
         svg += "<line x1=\"\(left)\" y1=\"\(height - bottom)\" x2=\"\(width)\" y2=\"\(height - bottom)\" stroke=\"#888\"/>\n"
-        for tick in 0...4 {
-            let v = maxValue * Double(tick) / 4
-            let y = height - bottom - (height - bottom - top) * Double(tick) / 4
+        for tick in 0...Int((maxValue / step).rounded()) {
+            let v = step * Double(tick)
+            let y = height - bottom - (height - bottom - top) * v / maxValue
             svg += "<text x=\"\(left - 6)\" y=\"\(fixed(y + 4, 1))\" text-anchor=\"end\">\(short(v))\(unit)</text>\n"
         }
         for (g, label) in labels.enumerated() {
@@ -103,6 +111,57 @@ public enum HTMLReport {
         svg += "<text x=\"\(left - 6)\" y=\"\(height - bottom)\" text-anchor=\"end\">0</text>\n"
         svg += "<text x=\"\(left)\" y=\"\(height - 10)\">fastest device</text><text x=\"\(width - 10)\" y=\"\(height - 10)\" text-anchor=\"end\">slowest device</text>\n"
         return svg + "</svg>\n"
+    }
+
+    /// An axis for values up to `largest`: a top at a round number and a step of 1, 2 or 5
+    /// times a power of ten, with at most about five ticks.
+    static func niceAxis(_ largest: Double) -> (top: Double, step: Double) {
+        guard largest > 0, largest.isFinite else { return (1, 0.25) }
+        let rough = largest / 5
+        let power = Foundation.pow(10, (Foundation.log10(rough)).rounded(.down))
+        let step = [1.0, 2, 5, 10].map { $0 * power }.first { $0 >= rough } ?? 10 * power
+        return ((largest / step).rounded(.up) * step, step)
+    }
+
+    /// The round in simulated time: one bar per phase along the time axis, its deadline marked,
+    /// and the median and 99th-percentile arrivals of its answers.
+    static func timeline(_ s: SimulatedTiming) -> String {
+        let width = 720.0, left = 170.0, right = 20.0, rowHeight = 34.0, top = 10.0
+        let (axisTop, step) = niceAxis(max(s.roundSeconds, s.phases.map { $0.startSeconds + $0.deadlineSeconds }.max() ?? 0))
+        let height = top + rowHeight * Double(s.phases.count) + 50
+        func x(_ t: Double) -> Double { left + (width - left - right) * t / axisTop }
+        var svg = "<h2>The round in simulated time on the \(escape(s.network)) network: \(readableSeconds(s.roundSeconds)), \(s.cutByDeadline) devices cut by deadlines</h2>\n"
+        svg += "<p>Each bar is a phase from its opening to its close; the red line is its deadline, the ticks its answers' median and 99th-percentile arrival. A phase waits for its deadline when anyone it asked was silent or late.</p>\n"
+        svg += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" role=\"img\">\n"
+        for (i, p) in s.phases.enumerated() {
+            let y = top + Double(i) * rowHeight
+            let label = p.cutByDeadline > 0 ? "\(p.phase) (\(p.cutByDeadline) cut)" : p.phase
+            svg += "<text x=\"\(left - 8)\" y=\"\(fixed(y + 17, 1))\" text-anchor=\"end\">\(escape(label))</text>\n"
+            svg += "<rect x=\"\(fixed(x(p.startSeconds), 1))\" y=\"\(fixed(y + 6, 1))\" width=\"\(fixed(max(1, x(p.startSeconds + p.durationSeconds) - x(p.startSeconds)), 1))\" height=\"16\" fill=\"\(p.waitedForDeadline ? "#bab0ac" : "#4e79a7")\"><title>\(escape(p.phase)): \(readableSeconds(p.durationSeconds))\(p.waitedForDeadline ? ", waited for its deadline" : "")</title></rect>\n"
+            let deadline = x(p.startSeconds + p.deadlineSeconds)
+            svg += "<line x1=\"\(fixed(deadline, 1))\" y1=\"\(fixed(y + 2, 1))\" x2=\"\(fixed(deadline, 1))\" y2=\"\(fixed(y + 26, 1))\" stroke=\"#e15759\" stroke-width=\"2\"><title>deadline \(readableSeconds(p.deadlineSeconds))</title></line>\n"
+            for (name, t) in [("median arrival", p.arrivalP50), ("99th-percentile arrival", p.arrivalP99)] {
+                let at = x(p.startSeconds + t)
+                svg += "<line x1=\"\(fixed(at, 1))\" y1=\"\(fixed(y + 4, 1))\" x2=\"\(fixed(at, 1))\" y2=\"\(fixed(y + 24, 1))\" stroke=\"#222\"><title>\(name) \(readableSeconds(t))</title></line>\n"
+            }
+        }
+        let axisY = top + rowHeight * Double(s.phases.count) + 6
+        svg += "<line x1=\"\(left)\" y1=\"\(fixed(axisY, 1))\" x2=\"\(width - right)\" y2=\"\(fixed(axisY, 1))\" stroke=\"#888\"/>\n"
+        for tick in 0...Int((axisTop / step).rounded()) {
+            let t = step * Double(tick)
+            svg += "<text x=\"\(fixed(x(t), 1))\" y=\"\(fixed(axisY + 16, 1))\" text-anchor=\"middle\">\(short(t)) s</text>\n"
+        }
+        return svg + "</svg>\n"
+    }
+
+    /// Seconds with a unit that keeps about three significant figures: "1.23 s", "45.6 ms", "789 µs".
+    public static func readableSeconds(_ x: Double) -> String {
+        switch x {
+        case 0: return "0 s"
+        case 1...: return "\(fixed(x, 2)) s"
+        case 0.001...: return "\(fixed(x * 1e3, x < 0.01 ? 2 : 1)) ms"
+        default: return "\(fixed(x * 1e6, x < 1e-5 ? 2 : 1)) µs"
+        }
     }
 
     static func escape(_ s: String) -> String {

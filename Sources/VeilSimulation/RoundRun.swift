@@ -47,6 +47,9 @@ struct RoundRun: Sendable {
     var rejections: [String: Int] = [:]
     /// Devices whose ShareKeys message the server accepted (U2 before pruning).
     var sharedKeys: [Bool]
+    /// Devices whose AdvertiseKeys (U1) and consistency signature (U4) the server accepted.
+    var advertised: [Bool]
+    var signed: [Bool]
     var deviceRefusals: [String: Int] = [:]
     /// The round in simulated time, when the scenario has a network.
     var clock: SimulatedClock?
@@ -62,6 +65,8 @@ struct RoundRun: Sendable {
             configuration: configuration, graph: cohort.graph, identities: cohort.identities, placementSecret: placementSecret, workers: workers)
         deviceSeconds = Array(repeating: 0, count: configuration.cohortSize)
         sharedKeys = Array(repeating: false, count: configuration.cohortSize)
+        advertised = sharedKeys
+        signed = sharedKeys
     }
 
     /// Runs the round to its outcome.
@@ -204,7 +209,12 @@ struct RoundRun: Sendable {
                         let message = try WireCodec.decodeDeviceMessage(bytes, from: d, configuration: configuration)
                         try server.receive(message, from: d)
                         figures.answered += 1
-                        if phase == .shareKeys { sharedKeys[Int(d)] = true }
+                        switch phase {
+                        case .advertiseKeys: advertised[Int(d)] = true
+                        case .shareKeys: sharedKeys[Int(d)] = true
+                        case .consistencyCheck: signed[Int(d)] = true
+                        case .maskedInputCollection, .unmasking: break
+                        }
                     } catch let violation as ProtocolViolation {
                         figures.rejectedByServer += 1
                         rejections[Self.category(violation.kind), default: 0] += 1

@@ -135,6 +135,12 @@ extension SimulationReport {
         serverLimitRatio = serverLimitSeconds > 0 ? serverSeconds / serverLimitSeconds : 0
         deviceLimitRatio = deviceLimitSeconds > 0 ? deviceSecondsMean / deviceLimitSeconds : 0
         deviceMaskingLimitRatio = 0
+        // Network mode counts mask expansion and addition only: the sets per phase live in the
+        // aggregator, not here.
+        serverMaskOnlyLimitRatio = serverLimitRatio
+        deviceMaskOnlyLimitRatio = deviceLimitRatio
+        phaseLimits = []
+        primitiveCosts = nil
         phases = f.phases
         simulated = nil
     }

@@ -60,14 +60,27 @@ public struct SimulationReport: Codable, Sendable {
     /// The plaintext vector size, m * ceil(b / 8) bytes, for comparing upload against.
     public let plaintextBytes: Int
     public let peakRSSBytes: Int
-    /// Measured server compute / the time the unavoidable server work takes at this machine's speed.
+    /// Measured server compute / the time its unavoidable work takes at this machine's measured
+    /// speed: every agreement, signature, digest, seal, Shamir split and reconstruction, mask
+    /// expansion and addition the protocol requires (``ProtocolWorkModel``), unmasking over all cores.
     public let serverLimitRatio: Double
-    /// Mean device compute over the whole round / the unavoidable device work (mask expansions and additions).
+    /// Mean device compute over the whole round / the same for the mean counted device.
     public let deviceLimitRatio: Double
-    /// Mean device compute in the masking phase alone / the same limit.
+    /// Mean device compute in the masking phase alone / that phase's limit.
     public let deviceMaskingLimitRatio: Double
+    /// The server's limit, seconds.
     public let serverLimitSeconds: Double
+    /// The mean counted device's limit, seconds.
     public let deviceLimitSeconds: Double
+    /// The earlier, narrower ratios against mask expansion and addition alone (kept to compare
+    /// with reports before the full model).
+    public let serverMaskOnlyLimitRatio: Double
+    /// The same for the mean device.
+    public let deviceMaskOnlyLimitRatio: Double
+    /// Each phase's unavoidable work and time beside what it took; empty in network mode.
+    public let phaseLimits: [PhaseLimit]
+    /// What each primitive cost here, measured in the same run; nil in network mode.
+    public let primitiveCosts: PrimitiveCosts?
     public let keystreamGBps: Double
     public let addGBps: Double
     public let maskExpansions: Int
@@ -151,14 +164,23 @@ public struct SimulationReport: Codable, Sendable {
         let graph = cohort.graph
         let perMask = run.limits.maskSeconds(bytes: vectorBytes)
         let expansionsPerDevice = counted.map { d in 1 + graph.neighbours(of: d).count { run.sharedKeys[Int($0)] } }
-        deviceLimitSeconds = perMask * Double(expansionsPerDevice.reduce(0, +)) / Double(max(1, expansionsPerDevice.count))
-        serverLimitSeconds = Double(survivorList.count) * vectorBytes / run.limits.addBytesPerSecond
+        let deviceMaskLimit = perMask * Double(expansionsPerDevice.reduce(0, +)) / Double(max(1, expansionsPerDevice.count))
+        let serverMaskLimit = Double(survivorList.count) * vectorBytes / run.limits.addBytesPerSecond
             + Double(maskExpansions) * perMask / Double(run.limits.cores)
+        serverMaskOnlyLimitRatio = serverMaskLimit > 0 ? serverSeconds / serverMaskLimit : 0
+        deviceMaskOnlyLimitRatio = deviceMaskLimit > 0 ? deviceSecondsMean / deviceMaskLimit : 0
+
+        let costs = PrimitiveCosts.measured
+        primitiveCosts = costs
+        phaseLimits = ProtocolWorkModel.phases(
+            configuration: configuration, graph: graph,
+            sets: .init(advertised: run.advertised, shared: run.sharedKeys, survivors: survivorList, signed: run.signed),
+            figures: run.phases, costs: costs, limits: run.limits)
+        deviceLimitSeconds = phaseLimits.reduce(0) { $0 + $1.deviceLimitSeconds }
+        serverLimitSeconds = phaseLimits.reduce(0) { $0 + $1.serverLimitSeconds }
         serverLimitRatio = serverLimitSeconds > 0 ? serverSeconds / serverLimitSeconds : 0
         deviceLimitRatio = deviceLimitSeconds > 0 ? deviceSecondsMean / deviceLimitSeconds : 0
-        let masking = run.phases[.maskedInputCollection]
-        let maskingMean = (masking?.deviceSeconds ?? 0) / Double(max(1, (masking?.answered ?? 0) + (masking?.rejectedByServer ?? 0)))
-        deviceMaskingLimitRatio = deviceLimitSeconds > 0 ? maskingMean / deviceLimitSeconds : 0
+        deviceMaskingLimitRatio = phaseLimits.first { $0.phase == Phase.maskedInputCollection.rawValue }?.deviceRatio ?? 0
 
         simulated = run.clock?.timing
         let order = configuration.threatModel.phases
