@@ -19,7 +19,7 @@ struct VeilSim: AsyncParsableCommand {
             A scenario with an adversary (or --adversary) runs a malicious aggregator against honest devices
             and checks that they refuse it and that no honest input can be recovered from what it saw.
             """,
-        subcommands: [Run.self, Scenarios.self, Soak.self],
+        subcommands: [Run.self, Plan.self, Scenarios.self, Soak.self],
         defaultSubcommand: Run.self)
 }
 

@@ -185,6 +185,15 @@ public struct Scenario: Codable, Sendable, Equatable {
         public var value: Double
         /// normal: the standard deviation; zipf: the exponent s.
         public var spread: Double?
+
+        /// A generator for elements `start..<end`.
+        public init(start: Int, end: Int, kind: String, value: Double, spread: Double? = nil) {
+            self.start = start
+            self.end = end
+            self.kind = kind
+            self.value = value
+            self.spread = spread
+        }
     }
 
     /// A kind of misbehaving device and how many there are.
