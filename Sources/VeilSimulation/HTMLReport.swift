@@ -151,6 +151,28 @@ public enum HTMLReport {
             let t = step * Double(tick)
             svg += "<text x=\"\(fixed(x(t), 1))\" y=\"\(fixed(axisY + 16, 1))\" text-anchor=\"middle\">\(short(t)) s</text>\n"
         }
+        svg += "</svg>\n"
+        for p in s.phases where !p.arrivalSample.isEmpty { svg += arrivals(p) }
+        return svg
+    }
+
+    /// When one phase's answers reached the server, sorted (a quantile plot), against its deadline.
+    static func arrivals(_ p: SimulatedPhase) -> String {
+        let width = 720.0, height = 150.0, left = 70.0, right = 20.0, bottom = 28.0, top = 10.0
+        let (axisTop, step) = niceAxis(max(p.deadlineSeconds, p.arrivalSample.last ?? 0))
+        func y(_ t: Double) -> Double { height - bottom - (height - bottom - top) * t / axisTop }
+        let count = Double(max(1, p.arrivalSample.count - 1))
+        let points = p.arrivalSample.enumerated().map { i, t in "\(fixed(left + (width - left - right) * Double(i) / count, 1)),\(fixed(y(t), 1))" }.joined(separator: " ")
+        var svg = "<h3>\(escape(p.phase)): answers' arrival after the phase opened, fastest to slowest device\(p.cutByDeadline > 0 ? "; \(p.cutByDeadline) past the deadline" : "")</h3>\n"
+        svg += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" role=\"img\">\n"
+        svg += "<polyline fill=\"none\" stroke=\"#4e79a7\" stroke-width=\"2\" points=\"\(points)\"/>\n"
+        svg += "<line x1=\"\(left)\" y1=\"\(fixed(y(p.deadlineSeconds), 1))\" x2=\"\(width - right)\" y2=\"\(fixed(y(p.deadlineSeconds), 1))\" stroke=\"#e15759\" stroke-width=\"2\"><title>deadline \(readableSeconds(p.deadlineSeconds))</title></line>\n"
+        svg += "<line x1=\"\(left)\" y1=\"\(fixed(y(0), 1))\" x2=\"\(width - right)\" y2=\"\(fixed(y(0), 1))\" stroke=\"#888\"/>\n"
+        for tick in 0...Int((axisTop / step).rounded()) {
+            let t = step * Double(tick)
+            svg += "<text x=\"\(left - 6)\" y=\"\(fixed(y(t) + 4, 1))\" text-anchor=\"end\">\(short(t)) s</text>\n"
+        }
+        svg += "<text x=\"\(left)\" y=\"\(height - 8)\">fastest device</text><text x=\"\(width - right)\" y=\"\(height - 8)\" text-anchor=\"end\">slowest device</text>\n"
         return svg + "</svg>\n"
     }
 

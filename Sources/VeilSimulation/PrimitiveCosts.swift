@@ -22,10 +22,14 @@ public struct PrimitiveCosts: Sendable, Codable, Equatable {
     public let aeadSeal: Double
     /// Seconds to open one 96-byte sealed pair.
     public let aeadOpen: Double
+    /// Seconds of one split beyond its polynomial evaluations (the commitment, the random
+    /// coefficients' fixed part, the allocations).
+    public let shamirSplit: Double
     /// Seconds per share per unit of threshold when splitting (a split into k shares at
-    /// threshold t costs k · t of these).
+    /// threshold t costs k · t of these, beyond ``shamirSplit``).
     public let shamirSplitUnit: Double
-    /// Seconds per share used when reconstructing with a computed Lagrange basis.
+    /// Seconds per share used when reconstructing with a computed Lagrange basis (the
+    /// commitment check is a digest).
     public let shamirReconstructShare: Double
 
     /// This process's measurement, made the first time it is asked for (one simulator run is one
@@ -47,14 +51,22 @@ public struct PrimitiveCosts: Sendable, Codable, Equatable {
         let pair = SecretBytes(randomCount: 80, using: &random)
         let associated = random.bytes(count: 37)
         let sealed = XChaCha20Poly1305.seal(pair, key: key, nonce: nonce, associatedData: associated)
-        let (t, k) = (16, 32)
-        let shares = try! ShamirSecretSharing.split(secret, threshold: t, shareCount: k, using: &random)
-        let used = Array(shares.prefix(t))
-        let basis = try! LagrangeBasis(xCoordinates: used.map(\.x))
-
+        // Two sizes, so that a split's fixed cost and its marginal cost per share and threshold
+        // unit come apart (one size would charge the fixed cost to every unit, and overstate
+        // large splits).
+        let small = (t: 16, k: 32), large = (t: 128, k: 256)
+        let smallShares = try! ShamirSecretSharing.split(secret, threshold: small.t, shareCount: small.k, using: &random)
+        let largeShares = try! ShamirSecretSharing.split(secret, threshold: large.t, shareCount: large.k, using: &random)
+        let smallUsed = Array(smallShares.prefix(small.t)), largeUsed = Array(largeShares.prefix(large.t))
+        let smallBasis = try! LagrangeBasis(xCoordinates: smallUsed.map(\.x)), largeBasis = try! LagrangeBasis(xCoordinates: largeUsed.map(\.x))
         func each(_ batch: Int, _ body: () -> Void) -> Double {
             PhysicalLimits.median { for _ in 0..<batch { body() } } / Double(batch)
         }
+        let splitSmall = each(4) { _ = try? ShamirSecretSharing.split(secret, threshold: small.t, shareCount: small.k, using: &random) }
+        let splitLarge = each(1) { _ = try? ShamirSecretSharing.split(secret, threshold: large.t, shareCount: large.k, using: &random) }
+        let splitUnit = max(0, splitLarge - splitSmall) / Double(large.t * large.k - small.t * small.k)
+        let reconstructSmall = each(20) { _ = try? ShamirSecretSharing.reconstruct(smallUsed, basis: smallBasis) }
+        let reconstructLarge = each(5) { _ = try? ShamirSecretSharing.reconstruct(largeUsed, basis: largeBasis) }
         return PrimitiveCosts(
             x25519KeyPair: each(5) { _ = X25519.PrivateKey(using: &random).publicKey },
             x25519Agreement: each(5) { _ = try? mine.sharedSecret(with: peer) },
@@ -64,7 +76,7 @@ public struct PrimitiveCosts: Sendable, Codable, Equatable {
             digest: each(50) { _ = BLAKE2b.hash(label: "veil/v1/share-digest", message: shareText, outputByteCount: 16) },
             aeadSeal: each(50) { _ = XChaCha20Poly1305.seal(pair, key: key, nonce: nonce, associatedData: associated) },
             aeadOpen: each(50) { _ = try? XChaCha20Poly1305.open(sealed, key: key, nonce: nonce, associatedData: associated) },
-            shamirSplitUnit: each(2) { _ = try? ShamirSecretSharing.split(secret, threshold: t, shareCount: k, using: &random) } / Double(t * k),
-            shamirReconstructShare: each(20) { _ = try? ShamirSecretSharing.reconstruct(used, basis: basis) } / Double(t))
+            shamirSplit: max(0, splitSmall - Double(small.t * small.k) * splitUnit), shamirSplitUnit: splitUnit,
+            shamirReconstructShare: max(0, reconstructLarge - reconstructSmall) / Double(large.t - small.t))
     }
 }

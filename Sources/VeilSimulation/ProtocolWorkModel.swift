@@ -21,6 +21,8 @@ public struct WorkCounts: Sendable, Codable, Equatable {
     public var seals = 0.0
     /// Sealed pairs opened.
     public var opens = 0.0
+    /// Shamir splits.
+    public var splits = 0.0
     /// Shamir split work: shares × threshold, summed over splits.
     public var splitUnits = 0.0
     /// Shares used in Shamir reconstructions.
@@ -38,7 +40,7 @@ public struct WorkCounts: Sendable, Codable, Equatable {
     /// Seconds on one core of this machine.
     public func seconds(_ c: PrimitiveCosts, _ l: PhysicalLimits) -> Double {
         keyPairs * c.x25519KeyPair + agreements * c.x25519Agreement + signatures * c.ed25519Sign + verifications * c.ed25519Verify
-            + kdfs * c.kdf + digests * c.digest + seals * c.aeadSeal + opens * c.aeadOpen + splitUnits * c.shamirSplitUnit
+            + kdfs * c.kdf + digests * c.digest + seals * c.aeadSeal + opens * c.aeadOpen + splits * c.shamirSplit + splitUnits * c.shamirSplitUnit
             + reconstructShares * c.shamirReconstructShare + expandedBytes / l.keystreamBytesPerSecond + (addedBytes + touchedBytes) / l.addBytesPerSecond
     }
 
@@ -58,7 +60,7 @@ public struct WorkCounts: Sendable, Codable, Equatable {
 
     static var fields: [WritableKeyPath<WorkCounts, Double>] {
         [
-        \.keyPairs, \.agreements, \.signatures, \.verifications, \.kdfs, \.digests, \.seals, \.opens, \.splitUnits, \.reconstructShares,
+        \.keyPairs, \.agreements, \.signatures, \.verifications, \.kdfs, \.digests, \.seals, \.opens, \.splits, \.splitUnits, \.reconstructShares,
         \.expandedBytes, \.addedBytes, \.touchedBytes,
         ]
     }
@@ -164,6 +166,7 @@ enum ProtocolWorkModel {
         case .shareKeys:
             w.agreements = listed
             w.kdfs = 2 * listed
+            w.splits = 2
             w.splitUnits = 2 * listed * t
             w.digests = 2 * listed + 2
             w.seals = listed

@@ -95,6 +95,8 @@ import Glibc
             ("{\"feature\": \"reading\", \"value\": 1}\n{\"feature\": \"nope\", \"value\": 1}", "line 2: no followed feature set has a feature"),
             ("{\"feature\": \"events\", \"value\": 3}", "of crash takes events, not what was given"),
             ("{\"feature\": \"reading\", \"value\": 1, \"events\": 2}", "line 1: give exactly one of value, category and events"),
+            ("{\"feature\": \"events\", \"events\": 2000000}", "line 1: events must be in 0...1000000"),
+            ("{\"feature\": \"events\", \"events\": 1, \"at\": 1e12}", "line 1: at must be within a year of now"),
         ] {
             let refused = try Self.request(path, "POST", "/v1/observations", body: body)
             #expect(refused.status == 400 && refused.body.contains(expected), "\(refused.body)")

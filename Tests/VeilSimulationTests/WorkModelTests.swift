@@ -10,6 +10,7 @@ import VeilProtocol
         for cost in [c.x25519KeyPair, c.x25519Agreement, c.ed25519Sign, c.ed25519Verify, c.kdf, c.digest, c.aeadSeal, c.aeadOpen, c.shamirSplitUnit, c.shamirReconstructShare] {
             #expect(cost > 0 && cost < 0.01, "\(c)")
         }
+        #expect(c.shamirSplit >= 0 && c.shamirSplit < 0.01, "a split's fixed part, from two sizes, may be within noise of 0")
         // A scalar multiplication costs far more than hashing or sealing 100 bytes.
         #expect(c.x25519Agreement > 5 * c.kdf && c.x25519Agreement > 5 * c.aeadSeal && c.ed25519Verify > 5 * c.digest, "\(c)")
     }
@@ -27,7 +28,7 @@ import VeilProtocol
 
         // Everyone advertised and shared: each device dealt to its 19 neighbours.
         let share = try #require(limits["share-keys"]).deviceWork
-        #expect(share.agreements == 19 && share.seals == 19 && share.kdfs == 38 && share.splitUnits == 2 * 19 * t && share.digests == 40)
+        #expect(share.agreements == 19 && share.seals == 19 && share.kdfs == 38 && share.splits == 2 && share.splitUnits == 2 * 19 * t && share.digests == 40)
         #expect(limits["advertise-keys"]?.deviceWork.keyPairs == 2 && limits["advertise-keys"]?.deviceWork.signatures == 0)
         // A survivor opened and masked with every neighbour that shared: all 19.
         let masked = try #require(limits["masked-input-collection"])
