@@ -193,19 +193,34 @@ extension ModularVector {
     /// Unpacks `count` elements of b bits from their packed form, refusing a wrong length or an
     /// element not below 2^b.
     public init(packed bytes: [UInt8], count: Int, bitWidth: Int) throws(ModularVectorError) {
+        let unpacked = bytes.withUnsafeBytes { raw in
+            Result { () throws(ModularVectorError) in try ModularVector(packed: raw, count: count, bitWidth: bitWidth) }
+        }
+        self = try unpacked.get()
+    }
+
+    /// Unpacks from bytes in place (a received message's buffer), without copying them first.
+    public init(packed bytes: UnsafeRawBufferPointer, count: Int, bitWidth: Int) throws(ModularVectorError) {
         guard (1...64).contains(bitWidth) else { throw .invalidBitWidth(bitWidth) }
         let width = (bitWidth + 7) / 8
         guard bytes.count == count * width else { throw .wrongPackedLength(expected: count * width, actual: bytes.count) }
         let limit = ModularVector.modulusMask(bitWidth)
         #if _endian(little)
-        // Full-width words need no range check: every 32- or 64-bit word is below 2^b.
+        // Full-width words need no range check (every 32- or 64-bit word is below 2^b), and the
+        // packed little-endian form is the words' own layout: one copy.
         if width == 4 && bitWidth == 32 {
-            let words = bytes.withUnsafeBytes { raw in (0..<count).map { raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self) } }
+            let words = [UInt32](unsafeUninitializedCapacity: count) { buffer, initialized in
+                UnsafeMutableRawBufferPointer(buffer).copyMemory(from: bytes)
+                initialized = count
+            }
             self.init(bitWidth: bitWidth, storage: .narrow(words))
             return
         }
         if width == 8 && bitWidth == 64 {
-            let words = bytes.withUnsafeBytes { raw in (0..<count).map { raw.loadUnaligned(fromByteOffset: 8 * $0, as: UInt64.self) } }
+            let words = [UInt64](unsafeUninitializedCapacity: count) { buffer, initialized in
+                UnsafeMutableRawBufferPointer(buffer).copyMemory(from: bytes)
+                initialized = count
+            }
             self.init(bitWidth: bitWidth, storage: .wide(words))
             return
         }

@@ -99,9 +99,13 @@ public enum WireCodec {
         case let .maskedInput(m)?:
             try refuseUnknownFields(m, name: "masked_input")
             do {
-                return .maskedInput(try ModularVector(packed: Array(m.packedVector), count: configuration.dimension, bitWidth: configuration.bitWidth))
+                // Straight from the decoded message's buffer: a 400 KB input is copied once, not three times.
+                let vector = try m.packedVector.withUnsafeBytes { raw throws(ModularVectorError) in
+                    try ModularVector(packed: raw, count: configuration.dimension, bitWidth: configuration.bitWidth)
+                }
+                return .maskedInput(vector)
             } catch {
-                throw .invalidField(field: "masked_input.packed_vector", reason: error.description)
+                throw .invalidField(field: "masked_input.packed_vector", reason: "\(error)")
             }
         case let .consistencySignature(m)?:
             try refuseUnknownFields(m, name: "consistency_signature")
