@@ -120,6 +120,9 @@ struct RoundRun: Sendable {
         let phaseStart = ContinuousClock.now
         var figures = phases[phase] ?? PhaseFigures()
         var offset = 0
+        // Simulated time: the server builds the phase's requests one after another, so device i's
+        // is ready once those before it are built.
+        var requestReady = 0.0
         while offset < recipients.count {
             let batch = Array(recipients[offset..<min(offset + batchSize, recipients.count)])
             let results = Slots<(DeviceAnswer, Double, Double, Int)>(count: batch.count)
@@ -162,7 +165,6 @@ struct RoundRun: Sendable {
                 }
             }
             // Feed the server in order, as a network server would.
-            var requestReady = 0.0
             for (i, (received, deviceTime, requestTime, downBytes)) in results.collect().enumerated() {
                 let d = batch[i]
                 var answer = received
