@@ -28,14 +28,7 @@ extension AggregatorService {
             throw RPCError(code: .resourceExhausted, message: "too many feature-set requests; retry later")
         }
         guard request.unknownFields.data.isEmpty else { throw RPCError(code: .invalidArgument, message: "feature-sets request carries fields unknown to veil.v1") }
-        let key: Ed25519.PublicKey
-        let signature: Ed25519.Signature
-        do {
-            key = try Ed25519.PublicKey(rawRepresentation: Array(request.identityKey))
-            signature = try Ed25519.Signature(rawRepresentation: Array(request.signature))
-        } catch {
-            throw RPCError(code: .invalidArgument, message: "identity_key/signature: \(error)")
-        }
+        let (key, signature) = try Self.signedIdentity(key: request.identityKey, signature: request.signature)
         let now = Int64(clock().timeIntervalSince1970.rounded(.down))
         // Any int64 may arrive: compare without overflowing (Int64.min would trap in abs or -).
         let (skew, overflow) = now.subtractingReportingOverflow(request.timestamp)

@@ -30,6 +30,16 @@ struct AggregatorService: Veil_V1_Aggregator.SimpleServiceProtocol {
     /// The feature set this aggregator's rounds aggregate, if any.
     let roundsFeatureSet: FeatureSet?
 
+    /// The Ed25519 identity key and signature a request carries (`Enrol`, `FeatureSets`), or
+    /// INVALID_ARGUMENT naming the field when either is not a well-formed key or signature.
+    static func signedIdentity(key: Data, signature: Data) throws -> (Ed25519.PublicKey, Ed25519.Signature) {
+        do {
+            return (try Ed25519.PublicKey(rawRepresentation: Array(key)), try Ed25519.Signature(rawRepresentation: Array(signature)))
+        } catch {
+            throw RPCError(code: .invalidArgument, message: "identity_key/signature: \(error)")
+        }
+    }
+
     func enrol(request: Veil_V1_EnrolRequest, context: ServerContext) async throws -> Veil_V1_EnrolResponse {
         guard enrolments.admit() else {
             metrics.rejected(reason: "enrolment-rate")
@@ -37,14 +47,7 @@ struct AggregatorService: Veil_V1_Aggregator.SimpleServiceProtocol {
         }
         guard request.unknownFields.data.isEmpty else { throw RPCError(code: .invalidArgument, message: "enrol request carries fields unknown to veil.v1") }
         guard !request.token.isEmpty, request.token.utf8.count <= 256 else { throw RPCError(code: .invalidArgument, message: "token: must be 1...256 bytes") }
-        let key: Ed25519.PublicKey
-        let signature: Ed25519.Signature
-        do {
-            key = try Ed25519.PublicKey(rawRepresentation: Array(request.identityKey))
-            signature = try Ed25519.Signature(rawRepresentation: Array(request.signature))
-        } catch {
-            throw RPCError(code: .invalidArgument, message: "identity_key/signature: \(error)")
-        }
+        let (key, signature) = try Self.signedIdentity(key: request.identityKey, signature: request.signature)
         guard key.isValidSignature(signature, for: TransportStatement.enrolment(token: request.token)) else {
             metrics.rejected(reason: "enrolment-signature")
             throw RPCError(code: .unauthenticated, message: EnrolmentError.badSignature.description)

@@ -27,19 +27,22 @@ extension VeilSim {
         @Flag(help: "Run the fleet in simulated time with the suggested deadlines and print predicted beside measured.") var verify = false
         @Option(name: .customLong("report-json"), help: "Write the plan (and the verification's report) as JSON to this path.") var reportJSON: String?
 
+        /// The fleet as a scenario: the flags a scenario file cannot give, then the same overrides
+        /// (and checks) `veil-sim run` applies.
         func scenario() throws -> Scenario {
-            guard let model = ThreatModel(rawValue: threatModel) else { throw ValidationError("--threat-model must be honest-but-curious or active, got \(threatModel)") }
-            guard let profile = NetworkSpec.profiles[network] else { throw ValidationError("--network must be one of \(NetworkSpec.profiles.keys.sorted()), got \(network)") }
-            guard (0..<1).contains(dropout) else { throw ValidationError("--dropout must be in [0, 1), got \(dropout)") }
-            guard ["secagg", "secagg+"].contains(protocolName) else { throw ValidationError("--protocol must be secagg or secagg+, got \(protocolName)") }
             let maximum = min(255, max(1, Int((Foundation.pow(2, Double(bitWidth)) - 1) / Double(max(1, devices)))))
-            let scenario = Scenario(
+            let base = Scenario(
                 name: "plan", description: "veil-sim plan", devices: devices, dimension: dimension, bitWidth: bitWidth,
-                graph: .init(kind: protocolName == "secagg" ? "complete" : "auto", degree: nil, threshold: nil, corruptFraction: corruptFraction > 0 ? corruptFraction : nil),
-                threatModel: model, dropout: .spread(dropout, over: model.phases),
-                data: [.init(start: 0, end: dimension, kind: "uniform", value: Double(maximum), spread: nil)], seed: seed, network: profile)
-            do { try scenario.validate() } catch { throw ValidationError("\(error)") }
-            return scenario
+                graph: .init(kind: "auto", degree: nil, threshold: nil, corruptFraction: corruptFraction > 0 ? corruptFraction : nil),
+                data: [.init(start: 0, end: dimension, kind: "uniform", value: Double(maximum))])
+            var overrides = ScenarioOverrides()
+            guard let model = ThreatModel(rawValue: threatModel) else { throw ValidationError("--threat-model must be honest-but-curious or active, got \(threatModel)") }
+            overrides.threatModel = model
+            overrides.dropout = dropout
+            overrides.protocolName = protocolName
+            overrides.network = network
+            overrides.seed = seed
+            do { return try base.applying(overrides) } catch { throw ValidationError("\(error)") }
         }
 
         func run() async throws {

@@ -117,9 +117,7 @@ public enum HTMLReport {
     /// times a power of ten, with at most about five ticks.
     static func niceAxis(_ largest: Double) -> (top: Double, step: Double) {
         guard largest > 0, largest.isFinite else { return (1, 0.25) }
-        let rough = largest / 5
-        let power = Foundation.pow(10, (Foundation.log10(rough)).rounded(.down))
-        let step = [1.0, 2, 5, 10].map { $0 * power }.first { $0 >= rough } ?? 10 * power
+        let step = RoundPlan.roundNumber(atLeast: largest / 5)
         return ((largest / step).rounded(.up) * step, step)
     }
 

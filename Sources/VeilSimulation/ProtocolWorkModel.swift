@@ -140,11 +140,7 @@ enum ProtocolWorkModel {
             } else {
                 server = Self.server(phase, answering: Double(workers.count), vectorBytes: vectorBytes, active: active)
             }
-            // Every byte the server receives or sends it must touch once (a pass at memory speed);
-            // masked inputs are touched by their addition.
-            server.touchedBytes = Double(f.bytesDown + (phase == .maskedInputCollection ? 0 : f.bytesUp))
-            // The server spreads unmasking over its cores; the other phases take one answer at a time.
-            let serverLimit = server.seconds(costs, limits) / (phase == .unmasking ? Double(limits.cores) : 1)
+            let serverLimit = Self.serverSeconds(phase, work: server, bytesUp: Double(f.bytesUp), bytesDown: Double(f.bytesDown), costs: costs, limits: limits)
             let deviceMean = device.divided(by: Double(workers.count))
             let computed = f.answered + f.rejectedByServer + f.cutByDeadline
             result.append(PhaseLimit(
@@ -153,6 +149,15 @@ enum ProtocolWorkModel {
                 serverWork: server, serverLimitSeconds: serverLimit, serverSeconds: f.serverSeconds))
         }
         return result
+    }
+
+    /// Seconds of the server's `work` in `phase`, with every byte it received (`bytesUp`) or sent
+    /// (`bytesDown`) touched once at memory speed (masked inputs are touched by their addition).
+    /// The server spreads unmasking over its cores; the other phases take one answer at a time.
+    static func serverSeconds(_ phase: Phase, work: WorkCounts, bytesUp: Double, bytesDown: Double, costs: PrimitiveCosts, limits: PhysicalLimits) -> Double {
+        var work = work
+        work.touchedBytes = bytesDown + (phase == .maskedInputCollection ? 0 : bytesUp)
+        return work.seconds(costs, limits) / (phase == .unmasking ? Double(limits.cores) : 1)
     }
 
     /// One device's unavoidable work in `phase`, given how many of its neighbours were listed to it

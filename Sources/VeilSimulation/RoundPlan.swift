@@ -92,7 +92,7 @@ public struct RoundPlan: Codable, Sendable, Equatable {
         for phase in scenario.threatModel.phases {
             let device = ProtocolWorkModel.device(phase, listed: listed, senders: senders, signers: signers, threshold: t, vectorBytes: vectorBytes, active: active)
             let bytes = wire.bytes(phase, listed: listed, senders: senders, signers: signers)
-            var server: WorkCounts
+            let server: WorkCounts
             if phase == .unmasking {
                 // Dropped devices that shared but sent no input almost always have a surviving
                 // neighbour; each such neighbour holds a pairwise mask to remove.
@@ -101,14 +101,13 @@ public struct RoundPlan: Codable, Sendable, Equatable {
             } else {
                 server = ProtocolWorkModel.server(phase, answering: answering[phase]!, vectorBytes: vectorBytes, active: active)
             }
-            let phaseBytes = (asked[phase] ?? 0) * bytes.down + (answering[phase] ?? 0) * (phase == .maskedInputCollection ? 0 : bytes.up)
-            server.touchedBytes = phaseBytes
-            let serverSeconds = server.seconds(costs, limits) / (phase == .unmasking ? Double(limits.cores) : 1)
+            let serverSeconds = ProtocolWorkModel.serverSeconds(
+                phase, work: server, bytesUp: (answering[phase] ?? 0) * bytes.up, bytesDown: (asked[phase] ?? 0) * bytes.down, costs: costs, limits: limits)
             let deviceSeconds = device.seconds(costs, limits)
             let arrivals = clock.links.indices.map { i in
                 clock.arrival(of: UInt32(i), requestReady: 0, downBytes: Int(bytes.down), deviceSeconds: deviceSeconds, upBytes: Int(bytes.up))
             }.sorted()
-            func percentile(_ p: Double) -> Double { arrivals[min(arrivals.count - 1, Int(p * Double(arrivals.count)))] }
+            func percentile(_ p: Double) -> Double { SimulatedClock.percentile(p, of: arrivals) }
             let deadline = roundUp(1.25 * percentile(0.999))
             let cut = Double(arrivals.count { $0 > deadline }) / Double(arrivals.count)
             // Anyone expected to go silent makes the server wait for its deadline.
@@ -143,9 +142,12 @@ public struct RoundPlan: Codable, Sendable, Equatable {
     }
 
     /// `x` rounded up to 1, 2 or 5 times a power of ten (at least 0.1 s).
-    static func roundUp(_ x: Double) -> Double {
-        let v = max(x, 0.1)
-        let power = Foundation.pow(10, Foundation.log10(v).rounded(.down))
-        return [1.0, 2, 5, 10].map { $0 * power }.first { $0 >= v * (1 - 1e-12) } ?? 10 * power
+    static func roundUp(_ x: Double) -> Double { roundNumber(atLeast: max(x, 0.1)) }
+
+    /// The smallest of 1, 2 or 5 times a power of ten that is at least `x` (> 0): deadlines and
+    /// chart axes both fall on these.
+    static func roundNumber(atLeast x: Double) -> Double {
+        let power = Foundation.pow(10, Foundation.log10(x).rounded(.down))
+        return [1.0, 2, 5, 10].map { $0 * power }.first { $0 >= x * (1 - 1e-12) } ?? 10 * power
     }
 }

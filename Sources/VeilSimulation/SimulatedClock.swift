@@ -111,13 +111,18 @@ struct SimulatedClock: Sendable {
         let lastArrival = events.arrivals.filter { $0 <= deadline }.max() ?? 0
         let duration = max(serverFree, waited ? deadline : lastArrival) + closeSeconds
         let sorted = events.arrivals.sorted()
-        func percentile(_ p: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(p * Double(sorted.count)))] }
+        func percentile(_ p: Double) -> Double { Self.percentile(p, of: sorted) }
         let step = max(1, sorted.count / 200)
         phases.append(SimulatedPhase(
             phase: phase.rawValue, startSeconds: now, durationSeconds: duration, deadlineSeconds: deadline, waitedForDeadline: waited,
             cutByDeadline: events.cut, inTime: events.answers.count, arrivalSample: stride(from: 0, to: sorted.count, by: step).map { sorted[$0] },
             arrivalP50: percentile(0.5), arrivalP90: percentile(0.9), arrivalP99: percentile(0.99)))
         now += duration
+    }
+
+    /// The `p` quantile of ascending `sorted` (0 when empty).
+    static func percentile(_ p: Double, of sorted: [Double]) -> Double {
+        sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(p * Double(sorted.count)))]
     }
 
     /// The round so far.

@@ -105,11 +105,7 @@ import Glibc
         let w2 = FeatureSet.windowStart(of: Int(Date().timeIntervalSince1970), windowSeconds: 3600) - 3600, w1 = w2 - 3600
         let states = (0..<4).map { files.directory + "/agent-\($0)" }
         for state in states {
-            let token = try await store.createEnrolmentToken(lifetime: 600)
-            let enrol = try DeviceAgentProcessTests.device([
-                "enrol", "--state", state, "--aggregator", "localhost:\(files.port)", "--ca", files.directory + "/tls/ca.pem", "--token", token,
-                "--minimum-cohort", "3", "--assumed-dropout", "1e-7", "--threat-model", "honest-but-curious",
-            ])
+            let enrol = try DeviceAgentProcessTests.enrol(state, at: files, token: try await store.createEnrolmentToken(lifetime: 600))
             try #require(enrol.status == 0, "\(enrol.error)")
         }
         var processes: [Process] = []

@@ -54,6 +54,15 @@ import Glibc
         return (aggregator, try SQLiteAggregatorStore(path: configuration.database))
     }
 
+    /// `veil-device enrol` over `state` at the aggregator of `files`, with the device policy the
+    /// aggregator of ``aggregator(_:cohort:pause:)`` satisfies.
+    static func enrol(_ state: String, at files: HarnessFiles, token: String) throws -> (status: Int32, output: String, error: String) {
+        try device([
+            "enrol", "--state", state, "--aggregator", "localhost:\(files.port)", "--ca", files.directory + "/tls/ca.pem", "--token", token,
+            "--minimum-cohort", "3", "--assumed-dropout", "1e-7", "--threat-model", "honest-but-curious",
+        ])
+    }
+
     struct Status: Decodable {
         struct FollowedSet: Decodable { let name: String; let version: Int; let countedWindows: Int; let lastCountedWindow: Int?; let observations: Int }
         let deviceID: String
@@ -72,11 +81,7 @@ import Glibc
         let at = "\(window + 60)"
         let states = (0..<3).map { files.directory + "/agent-\($0)" }
         for state in states {
-            let token = try await store.createEnrolmentToken(lifetime: 600)
-            let enrol = try Self.device([
-                "enrol", "--state", state, "--aggregator", "localhost:\(files.port)", "--ca", files.directory + "/tls/ca.pem", "--token", token,
-                "--minimum-cohort", "3", "--assumed-dropout", "1e-7", "--threat-model", "honest-but-curious",
-            ])
+            let enrol = try Self.enrol(state, at: files, token: try await store.createEnrolmentToken(lifetime: 600))
             #expect(enrol.status == 0 && enrol.output.hasPrefix("enrolled as dev-"), "\(enrol.error)")
             let again = try Self.device([
                 "enrol", "--state", state, "--aggregator", "localhost:\(files.port)", "--ca", files.directory + "/tls/ca.pem", "--token", "used-or-not",
