@@ -42,6 +42,16 @@ if [ $# -eq 0 ]; then
     --report-json Simulations/results/malicious-aggregator.json --report-html Simulations/results/malicious-aggregator.html \
     | tee Simulations/results/malicious-aggregator.txt
 fi
+# Is simulated time honest? The same fleet in simulated time and on loopback with its links
+# emulated (issue 16, item 5), without and with silent dropouts.
+if [ $# -eq 0 ]; then
+  echo "== model-check"
+  .build/release/veil-sim check-model Simulations/model-check.json --report-json Simulations/results/model-check.json \
+    | tee Simulations/results/model-check.txt
+  echo "== model-check (5% silent dropout)"
+  .build/release/veil-sim check-model Simulations/model-check.json --dropout 0.05 --report-json Simulations/results/model-check-dropout.json \
+    | tee Simulations/results/model-check-dropout.txt
+fi
 # The aggregator's own memory: veil-aggregator serve in its own process, the 10,000 devices in
 # veil-sim against it; its peak RSS (VmHWM) is read before a SIGTERM that must stop it cleanly.
 if [ $# -eq 0 ]; then

@@ -28,6 +28,11 @@ actor RoundDriver {
     private var computeSeconds = 0.0
     /// Wall seconds of each closed phase, from its opening to its close.
     private var phaseSeconds: [Phase: Double] = [:]
+    /// When each phase closed, seconds since the round started.
+    private var phaseClosedAt: [Phase: Double] = [:]
+    /// When each answer arrived, seconds after its phase opened (its deadline started).
+    private var arrivals: [Phase: [Double]] = [:]
+    private var roundStarted = ContinuousClock.now
     private var bytesIn: [Phase: Int] = [:]
     private var bytesOut: [Phase: Int] = [:]
 
@@ -55,6 +60,7 @@ actor RoundDriver {
     /// Sends every device its assignment and opens AdvertiseKeys.
     func start() {
         let timeout = UInt32(clamping: phaseTimeout.nanoseconds / 1_000_000)
+        roundStarted = .now
         for (i, link) in links.enumerated() {
             link.round = (self, UInt32(i))
             link.send(TransportCodec.assignmentFrame(configuration: configuration, deviceIndex: UInt32(i), task: task, phaseTimeoutMilliseconds: timeout))
@@ -74,6 +80,7 @@ actor RoundDriver {
         defer { computeSeconds += (ContinuousClock.now - started).seconds }
         metrics.bytesReceived.increment(by: bytes.count)
         bytesIn[phase, default: 0] += bytes.count
+        arrivals[phase, default: []].append((started - phaseStarted).seconds)
         let message: DeviceMessage
         do {
             message = try WireCodec.decodeDeviceMessage(bytes, from: index, configuration: configuration)
@@ -153,6 +160,7 @@ actor RoundDriver {
         if closing == .unmasking { metrics.unmasked(session.statistics, duration: clock.now - closeStart) }
         metrics.phaseClosed(closing, after: clock.now - phaseStarted)
         phaseSeconds[closing] = (clock.now - phaseStarted).seconds
+        phaseClosedAt[closing] = (clock.now - roundStarted).seconds
         if let outcome {
             await finish(outcome)
             return
@@ -187,8 +195,11 @@ actor RoundDriver {
         let timeout = phaseTimeout
         deadline = Task { [weak self] in
             try? await Task.sleep(for: timeout)
-            guard !Task.isCancelled else { return }
-            await self?.phaseDeadline(expected)
+            guard !Task.isCancelled, let self else { return }
+            // Close the phase in a task of its own: closing cancels this deadline task, and the
+            // round's end, committed to the store from there, must not run cancelled (a round
+            // whose last phase ended by deadline was lost with a CancellationError).
+            Task { await self.phaseDeadline(expected) }
         }
     }
 
@@ -204,7 +215,7 @@ actor RoundDriver {
             configuration: configuration, task: task, startedAt: startedAt, endedAt: Date(),
             deviceIDs: links.map { $0.identity?.deviceID ?? "" }, outcome: outcome,
             statistics: session.statistics, serverComputeSeconds: computeSeconds,
-            phaseSeconds: phaseSeconds, bytesReceived: bytesIn, bytesSent: bytesOut)
+            phaseSeconds: phaseSeconds, phaseClosedAt: phaseClosedAt, arrivals: arrivals, bytesReceived: bytesIn, bytesSent: bytesOut)
         FaultPoint.reach(.beforeRoundCommit)
         let notice = await onEnd(completed)
         FaultPoint.reach(.afterRoundCommit)
@@ -264,6 +275,12 @@ public struct CompletedRound: Sendable {
     public let serverComputeSeconds: Double
     /// Wall seconds of each phase from its opening to its close.
     public let phaseSeconds: [Phase: Double]
+    /// When each phase closed, seconds since the cohort was assigned: consecutive closes bound a
+    /// phase's whole span, the encoding of its requests included.
+    public let phaseClosedAt: [Phase: Double]
+    /// When each device message arrived, seconds after its phase opened (when the phase's deadline
+    /// started), in arrival order.
+    public let arrivals: [Phase: [Double]]
     /// Protocol bytes received, by the phase they answered.
     public let bytesReceived: [Phase: Int]
     /// Protocol bytes sent, by the phase they opened (the requests devices answer in that phase).
@@ -274,7 +291,7 @@ public struct CompletedRound: Sendable {
     func with(outcome: AggregationOutcome) -> CompletedRound {
         CompletedRound(configuration: configuration, task: task, startedAt: startedAt, endedAt: endedAt, deviceIDs: deviceIDs,
                        outcome: outcome, statistics: statistics, serverComputeSeconds: serverComputeSeconds,
-                       phaseSeconds: phaseSeconds, bytesReceived: bytesReceived, bytesSent: bytesSent)
+                       phaseSeconds: phaseSeconds, phaseClosedAt: phaseClosedAt, arrivals: arrivals, bytesReceived: bytesReceived, bytesSent: bytesSent)
     }
 }
 

@@ -24,6 +24,9 @@ struct ClientRound {
         case awaitingChallenge
         case waitingForRound
         case inRound(DeviceSession, RoundAssignmentContent)
+        /// Answering nothing from this phase on (``ParticipationOptions/silentFrom``) until the
+        /// aggregator ends the stream.
+        case silent(Phase, RoundAssignmentContent)
         case done
     }
 
@@ -38,11 +41,14 @@ struct ClientRound {
     let beforeMaskedInput: VeilDevice.SpendHook?
     private var state = State.awaitingChallenge
     private var random = SystemRandomSource()
-    private var bytesSent = 0
+    /// Protocol bytes sent so far.
+    private(set) var bytesSent = 0
     private var bytesReceived = 0
     /// When AdvertiseKeys was sent: the placement reveal must come within the policy's deadline.
     private var advertisedAt: ContinuousClock.Instant?
     private var computeSeconds = 0.0
+    /// Seconds of protocol computation so far.
+    var computeSpent: Double { computeSeconds }
 
     init(
         identity: DeviceIdentity, options: ParticipationOptions, policy: DevicePolicy, signedRounds: SignedRoundLedger, offeredWindows: [Int] = [],
@@ -68,6 +74,10 @@ struct ClientRound {
             do { vector = try await input(assignment) } catch { throw .input(String(describing: error)) }
             let configuration = assignment.configuration
             if options.disconnectBefore == .advertiseKeys { return finish(.disconnected(before: .advertiseKeys), "disconnected before advertise-keys", assignment) }
+            if options.silentFrom == .advertiseKeys {
+                state = .silent(.advertiseKeys, assignment)
+                return .wait
+            }
             let started = ContinuousClock.now
             defer { addCompute(since: started) }
             do {
@@ -111,6 +121,10 @@ struct ClientRound {
             if options.disconnectBefore == message.phase {
                 return finish(.disconnected(before: message.phase), "disconnected before \(message.phase.rawValue)", assignment)
             }
+            if let silentFrom = options.silentFrom, message.phase >= silentFrom {
+                state = .silent(message.phase, assignment)
+                return .wait
+            }
             // With committed placement, a server that takes longer than the policy allows to reveal
             // the placement may be trying candidates (SPEC.md §5.1): leave before dealing shares.
             if configuration.usesCommittedPlacement, message.phase == .shareKeys, let advertisedAt,
@@ -135,6 +149,12 @@ struct ClientRound {
                 state = .inRound(session, assignment)
                 return send(reply, configuration)
             }
+
+        case (.silent, .protocolMessage):
+            return .wait
+
+        case let (.silent(phase, assignment), .ended(ended)):
+            return finish(.disconnected(before: phase), "silent from \(phase.rawValue): \(ended.reason)", assignment, survivors: Int(ended.survivors))
 
         case let (.inRound(_, assignment), .ended(ended)):
             guard ended.outcome != .alreadyCounted else {
@@ -205,6 +225,7 @@ struct ClientRound {
         case .awaitingChallenge: return "awaiting the challenge"
         case .waitingForRound: return "waiting for a round"
         case .inRound: return "in a round"
+        case .silent: return "silent in a round"
         case .done: return "finished"
         }
     }

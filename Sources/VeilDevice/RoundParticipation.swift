@@ -51,6 +51,12 @@ public struct ParticipationOptions: Sendable {
     /// Fault injection for simulations and tests: close the stream instead of answering this
     /// phase, as a device that loses power or network would.
     public var disconnectBefore: Phase?
+    /// Fault injection for simulations: from this phase on, answer nothing but keep the stream
+    /// open until the aggregator ends it, as a device whose network went silent would. The
+    /// aggregator can only drop such a device at the phase's deadline.
+    public var silentFrom: Phase?
+    /// Fault injection for simulations: emulate a slower network and device than this one.
+    public var emulatedLink: EmulatedLink?
     /// The longest one participation may take, from check-in through waiting and the round to
     /// its end; after it the stream is abandoned (DEADLINE_EXCEEDED, retried with backoff), so a
     /// stalled aggregator or a half-open connection cannot hold the device. Default 20 minutes:
@@ -58,9 +64,42 @@ public struct ParticipationOptions: Sendable {
     public var deadline: Duration
 
     /// Creates options.
-    public init(disconnectBefore: Phase? = nil, deadline: Duration = .seconds(1200)) {
+    public init(disconnectBefore: Phase? = nil, silentFrom: Phase? = nil, emulatedLink: EmulatedLink? = nil, deadline: Duration = .seconds(1200)) {
         self.disconnectBefore = disconnectBefore
+        self.silentFrom = silentFrom
+        self.emulatedLink = emulatedLink
         self.deadline = deadline
+    }
+}
+
+/// A network link and a device speed to emulate on a faster machine (fault injection for
+/// simulations): for every round message, the device waits one latency plus the request's size
+/// over the downlink before computing, then its compute time again times `computeFactor - 1`,
+/// one latency and the answer's size over the uplink before sending.
+public struct EmulatedLink: Sendable, Equatable {
+    /// One-way latency, seconds.
+    public var latencySeconds: Double
+    /// Device to server, bytes per second.
+    public var uplinkBytesPerSecond: Double
+    /// Server to device, bytes per second.
+    public var downlinkBytesPerSecond: Double
+    /// How many times slower than this machine the device computes (at least 1).
+    public var computeFactor: Double
+
+    /// Creates a link.
+    public init(latencySeconds: Double, uplinkBytesPerSecond: Double, downlinkBytesPerSecond: Double, computeFactor: Double) {
+        self.latencySeconds = latencySeconds
+        self.uplinkBytesPerSecond = uplinkBytesPerSecond
+        self.downlinkBytesPerSecond = downlinkBytesPerSecond
+        self.computeFactor = computeFactor
+    }
+
+    /// Seconds before the device starts on a request of `bytes` bytes.
+    func delayBefore(receiving bytes: Int) -> Double { latencySeconds + Double(bytes) / downlinkBytesPerSecond }
+
+    /// Seconds after `computeSeconds` of real work before an answer of `bytes` bytes arrives.
+    func delayAfter(computeSeconds: Double, sending bytes: Int) -> Double {
+        computeSeconds * max(0, computeFactor - 1) + latencySeconds + Double(bytes) / uplinkBytesPerSecond
     }
 }
 

@@ -107,8 +107,21 @@ public struct VeilDevice: Sendable {
                     if let refusal { throw refusal }
                     let content: ServerFrameContent
                     do { content = try TransportCodec.content(of: frame) } catch let error as WireError { throw DeviceError.malformedServerFrame(error) }
+                    let link = options.emulatedLink
+                    let (computedBefore, sentBefore) = (round.computeSpent, round.bytesSent)
+                    if let link {
+                        switch content {
+                        case let .protocolMessage(bytes): try await Self.wait(link.delayBefore(receiving: bytes.count))
+                        case .assignment: try await Self.wait(link.delayBefore(receiving: 0))
+                        case .challenge, .ended: break
+                        }
+                    }
                     switch try await round.handle(content, input: input) {
-                    case let .send(frame): sender.yield(frame)
+                    case let .send(frame):
+                        if let link, case .protocolMessage? = frame.frame {
+                            try await Self.wait(link.delayAfter(computeSeconds: round.computeSpent - computedBefore, sending: round.bytesSent - sentBefore))
+                        }
+                        sender.yield(frame)
                     case let .refuse(frame, error):
                         sender.yield(frame)
                         sender.finish()
@@ -122,6 +135,11 @@ public struct VeilDevice: Sendable {
         } catch {
             throw DeviceError.from(error)
         }
+    }
+
+    /// Sleeps `seconds` (an emulated link's delay).
+    private static func wait(_ seconds: Double) async throws {
+        try await Task.sleep(for: .nanoseconds(Int64(max(0, seconds) * 1e9)))
     }
 
     /// Takes part in rounds until the task is cancelled, calling `onRound` after each. Between

@@ -66,6 +66,10 @@ public struct NetworkSimulation: Sendable {
         // own planning assumptions (a separate aggregator planned otherwise is refused).
         let policy = engine.devicePolicy
         let limits = PhysicalLimits.measure(algorithm: scenario.prg, cores: ProcessInfo.processInfo.activeProcessorCount)
+        let deadline = try phaseDeadline()
+        // With a network, every device's link is emulated: the same draws as the in-process
+        // round's simulated time, so the two can be compared (Simulations/README.md).
+        let links = scenario.network?.links(devices: n, seed: scenario.seed)
 
         let directory = NSTemporaryDirectory() + "veil-sim-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -81,7 +85,7 @@ public struct NetworkSimulation: Sendable {
             ownedStore = store
             endpoint = AggregatorEndpoint(host: external.host, port: external.port, security: .tls(caCertificatePath: external.caCertificatePath))
         } else {
-            let aggregator = try await startAggregator(directory: directory, parameters: parameters)
+            let aggregator = try await startAggregator(directory: directory, parameters: parameters, phaseDeadline: deadline)
             serving = Task { try await aggregator.run() }
             await aggregator.waitUntilListening()
             inProcess = aggregator
@@ -118,7 +122,14 @@ public struct NetworkSimulation: Sendable {
                             identity: identity, policy: policy, signedRounds: .inMemory(), connection: connections[d / devicesPerConnection])
                         do {
                             _ = try await device.enrol(token: enrolmentTokens[d])
-                            let p = try await device.participate(options: .init(disconnectBefore: dropPlan[d])) { _ in data.input(for: UInt32(d)) }
+                            // With a network, a device that drops goes silent, as simulated time assumes.
+                            let options = links.map { links in
+                                let link = links[d]
+                                return ParticipationOptions(silentFrom: dropPlan[d], emulatedLink: EmulatedLink(
+                                    latencySeconds: link.latencySeconds, uplinkBytesPerSecond: link.uplinkBytesPerSecond,
+                                    downlinkBytesPerSecond: link.downlinkBytesPerSecond, computeFactor: link.computeFactor))
+                            } ?? ParticipationOptions(disconnectBefore: dropPlan[d])
+                            let p = try await device.participate(options: options) { _ in data.input(for: UInt32(d)) }
                             return (d, p, nil)
                         } catch {
                             return (d, nil, String(describing: error))
@@ -146,11 +157,22 @@ public struct NetworkSimulation: Sendable {
             await ownedStore?.close()
         }
         return report(round: round, outcomes: outcomes, data: data, parameters: parameters, limits: limits,
-                      totalSeconds: totalSeconds, connections: connectionCount)
+                      totalSeconds: totalSeconds, connections: connectionCount, deadline: deadline)
+    }
+
+    /// The aggregator's phase deadline: with a network, the scenario's one deadline (an aggregator
+    /// has one for every phase); otherwise long enough for a whole cohort sharing the cores.
+    private func phaseDeadline() throws -> Double {
+        guard scenario.network != nil else { return 120 }
+        let deadlines = scenario.deadlines ?? .aggregatorDefault
+        guard deadlines.phases.values.allSatisfy({ $0 == deadlines.default }) else {
+            throw ScenarioError(field: "deadlines", reason: "network mode runs a real aggregator, which has one deadline for every phase; give only \"default\"")
+        }
+        return deadlines.default
     }
 
     /// The in-process aggregator, configured so that one round takes exactly the whole cohort.
-    private func startAggregator(directory: String, parameters: GraphParameters) async throws -> Aggregator {
+    private func startAggregator(directory: String, parameters: GraphParameters, phaseDeadline: Double) async throws -> Aggregator {
         let n = scenario.devices
         var configuration = try Self.loopbackConfiguration(
             directory: directory, tls: tls, devices: n, prg: scenario.prg, threatModel: scenario.threatModel,
@@ -161,6 +183,7 @@ public struct NetworkSimulation: Sendable {
         configuration.rounds.dimension = scenario.dimension
         configuration.rounds.bitWidth = scenario.bitWidth
         configuration.rounds.minimumCohort = n
+        configuration.rounds.phaseTimeoutSeconds = phaseDeadline
         configuration.rounds.maximumCohort = n
         configuration.rounds.gatherSeconds = 600
         configuration.rounds.maximumWaitSeconds = 1200
@@ -212,7 +235,7 @@ public struct NetworkSimulation: Sendable {
 
     private func report(
         round: RoundView, outcomes: [(device: Int, participation: RoundParticipation?, error: String?)], data: SyntheticData,
-        parameters: GraphParameters, limits: PhysicalLimits, totalSeconds: Double, connections: Int
+        parameters: GraphParameters, limits: PhysicalLimits, totalSeconds: Double, connections: Int, deadline: Double
     ) -> SimulationReport {
         let configuration = round.configuration
         var deviceAt: [UInt32: Int] = [:]
@@ -244,9 +267,12 @@ public struct NetworkSimulation: Sendable {
         var rejections: [String: Int] = [:]
         for o in outcomes { if let e = o.error { rejections[e, default: 0] += 1 } }
         let order = configuration.threatModel.phases
-        let dropped = Dictionary(grouping: participationAt.values.compactMap { p -> Phase? in
+        // The aggregator's own count when the round finished (deadline cuts included); otherwise
+        // the devices that left on purpose.
+        var dropped = Dictionary(grouping: participationAt.values.compactMap { p -> Phase? in
             if case let .disconnected(before) = p.outcome { return before } else { return nil }
         }, by: { $0 }).mapValues(\.count)
+        if case let .finished(result) = round.outcome, !result.droppedInPhase.isEmpty { dropped = result.droppedInPhase.mapValues(\.count) }
         var remaining = configuration.cohortSize
         let phases = order.compactMap { phase -> PhaseReport? in
             guard let wall = round.phaseSeconds[phase] else { return nil }
@@ -255,7 +281,7 @@ public struct NetworkSimulation: Sendable {
                                bytesUp: round.bytesReceived[phase] ?? 0,
                                bytesDown: round.bytesSent[phase] ?? 0)
         }
-        return SimulationReport(network: NetworkRoundFigures(
+        var figures = NetworkRoundFigures(
             scenario: scenario, parameters: parameters, configuration: configuration, outcome: round.outcome,
             expectedSum: expected, totalSeconds: totalSeconds, serverSeconds: round.serverComputeSeconds,
             deviceSeconds: counted.compactMap { participationAt[$0]?.computeSeconds },
@@ -263,7 +289,33 @@ public struct NetworkSimulation: Sendable {
             bytesUp: participationAt.values.reduce(0) { $0 + $1.bytesSent },
             bytesDown: participationAt.values.reduce(0) { $0 + $1.bytesReceived },
             limits: limits, statistics: round.statistics, phases: phases, connections: connections,
-            streams: outcomes.count, rejections: rejections))
+            streams: outcomes.count, rejections: rejections)
+        if let network = scenario.network, !round.phaseClosedAt.isEmpty {
+            figures.timing = Self.timing(round: round, network: network, deadline: deadline, participations: participationAt)
+        }
+        return SimulationReport(network: figures)
+    }
+
+    /// The round's phases as the aggregator timed them. A device the aggregator dropped in a
+    /// phase without having chosen to go silent there was cut by the deadline.
+    static func timing(round: RoundView, network: NetworkSpec, deadline: Double, participations: [UInt32: RoundParticipation]) -> SimulatedTiming {
+        var droppedIn: [Phase: [UInt32]] = [:]
+        if case let .finished(result) = round.outcome { droppedIn = result.droppedInPhase }
+        var start = 0.0
+        let phases = round.configuration.threatModel.phases.compactMap { phase -> SimulatedPhase? in
+            guard let closed = round.phaseClosedAt[phase] else { return nil }
+            defer { start = closed }
+            let cut = (droppedIn[phase] ?? []).count { i in
+                if case .disconnected? = participations[i]?.outcome { return false }
+                return true
+            }
+            let arrivals = round.arrivals[phase] ?? []
+            return SimulatedPhase(
+                phase: phase, startSeconds: start, durationSeconds: closed - start, deadlineSeconds: deadline,
+                waitedForDeadline: (round.phaseSeconds[phase] ?? 0) >= deadline, cutByDeadline: cut,
+                inTime: arrivals.count { $0 <= deadline }, arrivals: arrivals)
+        }
+        return SimulatedTiming(network: network.profile ?? "custom", phases: phases)
     }
 }
 

@@ -13,6 +13,8 @@ struct RoundView {
     let statistics: UnmaskingStatistics
     let serverComputeSeconds: Double
     let phaseSeconds: [Phase: Double]
+    let phaseClosedAt: [Phase: Double]
+    let arrivals: [Phase: [Double]]
     let bytesReceived: [Phase: Int]
     let bytesSent: [Phase: Int]
 
@@ -22,6 +24,8 @@ struct RoundView {
         statistics = round.statistics
         serverComputeSeconds = round.serverComputeSeconds
         phaseSeconds = round.phaseSeconds
+        phaseClosedAt = round.phaseClosedAt
+        arrivals = round.arrivals
         bytesReceived = round.bytesReceived
         bytesSent = round.bytesSent
     }
@@ -51,6 +55,8 @@ struct RoundView {
         statistics = UnmaskingStatistics()
         serverComputeSeconds = 0
         phaseSeconds = [:]
+        phaseClosedAt = [:]
+        arrivals = [:]
         bytesReceived = [:]
         bytesSent = [:]
     }

@@ -37,7 +37,7 @@ enum HumanReport {
             ].joined(separator: " "))
         }
         if !r.phaseLimits.isEmpty { lines += limitTable(r.phaseLimits) }
-        if let simulated = r.simulated { lines += simulatedTable(simulated) }
+        if let simulated = r.simulated { lines += simulatedTable(simulated, measured: r.mode == "network") }
         return lines.joined(separator: "\n")
     }
 
@@ -57,9 +57,11 @@ enum HumanReport {
 
     static func seconds(_ x: Double) -> String { HTMLReport.readableSeconds(x) }
 
-    /// The round in simulated time: each phase's span, its deadline and the answers it cut.
-    static func simulatedTable(_ s: SimulatedTiming) -> [String] {
-        var lines = ["", "  In simulated time on the \(s.network) network: round \(fixed(s.roundSeconds, 2)) s, \(s.cutByDeadline) devices cut by deadlines"]
+    /// The round in time: each phase's span, its deadline and the answers it cut; `measured` when
+    /// the figures come from loopback with emulated links rather than from simulated time.
+    static func simulatedTable(_ s: SimulatedTiming, measured: Bool) -> [String] {
+        let source = measured ? "Measured on loopback with every device's link emulated" : "In simulated time"
+        var lines = ["", "  \(source) on the \(s.network) network: round \(fixed(s.roundSeconds, 2)) s, \(s.cutByDeadline) devices cut by deadlines"]
         lines.append("  phase                     opens s  lasts s  deadline s  arrivals p50 / p90 / p99 s   in time  cut  waited")
         for p in s.phases {
             lines.append("  " + [

@@ -19,7 +19,7 @@ struct VeilSim: AsyncParsableCommand {
             A scenario with an adversary (or --adversary) runs a malicious aggregator against honest devices
             and checks that they refuse it and that no honest input can be recovered from what it saw.
             """,
-        subcommands: [Run.self, Plan.self, Scenarios.self, Soak.self],
+        subcommands: [Run.self, Plan.self, CheckModel.self, Scenarios.self, Soak.self],
         defaultSubcommand: Run.self)
 }
 
@@ -72,10 +72,10 @@ extension VeilSim {
         @Option(help: "Run a malicious aggregator against honest devices instead of an honest round: downgrade, round-id-reuse, split-view, targeted-placement, low-order-key-device, both-shares, or all (in-process only; the scenario must use the active threat model).")
         var adversary: String?
 
-        @Option(help: "In-process: also run the round in simulated time on this network profile (lan, broadband, 4g, constrained-iot; Simulations/README.md).")
+        @Option(help: "Run the round on this network profile (lan, broadband, 4g, constrained-iot; Simulations/README.md): in simulated time in-process, or emulated on loopback in network mode.")
         var network: String?
 
-        @Option(help: "In simulated time: every phase's deadline, seconds (default the scenario's, or the aggregator's 30 s).")
+        @Option(help: "With a network: every phase's deadline, seconds (default the scenario's, or the aggregator's 30 s).")
         var deadline: Double?
 
         @Option(name: .customLong("report-json"), help: "Write the full report as one JSON object to this path.")
@@ -112,9 +112,6 @@ extension VeilSim {
             overrides.adversary = adversary
             overrides.network = network
             overrides.deadline = deadline
-            if (network != nil || deadline != nil) && mode == "network" {
-                throw ValidationError("--network and --deadline model simulated time, which runs in-process; network mode measures real sockets")
-            }
             let loaded: Scenario
             do {
                 switch try AnyScenario.load(path: scenario) {

@@ -1,4 +1,5 @@
 import Foundation
+import VeilCrypto
 public import VeilProtocol
 
 /// A distribution of a positive quantity, as scenarios write it: `{"kind": "constant", "value":
@@ -166,6 +167,36 @@ public struct NetworkSpec: Codable, Sendable, Equatable {
             return "stragglers: fraction must be in 0...1 and factor at least 1"
         }
         return nil
+    }
+}
+
+/// One device's draw from a ``NetworkSpec``: the same for every phase of a round. In-process
+/// rounds apply it in simulated time; network-mode rounds emulate it on loopback (the device
+/// waits, as its link would make it wait), so both runs of one scenario see the same fleet.
+public struct SimulatedLink: Sendable, Equatable {
+    /// One-way latency, seconds.
+    public let latencySeconds: Double
+    /// Device to server, bytes per second.
+    public let uplinkBytesPerSecond: Double
+    /// Server to device, bytes per second.
+    public let downlinkBytesPerSecond: Double
+    /// Compute time relative to one core of this machine.
+    public let computeFactor: Double
+}
+
+extension NetworkSpec {
+    /// Every device's link, drawn once and deterministically from `seed`: device `d` gets the
+    /// `d`-th draw. Stragglers have their latency and compute factor multiplied.
+    public func links(devices: Int, seed: UInt64) -> [SimulatedLink] {
+        var random = SeededRandomSource(seed: seed, label: "network")
+        func unit() -> Double { random.nextUnitDouble() }
+        return (0..<devices).map { _ in
+            let straggler = unit() < stragglers.fraction ? stragglers.factor : 1
+            return SimulatedLink(
+                latencySeconds: latencyMs.sample(unit(), unit()) / 1000 * straggler,
+                uplinkBytesPerSecond: uplinkKbps.sample(unit(), unit()) * 125, downlinkBytesPerSecond: downlinkKbps.sample(unit(), unit()) * 125,
+                computeFactor: computeFactor.sample(unit(), unit()) * straggler)
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 public import Foundation
 import VeilCrypto
-public import VeilProtocol
+import VeilProtocol
 
 /// One phase as `veil-sim plan` predicts it.
 public struct PlannedPhase: Codable, Sendable, Equatable {

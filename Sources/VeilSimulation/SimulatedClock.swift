@@ -29,6 +29,33 @@ public struct SimulatedPhase: Codable, Sendable, Equatable {
     public let arrivalP99: Double
 }
 
+extension SimulatedPhase {
+    /// A phase from its events: `arrivals` are every answer's arrival, seconds after the phase
+    /// opened, late ones included, in any order.
+    public init(
+        phase: Phase, startSeconds: Double, durationSeconds: Double, deadlineSeconds: Double, waitedForDeadline: Bool,
+        cutByDeadline: Int, inTime: Int, arrivals: [Double]
+    ) {
+        let sorted = arrivals.sorted()
+        let step = max(1, sorted.count / 200)
+        self.init(
+            phase: phase.rawValue, startSeconds: startSeconds, durationSeconds: durationSeconds, deadlineSeconds: deadlineSeconds,
+            waitedForDeadline: waitedForDeadline, cutByDeadline: cutByDeadline, inTime: inTime,
+            arrivalSample: stride(from: 0, to: sorted.count, by: step).map { sorted[$0] },
+            arrivalP50: SimulatedClock.percentile(0.5, of: sorted), arrivalP90: SimulatedClock.percentile(0.9, of: sorted),
+            arrivalP99: SimulatedClock.percentile(0.99, of: sorted))
+    }
+}
+
+extension SimulatedTiming {
+    /// A round made of `phases`, one after another.
+    public init(network: String, phases: [SimulatedPhase]) {
+        self.init(
+            network: network, roundSeconds: phases.last.map { $0.startSeconds + $0.durationSeconds } ?? 0, phases: phases,
+            cutByDeadline: phases.reduce(0) { $0 + $1.cutByDeadline })
+    }
+}
+
 /// A round in simulated time: what `network` and `deadlines` predict for the scenario's fleet.
 public struct SimulatedTiming: Codable, Sendable, Equatable {
     /// The network the devices drew from (a profile name, or "custom").
@@ -50,18 +77,7 @@ public struct SimulatedTiming: Codable, Sendable, Equatable {
 /// (a silent device's connection usually stays open, so the server cannot know sooner). No real
 /// time is spent waiting.
 struct SimulatedClock: Sendable {
-    /// One device's draw.
-    struct Link: Sendable {
-        /// One-way latency, seconds.
-        let latency: Double
-        /// Upload and download, bytes per second.
-        let up: Double
-        let down: Double
-        /// Compute time relative to one core here.
-        let compute: Double
-    }
-
-    let links: [Link]
+    let links: [SimulatedLink]
     let deadlines: DeadlineSpec
     let networkName: String
     /// Seconds since the round started.
@@ -70,15 +86,7 @@ struct SimulatedClock: Sendable {
 
     /// Draws every device's link from `network`, deterministically from `seed`.
     init(network: NetworkSpec, deadlines: DeadlineSpec, devices: Int, seed: UInt64) {
-        var random = SeededRandomSource(seed: seed, label: "network")
-        func unit() -> Double { random.nextUnitDouble() }
-        links = (0..<devices).map { _ in
-            let straggler = unit() < network.stragglers.fraction ? network.stragglers.factor : 1
-            return Link(
-                latency: network.latencyMs.sample(unit(), unit()) / 1000 * straggler,
-                up: network.uplinkKbps.sample(unit(), unit()) * 125, down: network.downlinkKbps.sample(unit(), unit()) * 125,
-                compute: network.computeFactor.sample(unit(), unit()) * straggler)
-        }
+        links = network.links(devices: devices, seed: seed)
         self.deadlines = deadlines
         networkName = network.profile ?? "custom"
     }
@@ -86,7 +94,8 @@ struct SimulatedClock: Sendable {
     /// When device `d`'s answer reaches the server, seconds after its phase opened.
     func arrival(of d: UInt32, requestReady: Double, downBytes: Int, deviceSeconds: Double, upBytes: Int) -> Double {
         let link = links[Int(d)]
-        return requestReady + link.latency + Double(downBytes) / link.down + deviceSeconds * link.compute + link.latency + Double(upBytes) / link.up
+        return requestReady + link.latencySeconds + Double(downBytes) / link.downlinkBytesPerSecond + deviceSeconds * link.computeFactor
+            + link.latencySeconds + Double(upBytes) / link.uplinkBytesPerSecond
     }
 
     /// One phase's events, gathered while it runs.
@@ -110,13 +119,9 @@ struct SimulatedClock: Sendable {
         let waited = events.silent > 0 || events.cut > 0
         let lastArrival = events.arrivals.filter { $0 <= deadline }.max() ?? 0
         let duration = max(serverFree, waited ? deadline : lastArrival) + closeSeconds
-        let sorted = events.arrivals.sorted()
-        func percentile(_ p: Double) -> Double { Self.percentile(p, of: sorted) }
-        let step = max(1, sorted.count / 200)
         phases.append(SimulatedPhase(
-            phase: phase.rawValue, startSeconds: now, durationSeconds: duration, deadlineSeconds: deadline, waitedForDeadline: waited,
-            cutByDeadline: events.cut, inTime: events.answers.count, arrivalSample: stride(from: 0, to: sorted.count, by: step).map { sorted[$0] },
-            arrivalP50: percentile(0.5), arrivalP90: percentile(0.9), arrivalP99: percentile(0.99)))
+            phase: phase, startSeconds: now, durationSeconds: duration, deadlineSeconds: deadline, waitedForDeadline: waited,
+            cutByDeadline: events.cut, inTime: events.answers.count, arrivals: events.arrivals))
         now += duration
     }
 
@@ -126,7 +131,5 @@ struct SimulatedClock: Sendable {
     }
 
     /// The round so far.
-    var timing: SimulatedTiming {
-        SimulatedTiming(network: networkName, roundSeconds: now, phases: phases, cutByDeadline: phases.reduce(0) { $0 + $1.cutByDeadline })
-    }
+    var timing: SimulatedTiming { SimulatedTiming(network: networkName, phases: phases) }
 }

@@ -38,6 +38,9 @@ public struct NetworkRoundFigures: Sendable {
     public var streams: Int
     /// Device-side errors by description, with counts.
     public var rejections: [String: Int]
+    /// The round's phases as measured on loopback with every device's link emulated, when the
+    /// scenario has a network.
+    public var timing: SimulatedTiming?
 
     /// Creates the figures.
     public init(
@@ -142,6 +145,6 @@ extension SimulationReport {
         phaseLimits = []
         primitiveCosts = nil
         phases = f.phases
-        simulated = nil
+        simulated = f.timing
     }
 }

@@ -95,7 +95,8 @@ public struct SimulationReport: Codable, Sendable {
     /// Per-device compute seconds, sorted, sampled to at most 200 points (for the histogram).
     public let deviceSecondsSample: [Double]
     public let phases: [PhaseReport]
-    /// The round in simulated time, when the scenario has a network (in-process mode).
+    /// The round's phases in time, when the scenario has a network: predicted in simulated time
+    /// (in-process mode), or measured on loopback with every device's link emulated (network mode).
     public let simulated: SimulatedTiming?
 
     init(scenario: Scenario, parameters: GraphParameters, run: RoundRun, cohort: Cohort, outcome: AggregationOutcome) {

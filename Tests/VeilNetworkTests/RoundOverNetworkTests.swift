@@ -12,7 +12,7 @@ import VeilStore
     /// Runs `count` enrolled devices through one round; device d disconnects before
     /// `dropouts[d]` when set. Returns the participations and the completed round.
     static func runRound(
-        _ harness: NetworkHarness, devices count: Int, dropouts: [Int: Phase] = [:]
+        _ harness: NetworkHarness, devices count: Int, dropouts: [Int: Phase] = [:], silences: [Int: Phase] = [:]
     ) async throws -> (participations: [Int: RoundParticipation], round: CompletedRound) {
         try await withAggregatorConnection(to: harness.endpoint) { connection in
             let identities = try await harness.enrolledIdentities(count, connection: connection)
@@ -21,7 +21,7 @@ import VeilStore
                 for (d, identity) in identities.enumerated() {
                     group.addTask {
                         let device = harness.device(identity: identity, connection: connection)
-                        let result = try await device.participate(options: .init(disconnectBefore: dropouts[d])) { assignment in
+                        let result = try await device.participate(options: .init(disconnectBefore: dropouts[d], silentFrom: silences[d])) { assignment in
                             try NetworkHarness.input(device: d, assignment)
                         }
                         return (d, result)
@@ -65,6 +65,36 @@ import VeilStore
         // Every stream ended, including those of devices that vanished: a graceful shutdown
         // completes instead of waiting for handlers that never finish.
         #expect(await harness.stopsWithin(.seconds(10)), "the aggregator stops after a round with dropouts")
+    }
+
+    /// A device that goes silent keeps its stream open, so every phase it misses closes at its
+    /// deadline; the last one's close commits the round from the deadline's own task, which must
+    /// not be cancelled by the close (it was, and the round was lost).
+    @Test func phasesClosedByTheirDeadlineStillCommitTheRound() async throws {
+        let harness = try await NetworkHarness { c in
+            c.rounds.minimumCohort = 12
+            c.rounds.maximumCohort = 12
+            c.rounds.threshold = 7
+            c.rounds.phaseTimeoutSeconds = 0.5
+        }
+        defer { Task { await harness.stop() } }
+        let silences: [Int: Phase] = [0: .shareKeys, 1: .unmasking]
+        let (participations, round) = try await Self.runRound(harness, devices: 12, silences: silences)
+        guard case let .finished(result) = round.outcome else {
+            Issue.record("round did not finish: \(round.outcome)")
+            return
+        }
+        let index = { (d: Int) in participations[d]!.deviceIndex! }
+        #expect(result.droppedInPhase[.shareKeys] == [index(0)] && result.droppedInPhase[.unmasking] == [index(1)])
+        #expect(result.survivors.count == 11 && result.survivors.contains(index(1)))
+        let expected = try NetworkHarness.expectedSum(survivors: result.survivors, participations: participations, configuration: round.configuration)
+        #expect(result.sum.elements == expected)
+        for d in 2..<12 { #expect(participations[d]!.outcome == .counted, "device \(d)") }
+        for (d, phase) in silences { #expect(participations[d]!.outcome == .disconnected(before: phase)) }
+        // Both phases waited for their deadline, and the round's end is durable.
+        #expect((round.phaseSeconds[.shareKeys] ?? 0) >= 0.5 && (round.phaseSeconds[.unmasking] ?? 0) >= 0.5)
+        let history = try await harness.aggregator.store.recentRounds()
+        #expect(history.first?.outcome == "finished" && history.first?.survivors == 11)
     }
 
     @Test func severalRoundsRunAtOnceEachWithItsOwnExactSum() async throws {
