@@ -1,4 +1,4 @@
-public import VeilCrypto
+import VeilCrypto
 
 /// What each cryptographic operation the protocol cannot avoid costs on one core of this machine,
 /// measured at the start of the same run as the round it is compared with: the X25519, Ed25519,

@@ -1,5 +1,5 @@
 import VeilCrypto
-public import VeilProtocol
+import VeilProtocol
 
 /// The operations one party cannot avoid in one phase of a round (SPEC.md §6), counted from the
 /// round's own sets (who advertised, shared, masked, signed) and graph. Means per device are

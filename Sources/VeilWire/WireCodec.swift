@@ -59,6 +59,15 @@ public enum WireCodec {
     ) throws(WireError) -> DeviceMessage {
         let limit = maximumDeviceMessageByteCount(configuration)
         guard bytes.count <= limit else { throw .tooLarge(bytes: bytes.count, limit: limit) }
+        // The messages the server receives once per device pair and per vector element are read
+        // at the byte level; anything unusual comes back nil and is decoded below.
+        if let routed = decodeRoutedDeviceMessage(bytes, from: device, configuration: configuration) { return routed }
+        return try decodeThroughProtobuf(bytes, from: device, configuration: configuration)
+    }
+
+    /// ``decodeDeviceMessage(_:from:configuration:)`` through swift-protobuf, for every message
+    /// and every error (the byte-level reader is tested against it).
+    static func decodeThroughProtobuf(_ bytes: [UInt8], from device: UInt32, configuration: RoundConfiguration) throws(WireError) -> DeviceMessage {
         let envelope: Veil_V1_DeviceToServer = try parse(bytes)
         guard envelope.roundID == Data(configuration.roundID.bytes) else { throw .wrongRound }
         try refuseUnknownFields(envelope, name: "envelope")
@@ -122,6 +131,18 @@ public enum WireCodec {
 
     /// Encodes a server message for `round` in a cohort of `cohortSize` devices.
     public static func encode(_ message: ServerMessage, round: RoundID, cohortSize: Int) -> [UInt8] {
+        // The two requests with one entry per neighbour are written at the byte level.
+        switch message {
+        case let .neighbourKeys(entries, placement): return encodeNeighbourKeys(entries, placement: placement, round: round)
+        case let .sealedShares(shares): return encodeIncomingShares(shares, round: round)
+        case .consistencyCheck, .unmaskingRequest: break
+        }
+        return encodeThroughProtobuf(message, round: round, cohortSize: cohortSize)
+    }
+
+    /// ``encode(_:round:cohortSize:)`` through swift-protobuf, for every message (the byte-level
+    /// writers are tested against it).
+    static func encodeThroughProtobuf(_ message: ServerMessage, round: RoundID, cohortSize: Int) -> [UInt8] {
         var envelope = Veil_V1_ServerToDevice()
         envelope.roundID = Data(round.bytes)
         switch message {
