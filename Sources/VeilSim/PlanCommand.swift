@@ -26,6 +26,7 @@ extension VeilSim {
         @Option(help: "The seed of the network sample and of --verify's round.") var seed: UInt64 = 1
         @Flag(help: "Run the fleet in simulated time with the suggested deadlines and print predicted beside measured.") var verify = false
         @Option(name: .customLong("report-json"), help: "Write the plan (and the verification's report) as JSON to this path.") var reportJSON: String?
+        @Option(name: .customLong("report-html"), help: "Write a self-contained HTML page with the planned timeline, each phase's arrivals against its deadline, compute and bytes (and the verification's timeline) to this path.") var reportHTML: String?
 
         /// The fleet as a scenario: the flags a scenario file cannot give, then the same overrides
         /// (and checks) `veil-sim run` applies.
@@ -67,6 +68,7 @@ extension VeilSim {
                 encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
                 try encoder.encode(Output(plan: plan, verification: verification)).write(to: URL(fileURLWithPath: reportJSON))
             }
+            if let reportHTML { try Data(HTMLReport.page(plan, verification: verification).utf8).write(to: URL(fileURLWithPath: reportHTML)) }
             if let verification, !verification.correct { throw ExitCode(1) }
         }
 

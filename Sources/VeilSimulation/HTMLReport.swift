@@ -33,7 +33,10 @@ public enum HTMLReport {
             html += "<h2>Mean device compute per phase against its limit (milliseconds)</h2>\n"
             html += groupedBars(labels: names, series: [("measured", r.phaseLimits.map { $0.deviceSeconds * 1000 }, "#4e79a7"), ("limit", r.phaseLimits.map { $0.deviceLimitSeconds * 1000 }, "#bab0ac")], unit: "ms")
         }
-        if let simulated = r.simulated { html += timeline(simulated) }
+        if let simulated = r.simulated {
+            let source = r.mode == "network" ? "measured on loopback with every device's link emulated" : "in simulated time"
+            html += timeline(simulated, heading: "The round \(source) on the \(simulated.network) network")
+        }
         html += "<h2>Per-device compute over the round (milliseconds, sorted)</h2>\n"
         html += distribution(r.deviceSecondsSample.map { $0 * 1000 })
         html += "<h2>Bytes per phase</h2>\n"
@@ -121,14 +124,14 @@ public enum HTMLReport {
         return ((largest / step).rounded(.up) * step, step)
     }
 
-    /// The round in simulated time: one bar per phase along the time axis, its deadline marked,
-    /// and the median and 99th-percentile arrivals of its answers.
-    static func timeline(_ s: SimulatedTiming) -> String {
+    /// A round in time under `heading`: one bar per phase along the time axis, its deadline
+    /// marked, and the median and 99th-percentile arrivals of its answers.
+    static func timeline(_ s: SimulatedTiming, heading: String) -> String {
         let width = 720.0, left = 170.0, right = 20.0, rowHeight = 34.0, top = 10.0
         let (axisTop, step) = niceAxis(max(s.roundSeconds, s.phases.map { $0.startSeconds + $0.deadlineSeconds }.max() ?? 0))
         let height = top + rowHeight * Double(s.phases.count) + 50
         func x(_ t: Double) -> Double { left + (width - left - right) * t / axisTop }
-        var svg = "<h2>The round in simulated time on the \(escape(s.network)) network: \(readableSeconds(s.roundSeconds)), \(s.cutByDeadline) devices cut by deadlines</h2>\n"
+        var svg = "<h2>\(escape(heading)): \(readableSeconds(s.roundSeconds)), \(s.cutByDeadline) devices cut by deadlines</h2>\n"
         svg += "<p>Each bar is a phase from its opening to its close; the red line is its deadline, the ticks its answers' median and 99th-percentile arrival. A phase waits for its deadline when anyone it asked was silent or late.</p>\n"
         svg += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" role=\"img\">\n"
         for (i, p) in s.phases.enumerated() {

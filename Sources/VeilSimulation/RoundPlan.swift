@@ -28,6 +28,8 @@ public struct PlannedPhase: Codable, Sendable, Equatable {
     public let waitsForDeadline: Bool
     /// The phase's predicted length.
     public let durationSeconds: Double
+    /// Arrival times on the sample of links, sorted, at most 200 points (for the picture).
+    public let arrivalSample: [Double]
 }
 
 /// What `veil-sim plan` predicts for a fleet without running a round (issue 16, item 2): the
@@ -118,7 +120,7 @@ public struct RoundPlan: Codable, Sendable, Equatable {
                 phase: phase.rawValue, answering: answering[phase] ?? 0, bytesUp: bytes.up, bytesDown: bytes.down,
                 deviceSeconds: deviceSeconds, serverSeconds: serverSeconds, arrivalP50: percentile(0.5), arrivalP99: percentile(0.99),
                 arrivalP999: percentile(0.999), suggestedDeadlineSeconds: deadline, expectedCutFraction: cut, waitsForDeadline: waits,
-                durationSeconds: duration))
+                durationSeconds: duration, arrivalSample: stride(from: 0, to: arrivals.count, by: max(1, arrivals.count / 200)).map { arrivals[$0] }))
         }
         return RoundPlan(
             scenarioName: scenario.name, devices: scenario.devices, dimension: scenario.dimension, bitWidth: scenario.bitWidth,
@@ -132,6 +134,22 @@ public struct RoundPlan: Codable, Sendable, Equatable {
             deviceSeconds: phases.reduce(0) { $0 + $1.deviceSeconds }, serverSeconds: phases.reduce(0) { $0 + $1.serverSeconds },
             roundSeconds: phases.reduce(0) { $0 + $1.durationSeconds },
             phaseTimeoutSeconds: phases.map(\.suggestedDeadlineSeconds).max() ?? DeadlineSpec.aggregatorDefault.default)
+    }
+
+    /// The plan as a round in time, for pictures: each phase after the one before, with its
+    /// suggested deadline and the arrivals predicted on the sample of links.
+    public var timing: SimulatedTiming {
+        var start = 0.0
+        let planned = phases.map { p -> SimulatedPhase in
+            defer { start += p.durationSeconds }
+            let cut = Int((p.expectedCutFraction * p.answering).rounded())
+            return SimulatedPhase(
+                phase: p.phase, startSeconds: start, durationSeconds: p.durationSeconds, deadlineSeconds: p.suggestedDeadlineSeconds,
+                waitedForDeadline: p.waitsForDeadline, cutByDeadline: cut, inTime: Int(p.answering.rounded()) - cut,
+                arrivalSample: p.arrivalSample, arrivalP50: p.arrivalP50, arrivalP90: SimulatedClock.percentile(0.9, of: p.arrivalSample),
+                arrivalP99: p.arrivalP99)
+        }
+        return SimulatedTiming(network: network, phases: planned)
     }
 
     /// The scenario with the suggested deadlines, for `--verify`.

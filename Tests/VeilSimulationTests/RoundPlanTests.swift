@@ -47,4 +47,22 @@ import VeilProtocol
         #expect(plan.largestElementValue * 1000 <= Foundation.pow(2, 32))
         #expect([1.0, 2, 5].map(RoundPlan.roundUp) == [1, 2, 5] && RoundPlan.roundUp(2.01) == 5 && RoundPlan.roundUp(0.03) == 0.1 && RoundPlan.roundUp(51) == 100)
     }
+
+    /// The plan's picture: the planned phases one after another on a time axis, each ending no
+    /// earlier than its arrivals allow, and one arrival chart per phase against its deadline.
+    @Test func thePlanDrawsItsTimelineAndEachPhasesArrivals() throws {
+        let plan = try RoundPlan.make(for: Self.scenario(devices: 1000, graph: "auto", model: .honestButCurious, network: "4g"), workers: 2)
+        let timing = plan.timing
+        #expect(timing.phases.map(\.phase) == plan.phases.map(\.phase))
+        #expect(abs(timing.roundSeconds - plan.roundSeconds) < 1e-9)
+        for (a, b) in zip(timing.phases, timing.phases.dropFirst()) { #expect(abs(a.startSeconds + a.durationSeconds - b.startSeconds) < 1e-9) }
+        for (p, t) in zip(plan.phases, timing.phases) {
+            #expect(!p.arrivalSample.isEmpty && p.arrivalSample.count <= 201 && p.arrivalSample == p.arrivalSample.sorted())
+            #expect(t.deadlineSeconds == p.suggestedDeadlineSeconds && t.arrivalP99 == p.arrivalP99)
+        }
+        let html = HTMLReport.page(plan, verification: nil)
+        #expect(html.contains("The round as planned on the 4g network"))
+        for p in plan.phases { #expect(html.contains("<h3>\(p.phase): answers' arrival")) }
+        #expect(!html.contains("0.000 s") && !html.contains("nan"))
+    }
 }
