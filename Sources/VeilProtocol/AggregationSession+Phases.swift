@@ -29,10 +29,12 @@ extension AggregationSession {
             inShareSet = pruned(all.map { inKeySet[Int($0)] && records[Int($0)].sharedKeys && misbehaving[$0] == nil })
             // Release the shares of devices that were pruned: they are never delivered.
             for d in all where !inShareSet[Int(d)] { records[Int(d)].sealedShares = [] }
+            incomingShares = IncomingShareIndex(records: records, dealers: inShareSet)
             return open(.maskedInputCollection, members: inShareSet)
         case .maskedInputCollection:
             // Sealed shares have all been delivered: release them.
             for d in all { records[Int(d)].sealedShares = [] }
+            incomingShares = nil
             inSurvivors = all.map { inShareSet[Int($0)] && records[Int($0)].maskedInput }
             survivors = all.filter { inSurvivors[Int($0)] }
             guard survivors.count > t, survivors.count >= minimumSurvivors else {
@@ -60,17 +62,17 @@ extension AggregationSession {
             return nil
         case .shareKeys:
             let reveal = placementTree.map { PlacementReveal(secret: placementSecret!, root: $0.root, path: $0.path(for: device)) }
+            // Field by field, not whole records: this runs once per device pair.
+            let active = !identities.isEmpty
             return .neighbourKeys(neighbours.filter { inKeySet[Int($0)] }.map { j in
-                let r = records[Int(j)]
-                return AdvertisedKeys(
-                    device: j, encryptionKey: r.encryptionKey!, maskingKey: r.maskingKey!,
-                    signature: r.signature, identityKey: identities[j], placementContribution: r.placementContribution)
+                AdvertisedKeys(
+                    device: j, encryptionKey: records[Int(j)].encryptionKey!, maskingKey: records[Int(j)].maskingKey!,
+                    signature: records[Int(j)].signature, identityKey: active ? identities[j] : nil,
+                    placementContribution: records[Int(j)].placementContribution)
             }, placement: reveal)
         case .maskedInputCollection:
-            return .sealedShares(neighbours.filter { inShareSet[Int($0)] }.map { sender in
-                let list = records[Int(sender)].sealedShares
-                return list[list.partitioningIndex { $0.recipient >= device }]
-            })
+            // Ascending by sender, as the neighbour list is: the index was built in sender order.
+            return .sealedShares(incomingShares!.entries(for: device).map { records[Int($0.sender)].sealedShares[Int($0.position)] })
         case .consistencyCheck:
             return .consistencyCheck(survivors: survivors)
         case .unmasking:
@@ -152,9 +154,46 @@ extension AggregationSession {
         phase = nil
         recipients = []
         for i in records.indices { records[i].sealedShares = [] }
+        incomingShares = nil
         outcome = .aborted(reason)
         return outcome
     }
+}
+
+/// Where every device's incoming sealed shares sit, built once when ShareKeys closes: for each
+/// recipient, the dealers in the share set (ascending) and the position of its pair in each
+/// dealer's list, so that building a request looks nothing up (a binary search per device pair in
+/// each dealer's list missed the cache at almost every step).
+struct IncomingShareIndex: Sendable {
+    struct Entry: Sendable {
+        let sender: UInt32
+        let position: UInt32
+    }
+
+    /// Recipient r's entries are `storage[offsets[r]..<offsets[r + 1]]`.
+    private let offsets: [Int]
+    private let storage: [Entry]
+
+    init(records: [DeviceRecord], dealers: [Bool]) {
+        var counts = [Int](repeating: 0, count: records.count + 1)
+        for (sender, record) in records.enumerated() where dealers[sender] {
+            for r in record.shareHolders { counts[Int(r) + 1] += 1 }
+        }
+        for i in 1..<counts.count { counts[i] += counts[i - 1] }
+        offsets = counts
+        var next = counts
+        var storage = [Entry](repeating: Entry(sender: 0, position: 0), count: counts.last!)
+        for (sender, record) in records.enumerated() where dealers[sender] {
+            for (position, r) in record.shareHolders.enumerated() {
+                storage[next[Int(r)]] = Entry(sender: UInt32(sender), position: UInt32(position))
+                next[Int(r)] += 1
+            }
+        }
+        self.storage = storage
+    }
+
+    /// `recipient`'s incoming pairs, ascending by sender.
+    func entries(for recipient: UInt32) -> ArraySlice<Entry> { storage[offsets[Int(recipient)]..<offsets[Int(recipient) + 1]] }
 }
 
 extension Array {

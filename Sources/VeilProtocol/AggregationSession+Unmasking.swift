@@ -33,31 +33,21 @@ extension AggregationSession {
     /// Reconstructs every needed secret and removes every mask, on `workers` threads.
     mutating func finishUnmasking(using random: inout some RandomSource) -> AggregationOutcome? {
         let t = configuration.threshold
+        // Gather each needed secret's shares in parallel: once per device pair, and bound by
+        // memory latency rather than arithmetic.
+        let candidates = (0..<UInt32(configuration.cohortSize)).filter { inShareSet[Int($0)] }
+        let session = self
+        let gathered = ParallelMap.run(count: candidates.count, workers: workers) { index in
+            session.reconstruction(of: candidates[index], threshold: t)
+        }
         var reconstructions = [Reconstruction]()
-        for d in 0..<UInt32(configuration.cohortSize) where inShareSet[Int(d)] {
-            let neighbours = graph.neighbours(of: d)
-            let isSurvivor = inSurvivors[Int(d)]
-            guard isSurvivor || neighbours.contains(where: { inSurvivors[Int($0)] }) else { continue }
-            var shares = [ShamirShare]()
-            var offsets = [Int]()
-            let commitment = (isSurvivor ? records[Int(d)].selfMaskCommitment : records[Int(d)].maskingKeyCommitment)!
-            let dealer = records[Int(d)]
-            for holder in neighbours where misbehaving[holder] == nil {
-                guard let list = isSurvivor ? records[Int(holder)].selfMaskShares : records[Int(holder)].maskingKeyShares else { continue }
-                let position = list.partitioningIndex { $0.owner >= d }
-                guard position < list.count, list[position].owner == d else { continue }
-                let slot = dealer.shareHolders.partitioningIndex { $0 >= holder }
-                guard slot < dealer.shareHolders.count, dealer.shareHolders[slot] == holder else { continue }
-                let offset = 2 * slot + (isSurvivor ? 1 : 0)
-                if let share = try? ShamirShare(
-                    x: ProtocolEncoding.shareXCoordinate(holder: holder), values: list[position].values, commitment: commitment) {
-                    shares.append(share)
-                    offsets.append(offset)
-                }
+        reconstructions.reserveCapacity(gathered.count)
+        for item in gathered {
+            switch item {
+            case nil: continue
+            case let .success(reconstruction)?: reconstructions.append(reconstruction)
+            case let .failure(reason)?: return abort(reason)
             }
-            guard shares.count >= t else { return abort(.notEnoughShares(device: d, have: shares.count, need: t)) }
-            reconstructions.append(Reconstruction(
-                owner: d, isSelfMask: isSurvivor, shares: shares, digestTable: dealer.shareDigests, digestOffsets: offsets))
         }
 
         // Phase A: reconstruct secrets in parallel. Each worker has its own random source for the
@@ -116,6 +106,37 @@ extension AggregationSession {
         recipients = []
         outcome = .finished(result)
         return outcome
+    }
+
+    /// The shares of device `d`'s secret the server needs: its self-mask seed when it survived,
+    /// its masking key when it dropped with a surviving neighbour (nil when neither is needed),
+    /// each with the index of its dealer's digest; a failure when fewer than t are usable.
+    func reconstruction(of d: UInt32, threshold t: Int) -> Result<Reconstruction, RoundAbortReason>? {
+        let neighbours = graph.neighbours(of: d)
+        let isSurvivor = inSurvivors[Int(d)]
+        guard isSurvivor || neighbours.contains(where: { inSurvivors[Int($0)] }) else { return nil }
+        var shares = [ShamirShare]()
+        var offsets = [Int]()
+        shares.reserveCapacity(neighbours.count)
+        offsets.reserveCapacity(neighbours.count)
+        let commitment = (isSurvivor ? records[Int(d)].selfMaskCommitment : records[Int(d)].maskingKeyCommitment)!
+        let holders = records[Int(d)].shareHolders
+        for holder in neighbours where misbehaving[holder] == nil {
+            guard let list = isSurvivor ? records[Int(holder)].selfMaskShares : records[Int(holder)].maskingKeyShares else { continue }
+            let position = list.partitioningIndex { $0.owner >= d }
+            guard position < list.count, list[position].owner == d else { continue }
+            let slot = holders.partitioningIndex { $0 >= holder }
+            guard slot < holders.count, holders[slot] == holder else { continue }
+            let offset = 2 * slot + (isSurvivor ? 1 : 0)
+            if let share = try? ShamirShare(
+                x: ProtocolEncoding.shareXCoordinate(holder: holder), values: list[position].values, commitment: commitment) {
+                shares.append(share)
+                offsets.append(offset)
+            }
+        }
+        guard shares.count >= t else { return .failure(.notEnoughShares(device: d, have: shares.count, need: t)) }
+        return .success(Reconstruction(
+            owner: d, isSelfMask: isSurvivor, shares: shares, digestTable: records[Int(d)].shareDigests, digestOffsets: offsets))
     }
 
     /// A verified reconstruction.

@@ -42,6 +42,8 @@ public struct AggregationSession: Sendable {
     var inKeySet: [Bool]
     /// U2 after closing ShareKeys.
     var inShareSet: [Bool]
+    /// Where each device's incoming shares are, while MaskedInputCollection is open.
+    var incomingShares: IncomingShareIndex?
     /// U3 (ascending): devices whose masked input was added to the sum.
     var survivors: [UInt32] = []
     var inSurvivors: [Bool]

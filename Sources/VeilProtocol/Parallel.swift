@@ -3,6 +3,21 @@ import VeilCrypto
 
 /// Runs independent reconstructions on several threads; results come back in input order.
 enum ParallelMap {
+    /// `body` for every index in `0..<count`, on `workers` threads, in index order.
+    static func run<T: Sendable>(count: Int, workers: Int, _ body: @Sendable (Int) -> T) -> [T] {
+        let slots = UnsafeSlots<T>(count: count)
+        defer { slots.deallocate() }
+        DispatchQueue.concurrentPerform(iterations: max(1, min(workers, count))) { worker in
+            var index = worker
+            while index < count {
+                slots.store(body(index), at: index)
+                index += max(1, min(workers, count))
+            }
+        }
+        return slots.collect()
+    }
+
+
     static func run<T: Sendable>(
         count: Int, workers: Int, seeds: [SecretBytes],
         _ body: @Sendable (Int, inout SeededRandomSource, inout [[UInt32]: LagrangeBasis]) -> T
