@@ -32,6 +32,12 @@ enum ProtobufBytes {
 
     /// The bytes a bytes field takes (nothing when empty, as proto3 leaves it out).
     static func bytesFieldSize(_ length: Int) -> Int { length == 0 ? 0 : lengthFieldSize(length) }
+
+    /// `raw` (part of a received `[UInt8]`) as typed bytes, whose contiguous storage lets arrays,
+    /// digests and secrets copy it in one `memcpy` rather than byte by byte.
+    static func typed(_ raw: UnsafeRawBufferPointer) -> UnsafeBufferPointer<UInt8> {
+        UnsafeBufferPointer(start: raw.baseAddress?.assumingMemoryBound(to: UInt8.self), count: raw.count)
+    }
 }
 
 /// Writes protobuf fields straight into a buffer of exactly the size the caller computed, with

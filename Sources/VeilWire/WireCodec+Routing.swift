@@ -111,8 +111,8 @@ extension WireCodec {
             default: return nil
             }
         }
-        guard let masking = try? ShamirCommitment(bytes: Array(maskingKeyCommitment)),
-              let selfMask = try? ShamirCommitment(bytes: Array(selfMaskCommitment)) else { return nil }
+        guard let masking = try? ShamirCommitment(bytes: Array(ProtobufBytes.typed(maskingKeyCommitment))),
+              let selfMask = try? ShamirCommitment(bytes: Array(ProtobufBytes.typed(selfMaskCommitment))) else { return nil }
         return .shareKeys(maskingKeyCommitment: masking, selfMaskCommitment: selfMask, shares: shares)
     }
 
@@ -135,9 +135,10 @@ extension WireCodec {
             }
         }
         guard recipient <= UInt64(UInt32.max), ciphertext.count == SealedShares.ciphertextByteCount,
-              let masking = ShareDigest(maskingKeyShareDigest), let selfMask = ShareDigest(selfMaskShareDigest) else { return nil }
+              let masking = ShareDigest(ProtobufBytes.typed(maskingKeyShareDigest)),
+              let selfMask = ShareDigest(ProtobufBytes.typed(selfMaskShareDigest)) else { return nil }
         return SealedShares(
-            sender: device, recipient: UInt32(recipient), ciphertext: Array(ciphertext),
+            sender: device, recipient: UInt32(recipient), ciphertext: Array(ProtobufBytes.typed(ciphertext)),
             maskingKeyShareDigest: masking, selfMaskShareDigest: selfMask)
     }
 
@@ -171,7 +172,7 @@ extension WireCodec {
             }
         }
         guard owner <= UInt64(UInt32.max), values.count == ShamirSecretSharing.shareValueByteCount else { return nil }
-        return RevealedShare(owner: UInt32(owner), values: SecretBytes(copying: values))
+        return RevealedShare(owner: UInt32(owner), values: SecretBytes(copying: ProtobufBytes.typed(values)))
     }
 
     private static func maskedInput(_ body: UnsafeRawBufferPointer, configuration: RoundConfiguration) -> DeviceMessage? {
