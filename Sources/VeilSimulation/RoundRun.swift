@@ -177,7 +177,12 @@ struct RoundRun: Sendable {
                     case let .answer(bytes):
                         arrival = clock.arrival(of: d, requestReady: requestReady, downBytes: downBytes, deviceSeconds: deviceTime, upBytes: bytes.count)
                         events.arrivals.append(arrival)
-                        if arrival > clock.deadlines.seconds(for: phase) {
+                        // The aggregator starts a phase's deadline once it has built every
+                        // request; until the last is built, estimate when that will be from the
+                        // requests built so far.
+                        let built = Double(offset + i + 1)
+                        let allBuilt = requestReady / built * Double(recipients.count)
+                        if arrival > allBuilt + clock.deadlines.seconds(for: phase) {
                             // Too late: the aggregator has dropped the device.
                             figures.cutByDeadline += 1
                             events.cut += 1
@@ -235,6 +240,7 @@ struct RoundRun: Sendable {
             progress?(SimulationProgress(phase: phase, done: offset, total: recipients.count, elapsed: (ContinuousClock.now - start).seconds))
         }
         figures.wallSeconds += (ContinuousClock.now - phaseStart).seconds
+        events.requestsBuilt = requestReady
         phases[phase] = figures
     }
 }

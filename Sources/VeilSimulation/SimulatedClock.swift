@@ -74,7 +74,8 @@ public struct SimulatedTiming: Codable, Sendable, Equatable {
 /// compute factor), latency and upload. Answers past the deadline are dropped, as the aggregator
 /// drops them; the server handles answers one at a time in arrival order, and closes the phase at
 /// the last answer when everyone asked answered, or at the deadline when anyone was silent or late
-/// (a silent device's connection usually stays open, so the server cannot know sooner). No real
+/// (a silent device's connection usually stays open, so the server cannot know sooner). As in the
+/// aggregator, a phase's deadline starts once the server has built all its requests. No real
 /// time is spent waiting.
 struct SimulatedClock: Sendable {
     let links: [SimulatedLink]
@@ -106,6 +107,9 @@ struct SimulatedClock: Sendable {
         var arrivals: [Double] = []
         var cut = 0
         var silent = 0
+        /// When the server had built the phase's last request, seconds after the phase opened:
+        /// the aggregator starts the phase's deadline then.
+        var requestsBuilt = 0.0
     }
 
     /// Closes `phase`: advances the clock to its end and records it. `closeSeconds` is the
@@ -117,8 +121,9 @@ struct SimulatedClock: Sendable {
             serverFree = max(serverFree, answer.arrival) + answer.serverSeconds
         }
         let waited = events.silent > 0 || events.cut > 0
-        let lastArrival = events.arrivals.filter { $0 <= deadline }.max() ?? 0
-        let duration = max(serverFree, waited ? deadline : lastArrival) + closeSeconds
+        let closesAt = events.requestsBuilt + deadline
+        let lastArrival = events.arrivals.filter { $0 <= closesAt }.max() ?? 0
+        let duration = max(serverFree, waited ? closesAt : lastArrival) + closeSeconds
         phases.append(SimulatedPhase(
             phase: phase, startSeconds: now, durationSeconds: duration, deadlineSeconds: deadline, waitedForDeadline: waited,
             cutByDeadline: events.cut, inTime: events.answers.count, arrivals: events.arrivals))

@@ -81,4 +81,21 @@ import VeilProtocol
         #expect(shareKeys.waitedForDeadline && shareKeys.durationSeconds >= 7 && shareKeys.cutByDeadline == 0)
         #expect(timing.phases.first { $0.phase == "advertise-keys" }!.durationSeconds < 1, "on a LAN, a phase everyone answers is short")
     }
+
+    /// As in the aggregator, a phase's deadline starts when its last request is built: a phase
+    /// that waits for its deadline lasts the building time plus the deadline, and an answer inside
+    /// that window is not late.
+    @Test func aDeadlineStartsOnceEveryRequestIsBuilt() throws {
+        var clock = SimulatedClock(network: NetworkSpec.profiles["lan"]!, deadlines: DeadlineSpec(default: 1), devices: 4, seed: 1)
+        var events = SimulatedClock.PhaseEvents()
+        events.requestsBuilt = 2
+        events.silent = 1
+        events.answers = [(arrival: 2.5, serverSeconds: 0.01)]
+        events.arrivals = [2.5]
+        clock.finish(.shareKeys, events: events, closeSeconds: 0.1)
+        let phase = try #require(clock.timing.phases.first)
+        #expect(abs(phase.durationSeconds - 3.1) < 1e-9)
+        #expect(phase.waitedForDeadline && phase.inTime == 1)
+    }
 }
+
