@@ -137,9 +137,11 @@ public struct VeilDevice: Sendable {
         }
     }
 
-    /// Sleeps `seconds` (an emulated link's delay).
+    /// Sleeps `seconds` (an emulated link's delay), at most a day: a distribution's far tail must
+    /// not overflow the conversion to nanoseconds.
     private static func wait(_ seconds: Double) async throws {
-        try await Task.sleep(for: .nanoseconds(Int64(max(0, seconds) * 1e9)))
+        guard seconds > 0 else { return }
+        try await Task.sleep(for: .nanoseconds(Int64(min(seconds, 86_400) * 1e9)))
     }
 
     /// Takes part in rounds until the task is cancelled, calling `onRound` after each. Between
