@@ -120,7 +120,7 @@ public struct RoundPlan: Codable, Sendable, Equatable {
                 phase: phase.rawValue, answering: answering[phase] ?? 0, bytesUp: bytes.up, bytesDown: bytes.down,
                 deviceSeconds: deviceSeconds, serverSeconds: serverSeconds, arrivalP50: percentile(0.5), arrivalP99: percentile(0.99),
                 arrivalP999: percentile(0.999), suggestedDeadlineSeconds: deadline, expectedCutFraction: cut, waitsForDeadline: waits,
-                durationSeconds: duration, arrivalSample: stride(from: 0, to: arrivals.count, by: max(1, arrivals.count / 200)).map { arrivals[$0] }))
+                durationSeconds: duration, arrivalSample: SimulatedClock.chartSample(arrivals)))
         }
         return RoundPlan(
             scenarioName: scenario.name, devices: scenario.devices, dimension: scenario.dimension, bitWidth: scenario.bitWidth,

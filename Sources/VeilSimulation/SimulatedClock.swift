@@ -37,11 +37,10 @@ extension SimulatedPhase {
         cutByDeadline: Int, inTime: Int, arrivals: [Double]
     ) {
         let sorted = arrivals.sorted()
-        let step = max(1, sorted.count / 200)
         self.init(
             phase: phase.rawValue, startSeconds: startSeconds, durationSeconds: durationSeconds, deadlineSeconds: deadlineSeconds,
             waitedForDeadline: waitedForDeadline, cutByDeadline: cutByDeadline, inTime: inTime,
-            arrivalSample: stride(from: 0, to: sorted.count, by: step).map { sorted[$0] },
+            arrivalSample: SimulatedClock.chartSample(sorted),
             arrivalP50: SimulatedClock.percentile(0.5, of: sorted), arrivalP90: SimulatedClock.percentile(0.9, of: sorted),
             arrivalP99: SimulatedClock.percentile(0.99, of: sorted))
     }
@@ -128,6 +127,12 @@ struct SimulatedClock: Sendable {
             phase: phase, startSeconds: now, durationSeconds: duration, deadlineSeconds: deadline, waitedForDeadline: waited,
             cutByDeadline: events.cut, inTime: events.answers.count, arrivals: events.arrivals))
         now += duration
+    }
+
+    /// Evenly spaced points of ascending `sorted`, at most about 200: what a report keeps of a
+    /// distribution to draw it.
+    static func chartSample(_ sorted: [Double]) -> [Double] {
+        stride(from: 0, to: sorted.count, by: max(1, sorted.count / 200)).map { sorted[$0] }
     }
 
     /// The `p` quantile of ascending `sorted` (0 when empty).

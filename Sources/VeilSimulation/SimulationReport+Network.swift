@@ -128,9 +128,7 @@ extension SimulationReport {
         survivors = survivorCount
         deviceSecondsMean = f.deviceSeconds.reduce(0, +) / Double(max(1, f.deviceSeconds.count))
         deviceSecondsMax = f.deviceSeconds.max() ?? 0
-        let sorted = f.deviceSeconds.sorted()
-        let step = max(1, sorted.count / 200)
-        deviceSecondsSample = stride(from: 0, to: sorted.count, by: step).map { sorted[$0] }
+        deviceSecondsSample = SimulatedClock.chartSample(f.deviceSeconds.sorted())
         let perMask = f.limits.maskSeconds(bytes: vectorBytes)
         deviceLimitSeconds = perMask * f.meanDeviceExpansions
         serverLimitSeconds = Double(survivorCount) * vectorBytes / f.limits.addBytesPerSecond

@@ -155,9 +155,7 @@ public struct SimulationReport: Codable, Sendable {
         let seconds = counted.map { run.deviceSeconds[Int($0)] }
         deviceSecondsMean = seconds.reduce(0, +) / Double(max(1, seconds.count))
         deviceSecondsMax = seconds.max() ?? 0
-        let sorted = seconds.sorted()
-        let step = max(1, sorted.count / 200)
-        deviceSecondsSample = stride(from: 0, to: sorted.count, by: step).map { sorted[$0] }
+        deviceSecondsSample = SimulatedClock.chartSample(seconds.sorted())
 
         // Limits. A device must expand and add its self mask and one mask per neighbour that
         // shared keys; the server must add every masked input, then expand and add every mask it
