@@ -5,31 +5,32 @@ import VeilCrypto
 enum ParallelMap {
     /// `body` for every index in `0..<count`, on `workers` threads, in index order.
     static func run<T: Sendable>(count: Int, workers: Int, _ body: @Sendable (Int) -> T) -> [T] {
-        let slots = UnsafeSlots<T>(count: count)
-        defer { slots.deallocate() }
-        DispatchQueue.concurrentPerform(iterations: max(1, min(workers, count))) { worker in
-            var index = worker
-            while index < count {
-                slots.store(body(index), at: index)
-                index += max(1, min(workers, count))
-            }
-        }
-        return slots.collect()
+        run(count: count, workers: workers, state: { _ in () }) { index, _ in body(index) }
     }
 
-
+    /// `body` for every index, each worker with its own random source seeded from `seeds` (one
+    /// per worker) and its own cache of Lagrange bases.
     static func run<T: Sendable>(
         count: Int, workers: Int, seeds: [SecretBytes],
         _ body: @Sendable (Int, inout SeededRandomSource, inout [[UInt32]: LagrangeBasis]) -> T
     ) -> [T] {
+        run(count: count, workers: workers, state: { worker in (try! SeededRandomSource(seed: seeds[worker]), [[UInt32]: LagrangeBasis]()) }) {
+            index, state in body(index, &state.0, &state.1)
+        }
+    }
+
+    /// The one loop: worker w makes its state with `state(w)` and takes indices w, w + workers, ….
+    private static func run<T: Sendable, State>(
+        count: Int, workers: Int, state: @Sendable (Int) -> State, _ body: @Sendable (Int, inout State) -> T
+    ) -> [T] {
         let slots = UnsafeSlots<T>(count: count)
         defer { slots.deallocate() }
+        let workers = max(1, workers)
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
-            var rng = try! SeededRandomSource(seed: seeds[worker])
-            var cache: [[UInt32]: LagrangeBasis] = [:]
+            var own = state(worker)
             var index = worker
             while index < count {
-                slots.store(body(index, &rng, &cache), at: index)
+                slots.store(body(index, &own), at: index)
                 index += workers
             }
         }
