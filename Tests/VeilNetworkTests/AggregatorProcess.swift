@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import VeilAggregator
 import VeilDevice
@@ -91,20 +92,32 @@ final class AggregatorProcess: @unchecked Sendable {
         return (fd, try port(of: fd))
     }
 
-    /// A TCP port on loopback that nothing listens on now.
+    /// A TCP port on loopback that nothing uses now, that no other call in this test process
+    /// returns, and that the kernel never picks by itself.
+    ///
+    /// A port the kernel picks (bind to port 0) is free only until the socket closes: a harness
+    /// aggregator killed and restarted on the same ports leaves them free for seconds, and another
+    /// test's port-0 bind or outgoing connection could take one in between (it happened in CI:
+    /// "Address already in use" at a restart). So ports come from a counter below the kernel's
+    /// ephemeral range, each checked free by binding it once.
     static func freePort() throws -> Int {
-        let fd = try boundSocket()
-        defer { close(fd) }
-        return try port(of: fd)
+        let (low, high) = PortCounter.range
+        for _ in 0..<(high - low) {
+            let candidate = PortCounter.next()
+            guard let fd = try? boundSocket(port: candidate) else { continue }
+            close(fd)
+            return candidate
+        }
+        throw ProcessError("no free port in \(low)..<\(high)")
     }
 
-    /// A TCP socket bound to a port the system picks on 127.0.0.1.
-    private static func boundSocket() throws -> Int32 {
+    /// A TCP socket bound on 127.0.0.1 to `port`, or to one the system picks when it is 0.
+    private static func boundSocket(port requested: Int = 0) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw ProcessError("socket failed") }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
+        address.sin_port = in_port_t(UInt16(requested).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
@@ -125,6 +138,29 @@ final class AggregatorProcess: @unchecked Sendable {
         }
         guard found == 0 else { throw ProcessError("getsockname failed") }
         return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
+
+/// Hands out the ports ``AggregatorProcess/freePort()`` tries: a range of 8,000 ports just below
+/// the kernel's ephemeral range (`/proc/sys/net/ipv4/ip_local_port_range`), walked from a random
+/// start so that two test runs on one machine are unlikely to walk in step.
+private enum PortCounter {
+    /// The ports handed out, `low..<high`.
+    static let range: (low: Int, high: Int) = {
+        let text = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)) ?? ""
+        let ephemeralLow = text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first.flatMap { Int($0) } ?? 32_768
+        let high = max(ephemeralLow, 10_000)
+        return (high - 8_000, high)
+    }()
+    private static let state = Mutex(Int.random(in: 0..<8_000))
+
+    /// The next port to try.
+    static func next() -> Int {
+        let (low, high) = range
+        return state.withLock { offset in
+            defer { offset = (offset + 1) % (high - low) }
+            return low + offset
+        }
     }
 }
 
