@@ -5,18 +5,37 @@ public enum X25519 {
     /// The size of private keys, public keys and shared secrets: 32 bytes.
     public static let keyByteCount = 32
 
-    /// An X25519 public key: 32 public bytes.
+    /// An X25519 public key: 32 public bytes, held inline.
+    ///
+    /// Inline, not in an array: an aggregator copies every device's two keys into each of its
+    /// neighbours' key lists, k times per device, and a heap array per key made each copy a
+    /// reference-count update and a cache miss of its own.
     public struct PublicKey: Sendable, Hashable, CustomStringConvertible {
-        /// The 32-byte encoding (RFC 7748 u-coordinate, little-endian).
-        public let rawRepresentation: [UInt8]
+        /// The 32 bytes, in order.
+        private var storage: SIMD32<UInt8>
 
         /// Wraps 32 bytes received from a peer; the length is checked, small-order points are
         /// caught at key agreement.
-        public init(rawRepresentation: [UInt8]) throws(CryptoError) {
+        public init(rawRepresentation: some Collection<UInt8>) throws(CryptoError) {
             guard rawRepresentation.count == X25519.keyByteCount else {
                 throw .invalidLength(what: "X25519 public key", expected: X25519.keyByteCount, actual: rawRepresentation.count)
             }
-            self.rawRepresentation = rawRepresentation
+            storage = SIMD32()
+            Swift.withUnsafeMutableBytes(of: &storage) { out in
+                let copied: Void? = rawRepresentation.withContiguousStorageIfAvailable { out.copyMemory(from: UnsafeRawBufferPointer($0)) }
+                if copied == nil {
+                    for (index, byte) in rawRepresentation.enumerated() { out[index] = byte }
+                }
+            }
+        }
+
+        /// The 32-byte encoding (RFC 7748 u-coordinate, little-endian), as a new array.
+        public var rawRepresentation: [UInt8] { Swift.withUnsafeBytes(of: storage) { Array($0) } }
+
+        /// Calls `body` with the 32-byte encoding, without copying it.
+        public func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+            var storage = storage
+            return try Swift.withUnsafeBytes(of: &storage) { (bytes) throws(E) -> R in try body(bytes) }
         }
 
         /// Whether the key is a point of small order (order dividing 8, on the curve or its twist),
@@ -85,7 +104,7 @@ public enum X25519 {
             var failed = false
             let secret = SecretBytes(count: X25519.keyByteCount) { out in
                 rawRepresentation.withUnsafeBytes { s in
-                    peer.rawRepresentation.withUnsafeBytes { p in
+                    peer.withUnsafeBytes { p in
                         failed = crypto_scalarmult(
                             out.baseAddress!.assumingMemoryBound(to: UInt8.self),
                             s.baseAddress!.assumingMemoryBound(to: UInt8.self),

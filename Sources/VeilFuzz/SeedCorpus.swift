@@ -23,7 +23,7 @@ enum SeedCorpus {
                 ("share-keys", .shareKeys(
                     maskingKeyCommitment: commitment, selfMaskCommitment: commitment,
                     shares: [0, 1, 2].map { SealedShares(
-                        sender: 3, recipient: $0, ciphertext: random.bytes(count: SealedShares.ciphertextByteCount),
+                        sender: 3, recipient: $0, ciphertext: SealedShares.Ciphertext(random.bytes(count: SealedShares.ciphertextByteCount))!,
                         maskingKeyShareDigest: ShareDigest(random.bytes(count: SealedShares.digestByteCount))!,
                         selfMaskShareDigest: ShareDigest(random.bytes(count: SealedShares.digestByteCount))!) })),
                 ("masked-input", .maskedInput(ModularVector(reducing: (0..<configuration.dimension).map { Int64($0) }, bitWidth: configuration.bitWidth))),

@@ -36,7 +36,7 @@ public struct AggregationSession: Sendable {
     var records: [DeviceRecord]
     var expected: [Bool]
     var expectedRemaining: Int
-    var advertisedKeys: Set<[UInt8]> = []
+    var advertisedKeys: Set<X25519.PublicKey> = []
     var accumulator: ModularVector
     /// U1 after closing AdvertiseKeys: advertised, and kept because enough neighbours did too.
     var inKeySet: [Bool]

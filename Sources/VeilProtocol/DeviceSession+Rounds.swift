@@ -73,9 +73,10 @@ extension DeviceSession {
                 }
             }
             let (key, nonce) = sealing[index]
-            let ciphertext = XChaCha20Poly1305.seal(
+            // The plaintext is two share values, so the sealed pair is always ciphertextByteCount bytes.
+            let ciphertext = SealedShares.Ciphertext(XChaCha20Poly1305.seal(
                 plaintext, key: key, nonce: nonce,
-                associatedData: ProtocolEncoding.shareAssociatedData(round: configuration.roundID, sender: device, recipient: entry.device))
+                associatedData: ProtocolEncoding.shareAssociatedData(round: configuration.roundID, sender: device, recipient: entry.device)))!
             sealed.append(SealedShares(
                 sender: device, recipient: entry.device, ciphertext: ciphertext,
                 maskingKeyShareDigest: ProtocolEncoding.shareDigest(
@@ -105,9 +106,6 @@ extension DeviceSession {
         for item in sealed {
             guard item.recipient == device else { throw violation(phase, .malformed("share addressed to device \(item.recipient)")) }
             guard neighbours[item.sender] != nil else { throw violation(phase, .notANeighbour(item.sender)) }
-            guard item.ciphertext.count == SealedShares.ciphertextByteCount else {
-                throw violation(phase, .malformed("sealed shares from \(item.sender) have the wrong size"))
-            }
         }
         guard sealed.count >= t else { throw violation(phase, .tooFewNeighbours(have: sealed.count, need: t)) }
         for item in sealed {
@@ -144,7 +142,7 @@ extension DeviceSession {
     func openShares(_ item: SealedShares, from sender: NeighbourRecord) throws -> HeldShares {
         let (key, nonce) = sender.opening!
         let plaintext = try XChaCha20Poly1305.open(
-            item.ciphertext, key: key, nonce: nonce,
+            item.ciphertext.bytes, key: key, nonce: nonce,
             associatedData: ProtocolEncoding.shareAssociatedData(round: configuration.roundID, sender: item.sender, recipient: device))
         let half = ShamirSecretSharing.shareValueByteCount
         let held = plaintext.withUnsafeBytes { raw in

@@ -39,7 +39,7 @@ public struct SealedShares: Sendable, Equatable {
     /// The holder.
     public let recipient: UInt32
     /// 96 bytes: 80 bytes of ciphertext and a 16-byte tag.
-    public let ciphertext: [UInt8]
+    public let ciphertext: Ciphertext
     /// The dealer's digest of the masking-key share inside.
     public let maskingKeyShareDigest: ShareDigest
     /// The dealer's digest of the self-mask share inside.
@@ -51,7 +51,7 @@ public struct SealedShares: Sendable, Equatable {
     public static let digestByteCount = ShareDigest.byteCount
 
     /// Creates a sealed share pair.
-    public init(sender: UInt32, recipient: UInt32, ciphertext: [UInt8], maskingKeyShareDigest: ShareDigest, selfMaskShareDigest: ShareDigest) {
+    public init(sender: UInt32, recipient: UInt32, ciphertext: Ciphertext, maskingKeyShareDigest: ShareDigest, selfMaskShareDigest: ShareDigest) {
         self.sender = sender
         self.recipient = recipient
         self.ciphertext = ciphertext
@@ -62,6 +62,51 @@ public struct SealedShares: Sendable, Equatable {
     /// The digest of the share of `kind`.
     public func digest(of kind: ShareKind) -> ShareDigest {
         kind == .maskingKey ? maskingKeyShareDigest : selfMaskShareDigest
+    }
+
+    /// The 96 sealed bytes of one share pair, held inline.
+    ///
+    /// Inline, not in an array: the aggregator receives k sealed pairs from every device and
+    /// routes each to its holder, so a heap array per pair cost an allocation when decoding and a
+    /// reference-count update and a cache miss when routing. Ciphertext is public; `==` compares
+    /// all 96 bytes.
+    public struct Ciphertext: Sendable, Hashable {
+        /// The first 64 bytes, in order.
+        private var head: SIMD64<UInt8>
+        /// The last 32 bytes, in order.
+        private var tail: SIMD32<UInt8>
+
+        /// The sealed bytes `bytes`, or nil unless there are exactly ``SealedShares/ciphertextByteCount`` of them.
+        public init?(_ bytes: some Collection<UInt8>) {
+            guard bytes.count == SealedShares.ciphertextByteCount else { return nil }
+            head = SIMD64()
+            tail = SIMD32()
+            Swift.withUnsafeMutableBytes(of: &self) { out in
+                // One copy from contiguous storage (arrays, Data, buffers); byte by byte only otherwise.
+                let copied: Void? = bytes.withContiguousStorageIfAvailable { out.copyMemory(from: UnsafeRawBufferPointer($0)) }
+                if copied == nil {
+                    for (index, byte) in bytes.enumerated() { out[index] = byte }
+                }
+            }
+        }
+
+        /// The sealed bytes `bytes`, or nil unless there are exactly ``SealedShares/ciphertextByteCount`` of them.
+        ///
+        /// Not generic, so that a decoder in another module pays no generic dispatch per pair.
+        public init?(_ bytes: UnsafeRawBufferPointer) {
+            guard bytes.count == SealedShares.ciphertextByteCount else { return nil }
+            head = SIMD64()
+            tail = SIMD32()
+            Swift.withUnsafeMutableBytes(of: &self) { $0.copyMemory(from: bytes) }
+        }
+
+        /// The 96 bytes, as a new array.
+        public var bytes: [UInt8] { Swift.withUnsafeBytes(of: self) { Array($0) } }
+
+        /// Calls `body` with the 96 bytes, without copying them.
+        public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+            try Swift.withUnsafeBytes(of: self, body)
+        }
     }
 }
 

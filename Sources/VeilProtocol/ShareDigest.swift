@@ -28,6 +28,16 @@ public struct ShareDigest: Sendable, Hashable {
         }
     }
 
+    /// The digest whose bytes are `bytes`, or nil unless there are exactly ``byteCount`` of them.
+    ///
+    /// Not generic, so that a decoder in another module pays no generic dispatch per share.
+    public init?(_ bytes: UnsafeRawBufferPointer) {
+        guard bytes.count == Self.byteCount else { return nil }
+        head = 0
+        tail = 0
+        withUnsafeMutableBytes(of: &self) { $0.copyMemory(from: bytes) }
+    }
+
     /// A digest computed into zero-initialised storage by `body`.
     init(computing body: (UnsafeMutableRawBufferPointer) -> Void) {
         head = 0

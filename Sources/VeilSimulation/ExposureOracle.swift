@@ -74,7 +74,7 @@ enum ExposureOracle {
                   let opening = try? ProtocolEncoding.shareEncryptionKey(
                     sharedSecret: shared, round: round, sender: item.sender, recipient: item.recipient),
                   let plaintext = try? XChaCha20Poly1305.open(
-                    item.ciphertext, key: opening.0, nonce: opening.1,
+                    item.ciphertext.bytes, key: opening.0, nonce: opening.1,
                     associatedData: ProtocolEncoding.shareAssociatedData(round: round, sender: item.sender, recipient: item.recipient))
             else { continue }
             let x = ProtocolEncoding.shareXCoordinate(holder: item.recipient)

@@ -163,7 +163,7 @@ struct MessageRecord: Encodable {
             self.maskingKeyCommitment = hex(maskingKeyCommitment.bytes)
             self.selfMaskCommitment = hex(selfMaskCommitment.bytes)
             self.shares = shares.map {
-                Sealed(sender: $0.sender, recipient: $0.recipient, ciphertext: hex($0.ciphertext),
+                Sealed(sender: $0.sender, recipient: $0.recipient, ciphertext: hex($0.ciphertext.bytes),
                        maskingKeyShareDigest: hex($0.maskingKeyShareDigest.bytes), selfMaskShareDigest: hex($0.selfMaskShareDigest.bytes))
             }
         case let .maskedInput(vector):
@@ -191,7 +191,7 @@ struct MessageRecord: Encodable {
         case let .sealedShares(sealed):
             self.init(from: "server", device: device, phase: message.phase, type: "sealed-shares")
             shares = sealed.map {
-                Sealed(sender: $0.sender, recipient: $0.recipient, ciphertext: hex($0.ciphertext),
+                Sealed(sender: $0.sender, recipient: $0.recipient, ciphertext: hex($0.ciphertext.bytes),
                        maskingKeyShareDigest: hex($0.maskingKeyShareDigest.bytes), selfMaskShareDigest: hex($0.selfMaskShareDigest.bytes))
             }
         case let .consistencyCheck(survivors):

@@ -11,8 +11,7 @@ extension WireCodec {
     static func encodeNeighbourKeys(_ entries: [AdvertisedKeys], placement: PlacementReveal?, round: RoundID) -> [UInt8] {
         func entrySize(_ e: AdvertisedKeys) -> Int {
             ProtobufBytes.varintFieldSize(UInt64(e.device))
-                + ProtobufBytes.bytesFieldSize(e.encryptionKey.rawRepresentation.count)
-                + ProtobufBytes.bytesFieldSize(e.maskingKey.rawRepresentation.count)
+                + 2 * ProtobufBytes.bytesFieldSize(X25519.keyByteCount)
                 + ProtobufBytes.bytesFieldSize(e.signature?.rawRepresentation.count ?? 0)
                 + ProtobufBytes.bytesFieldSize(e.identityKey?.rawRepresentation.count ?? 0)
                 + ProtobufBytes.bytesFieldSize(e.placementContribution?.count ?? 0)
@@ -29,8 +28,8 @@ extension WireCodec {
             for e in entries {
                 writer.messageHeader(1, length: entrySize(e))
                 writer.varintField(1, UInt64(e.device))
-                writer.bytesField(2, e.encryptionKey.rawRepresentation)
-                writer.bytesField(3, e.maskingKey.rawRepresentation)
+                e.encryptionKey.withUnsafeBytes { writer.bytesField(2, $0) }
+                e.maskingKey.withUnsafeBytes { writer.bytesField(3, $0) }
                 writer.bytesField(4, e.signature?.rawRepresentation ?? [])
                 writer.bytesField(5, e.identityKey?.rawRepresentation ?? [])
                 writer.bytesField(6, e.placementContribution ?? [])
@@ -46,7 +45,7 @@ extension WireCodec {
     /// `ServerToDevice { round_id, incoming_shares }`.
     static func encodeIncomingShares(_ shares: [SealedShares], round: RoundID) -> [UInt8] {
         func entrySize(_ s: SealedShares) -> Int {
-            ProtobufBytes.varintFieldSize(UInt64(s.sender)) + ProtobufBytes.bytesFieldSize(s.ciphertext.count)
+            ProtobufBytes.varintFieldSize(UInt64(s.sender)) + ProtobufBytes.bytesFieldSize(SealedShares.ciphertextByteCount)
                 + 2 * ProtobufBytes.bytesFieldSize(ShareDigest.byteCount)
         }
         var listSize = 0
@@ -57,7 +56,7 @@ extension WireCodec {
             for s in shares {
                 writer.messageHeader(1, length: entrySize(s))
                 writer.varintField(1, UInt64(s.sender))
-                writer.bytesField(2, s.ciphertext)
+                s.ciphertext.withUnsafeBytes { writer.bytesField(2, $0) }
                 s.maskingKeyShareDigest.withUnsafeBytes { writer.bytesField(3, $0) }
                 s.selfMaskShareDigest.withUnsafeBytes { writer.bytesField(4, $0) }
             }
@@ -134,11 +133,11 @@ extension WireCodec {
             default: return nil
             }
         }
-        guard recipient <= UInt64(UInt32.max), ciphertext.count == SealedShares.ciphertextByteCount,
-              let masking = ShareDigest(ProtobufBytes.typed(maskingKeyShareDigest)),
-              let selfMask = ShareDigest(ProtobufBytes.typed(selfMaskShareDigest)) else { return nil }
+        guard recipient <= UInt64(UInt32.max), let sealed = SealedShares.Ciphertext(ciphertext),
+              let masking = ShareDigest(maskingKeyShareDigest),
+              let selfMask = ShareDigest(selfMaskShareDigest) else { return nil }
         return SealedShares(
-            sender: device, recipient: UInt32(recipient), ciphertext: Array(ProtobufBytes.typed(ciphertext)),
+            sender: device, recipient: UInt32(recipient), ciphertext: sealed,
             maskingKeyShareDigest: masking, selfMaskShareDigest: selfMask)
     }
 
@@ -172,7 +171,9 @@ extension WireCodec {
             }
         }
         guard owner <= UInt64(UInt32.max), values.count == ShamirSecretSharing.shareValueByteCount else { return nil }
-        return RevealedShare(owner: UInt32(owner), values: SecretBytes(copying: ProtobufBytes.typed(values)))
+        // Written straight into the protected buffer (the generic `copying:` would cost a generic
+        // dispatch per share).
+        return RevealedShare(owner: UInt32(owner), values: SecretBytes(count: values.count) { $0.copyMemory(from: values) })
     }
 
     private static func maskedInput(_ body: UnsafeRawBufferPointer, configuration: RoundConfiguration) -> DeviceMessage? {

@@ -30,7 +30,7 @@ public enum WireCodec {
             m.shares = shares.map { s in
                 var w = Veil_V1_SealedShares()
                 w.recipient = s.recipient
-                w.ciphertext = Data(s.ciphertext)
+                w.ciphertext = Data(s.ciphertext.bytes)
                 w.maskingKeyShareDigest = s.maskingKeyShareDigest.withUnsafeBytes { Data($0) }
                 w.selfMaskShareDigest = s.selfMaskShareDigest.withUnsafeBytes { Data($0) }
                 return w
@@ -94,11 +94,11 @@ public enum WireCodec {
         case let .shareKeys(m)?:
             try refuseUnknownFields(m, name: "share_keys")
             let shares = try m.shares.enumerated().map { (i, s) throws(WireError) in
-                try exactLength(s.ciphertext, SealedShares.ciphertextByteCount, "share_keys.shares[\(i)].ciphertext")
+                let ciphertext = try sealedCiphertext(s.ciphertext, "share_keys.shares[\(i)].ciphertext")
                 let maskingKeyShareDigest = try shareDigest(s.maskingKeyShareDigest, "share_keys.shares[\(i)].masking_key_share_digest")
                 let selfMaskShareDigest = try shareDigest(s.selfMaskShareDigest, "share_keys.shares[\(i)].self_mask_share_digest")
                 return SealedShares(
-                    sender: device, recipient: s.recipient, ciphertext: Array(s.ciphertext),
+                    sender: device, recipient: s.recipient, ciphertext: ciphertext,
                     maskingKeyShareDigest: maskingKeyShareDigest, selfMaskShareDigest: selfMaskShareDigest)
             }
             return .shareKeys(
@@ -169,7 +169,7 @@ public enum WireCodec {
             m.shares = shares.map { s in
                 var w = Veil_V1_IncomingShares()
                 w.sender = s.sender
-                w.ciphertext = Data(s.ciphertext)
+                w.ciphertext = Data(s.ciphertext.bytes)
                 w.maskingKeyShareDigest = s.maskingKeyShareDigest.withUnsafeBytes { Data($0) }
                 w.selfMaskShareDigest = s.selfMaskShareDigest.withUnsafeBytes { Data($0) }
                 return w
@@ -237,11 +237,11 @@ public enum WireCodec {
                 secret: Array(m.placementSecret), root: Array(m.placementRoot), path: m.placementPath.map { Array($0) }))
         case let .incomingShares(m)?:
             return .sealedShares(try m.shares.enumerated().map { (i, s) throws(WireError) in
-                try exactLength(s.ciphertext, SealedShares.ciphertextByteCount, "incoming_shares.shares[\(i)].ciphertext")
+                let ciphertext = try sealedCiphertext(s.ciphertext, "incoming_shares.shares[\(i)].ciphertext")
                 let maskingKeyShareDigest = try shareDigest(s.maskingKeyShareDigest, "incoming_shares.shares[\(i)].masking_key_share_digest")
                 let selfMaskShareDigest = try shareDigest(s.selfMaskShareDigest, "incoming_shares.shares[\(i)].self_mask_share_digest")
                 return SealedShares(
-                    sender: s.sender, recipient: device, ciphertext: Array(s.ciphertext),
+                    sender: s.sender, recipient: device, ciphertext: ciphertext,
                     maskingKeyShareDigest: maskingKeyShareDigest, selfMaskShareDigest: selfMaskShareDigest)
             })
         case let .consistencyCheck(m)?:
@@ -301,6 +301,12 @@ public enum WireCodec {
     /// more than the parse.
     static func exactLength(_ data: Data, _ expected: Int, _ name: @autoclosure () -> String) throws(WireError) {
         guard data.count == expected else { throw .invalidField(field: name(), reason: "must be \(expected) bytes, got \(data.count)") }
+    }
+
+    /// The sealed share pair in `data`, which must be exactly ``SealedShares/ciphertextByteCount`` bytes.
+    static func sealedCiphertext(_ data: Data, _ name: @autoclosure () -> String) throws(WireError) -> SealedShares.Ciphertext {
+        try exactLength(data, SealedShares.ciphertextByteCount, name())
+        return SealedShares.Ciphertext(data)!
     }
 
     /// The share digest in `data`, which must be exactly ``ShareDigest/byteCount`` bytes.

@@ -509,7 +509,7 @@ import VeilCrypto
                 maskingKeyCommitment: try ShamirCommitment(bytes: bytes(#require(r.maskingKeyCommitment))),
                 selfMaskCommitment: try ShamirCommitment(bytes: bytes(#require(r.selfMaskCommitment))),
                 shares: try #require(r.shares).map {
-                    SealedShares(sender: $0.sender, recipient: $0.recipient, ciphertext: try bytes($0.ciphertext),
+                    SealedShares(sender: $0.sender, recipient: $0.recipient, ciphertext: try #require(SealedShares.Ciphertext(try bytes($0.ciphertext))),
                                  maskingKeyShareDigest: try #require(ShareDigest(try bytes($0.maskingKeyShareDigest))), selfMaskShareDigest: try #require(ShareDigest(try bytes($0.selfMaskShareDigest))))
                 })
         case "masked-input":
@@ -541,7 +541,7 @@ import VeilCrypto
             let shares = try #require(r.shares)
             #expect(shares.allSatisfy { $0.recipient == device })
             return .sealedShares(try shares.map {
-                SealedShares(sender: $0.sender, recipient: $0.recipient, ciphertext: try bytes($0.ciphertext),
+                SealedShares(sender: $0.sender, recipient: $0.recipient, ciphertext: try #require(SealedShares.Ciphertext(try bytes($0.ciphertext))),
                              maskingKeyShareDigest: try #require(ShareDigest(try bytes($0.maskingKeyShareDigest))), selfMaskShareDigest: try #require(ShareDigest(try bytes($0.selfMaskShareDigest))))
             })
         case "consistency-check":

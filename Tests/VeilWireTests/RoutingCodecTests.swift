@@ -18,7 +18,7 @@ import VeilProtocol
 
     static func sealed(sender: UInt32, recipient: UInt32, random: inout SeededRandomSource) -> SealedShares {
         SealedShares(
-            sender: sender, recipient: recipient, ciphertext: random.bytes(count: SealedShares.ciphertextByteCount),
+            sender: sender, recipient: recipient, ciphertext: SealedShares.Ciphertext(random.bytes(count: SealedShares.ciphertextByteCount))!,
             maskingKeyShareDigest: ShareDigest(random.bytes(count: 16))!, selfMaskShareDigest: ShareDigest(random.bytes(count: 16))!)
     }
 
