@@ -21,12 +21,7 @@ public enum X25519 {
                 throw .invalidLength(what: "X25519 public key", expected: X25519.keyByteCount, actual: rawRepresentation.count)
             }
             storage = SIMD32()
-            Swift.withUnsafeMutableBytes(of: &storage) { out in
-                let copied: Void? = rawRepresentation.withContiguousStorageIfAvailable { out.copyMemory(from: UnsafeRawBufferPointer($0)) }
-                if copied == nil {
-                    for (index, byte) in rawRepresentation.enumerated() { out[index] = byte }
-                }
-            }
+            Swift.withUnsafeMutableBytes(of: &storage) { copyInline(rawRepresentation, to: $0) }
         }
 
         /// The 32-byte encoding (RFC 7748 u-coordinate, little-endian), as a new array.
@@ -171,5 +166,16 @@ public enum Hex {
     /// The first eight bytes in hex followed by an ellipsis, for log-friendly identifiers.
     static func prefix(_ bytes: [UInt8]) -> String {
         encode(bytes.prefix(8)) + (bytes.count > 8 ? "…" : "")
+    }
+}
+
+/// Copies `bytes` (exactly `out.count` of them) into a value's inline storage: in one copy from
+/// contiguous storage (arrays, Data, buffers), byte by byte only otherwise. For this package's
+/// fixed-size byte values (public keys, sealed share pairs, share digests).
+package func copyInline(_ bytes: some Collection<UInt8>, to out: UnsafeMutableRawBufferPointer) {
+    precondition(bytes.count == out.count, "copyInline needs exactly as many bytes as the storage holds")
+    let copied: Void? = bytes.withContiguousStorageIfAvailable { out.copyMemory(from: UnsafeRawBufferPointer($0)) }
+    if copied == nil {
+        for (index, byte) in bytes.enumerated() { out[index] = byte }
     }
 }

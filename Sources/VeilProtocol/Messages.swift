@@ -81,13 +81,7 @@ public struct SealedShares: Sendable, Equatable {
             guard bytes.count == SealedShares.ciphertextByteCount else { return nil }
             head = SIMD64()
             tail = SIMD32()
-            Swift.withUnsafeMutableBytes(of: &self) { out in
-                // One copy from contiguous storage (arrays, Data, buffers); byte by byte only otherwise.
-                let copied: Void? = bytes.withContiguousStorageIfAvailable { out.copyMemory(from: UnsafeRawBufferPointer($0)) }
-                if copied == nil {
-                    for (index, byte) in bytes.enumerated() { out[index] = byte }
-                }
-            }
+            Swift.withUnsafeMutableBytes(of: &self) { copyInline(bytes, to: $0) }
         }
 
         /// The sealed bytes `bytes`, or nil unless there are exactly ``SealedShares/ciphertextByteCount`` of them.

@@ -19,13 +19,7 @@ public struct ShareDigest: Sendable, Hashable {
         guard bytes.count == Self.byteCount else { return nil }
         head = 0
         tail = 0
-        withUnsafeMutableBytes(of: &self) { out in
-            // One copy from contiguous storage (arrays, Data); byte by byte only otherwise.
-            let copied: Void? = bytes.withContiguousStorageIfAvailable { out.copyMemory(from: UnsafeRawBufferPointer($0)) }
-            if copied == nil {
-                for (index, byte) in bytes.enumerated() { out[index] = byte }
-            }
-        }
+        withUnsafeMutableBytes(of: &self) { copyInline(bytes, to: $0) }
     }
 
     /// The digest whose bytes are `bytes`, or nil unless there are exactly ``byteCount`` of them.
