@@ -27,12 +27,7 @@ extension VeilSim {
         @Option(name: .customLong("report-json"), help: "Write both timings as JSON to this path.") var reportJSON: String?
 
         func run() async throws {
-            var overrides = ScenarioOverrides()
-            overrides.devices = devices
-            overrides.dropout = dropout
-            overrides.network = network
-            overrides.deadline = deadline
-            overrides.seed = seed
+            let overrides = ScenarioOverrides(devices: devices, dropout: dropout, seed: seed, network: network, deadline: deadline)
             let loaded: Scenario
             do {
                 guard case let .round(s) = try AnyScenario.load(path: scenario) else {

@@ -36,13 +36,8 @@ extension VeilSim {
                 name: "plan", description: "veil-sim plan", devices: devices, dimension: dimension, bitWidth: bitWidth,
                 graph: .init(kind: "auto", degree: nil, threshold: nil, corruptFraction: corruptFraction > 0 ? corruptFraction : nil),
                 data: [.init(start: 0, end: dimension, kind: "uniform", value: Double(maximum))])
-            var overrides = ScenarioOverrides()
             guard let model = ThreatModel(rawValue: threatModel) else { throw ValidationError("--threat-model must be honest-but-curious or active, got \(threatModel)") }
-            overrides.threatModel = model
-            overrides.dropout = dropout
-            overrides.protocolName = protocolName
-            overrides.network = network
-            overrides.seed = seed
+            let overrides = ScenarioOverrides(dropout: dropout, protocolName: protocolName, threatModel: model, seed: seed, network: network)
             do { return try base.applying(overrides) } catch { throw ValidationError("\(error)") }
         }
 

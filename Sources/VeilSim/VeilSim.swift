@@ -96,22 +96,16 @@ extension VeilSim {
         }
 
         func run() async throws {
-            var overrides = ScenarioOverrides()
-            overrides.devices = devices
-            overrides.dimension = dimension
-            overrides.bitWidth = bitWidth
-            overrides.dropout = dropout
-            overrides.protocolName = protocolName
+            var model: ThreatModel?
             if let threatModel {
-                guard let model = ThreatModel(rawValue: threatModel) else {
+                guard let parsed = ThreatModel(rawValue: threatModel) else {
                     throw ValidationError("--threat-model must be honest-but-curious or active, got \(threatModel)")
                 }
-                overrides.threatModel = model
+                model = parsed
             }
-            overrides.seed = seed
-            overrides.adversary = adversary
-            overrides.network = network
-            overrides.deadline = deadline
+            let overrides = ScenarioOverrides(
+                devices: devices, dimension: dimension, bitWidth: bitWidth, dropout: dropout, protocolName: protocolName,
+                threatModel: model, seed: seed, adversary: adversary, network: network, deadline: deadline)
             let loaded: Scenario
             do {
                 switch try AnyScenario.load(path: scenario) {

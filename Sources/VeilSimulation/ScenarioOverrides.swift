@@ -23,8 +23,22 @@ public struct ScenarioOverrides: Sendable {
     /// Every phase's deadline in simulated time, seconds.
     public var deadline: Double?
 
-    /// No changes.
-    public init() {}
+    /// The changes given; no argument, no change.
+    public init(
+        devices: Int? = nil, dimension: Int? = nil, bitWidth: Int? = nil, dropout: Double? = nil, protocolName: String? = nil,
+        threatModel: ThreatModel? = nil, seed: UInt64? = nil, adversary: String? = nil, network: String? = nil, deadline: Double? = nil
+    ) {
+        self.devices = devices
+        self.dimension = dimension
+        self.bitWidth = bitWidth
+        self.dropout = dropout
+        self.protocolName = protocolName
+        self.threatModel = threatModel
+        self.seed = seed
+        self.adversary = adversary
+        self.network = network
+        self.deadline = deadline
+    }
 }
 
 extension Scenario {
