@@ -97,10 +97,10 @@ struct RoundRun: Sendable {
             let snapshot = server
             let cohortSize = n
             exchange(phase, recipients: server.recipients, cohort: &cohort, start: start, progress: progress) { d, session, rng, serverTime in
-                let serverStart = ContinuousClock.now
+                let serverStart = ResourceUsage.threadCPUSeconds()
                 guard let message = snapshot.outgoingMessage(for: d) else { return (nil, 0) }
                 let down = WireCodec.encode(message, round: round, cohortSize: cohortSize)
-                serverTime = (ContinuousClock.now - serverStart).seconds
+                serverTime = ResourceUsage.threadCPUSeconds() - serverStart
                 // The device decodes the bytes it received, as a real client does.
                 let decoded = try WireCodec.decodeServerMessage(down, for: d, configuration: session.configuration)
                 let answer = try session.handle(decoded, using: &rng)
@@ -111,7 +111,7 @@ struct RoundRun: Sendable {
 
     /// Asks every recipient for its message of `phase` in parallel batches and feeds the answers to
     /// the server in order. `produce` returns the device's wire answer (nil if nothing to send) and
-    /// may report server-side seconds spent building the request.
+    /// may report the server-side CPU seconds spent building the request.
     mutating func exchange(
         _ phase: Phase, recipients: [UInt32], cohort: inout Cohort, start: ContinuousClock.Instant,
         progress: ((SimulationProgress) -> Void)?,
@@ -137,7 +137,9 @@ struct RoundRun: Sendable {
                         while i < batch.count {
                             let d = batch[i]
                             var serverTime = 0.0
-                            let deviceStart = ContinuousClock.now
+                            // CPU time of this thread, not wall time: the workers share the
+                            // machine, and a simulated device has a processor of its own.
+                            let deviceStart = ResourceUsage.threadCPUSeconds()
                             var answer: DeviceAnswer
                             var downBytes = 0
                             if case let .drops(before) = behaviours[Int(d)], phase >= before {
@@ -157,7 +159,7 @@ struct RoundRun: Sendable {
                                     answer = .refused(ProtocolViolation(round: sessionsPointer.value[Int(d)].configuration.roundID, device: d, phase: phase, kind: .malformed("\(error)")))
                                 }
                             }
-                            let deviceTime = (ContinuousClock.now - deviceStart).seconds - serverTime
+                            let deviceTime = ResourceUsage.threadCPUSeconds() - deviceStart - serverTime
                             results.store((answer, deviceTime, serverTime, downBytes), at: i)
                             i += workers
                         }
